@@ -1,0 +1,27 @@
+//! # stagebox-core — the station's logic, sans-IO
+//!
+//! Every decision a station makes, with no clock, no socket and no device: time comes in as
+//! `now: Instant`, inputs through `handle_*`, outputs out of `poll_*` (messages to send,
+//! events for the plumbing, the next deadline). The async plumbing in `stationd` only moves
+//! bytes and calls these; the tests drive them in virtual time. Clippy's
+//! `disallowed-methods` (see this crate's `clippy.toml`) keeps clocks and I/O out.
+//!
+//! - [`session`]: the signaling session (hello, identify/resume, heartbeats) and its
+//!   reconnect policy, built on [`backoff`] (exponential, full jitter, seeded).
+//! - [`stage`]: the stage as this station sees it (role, hand, invitation, mute, priority).
+//! - [`button`]: debounce and gestures (down, up, double-press, long-press).
+//! - [`led`]: the states the LEDs show.
+//! - [`station`]: all of the above composed: buttons and stage decide whether the mic is sent
+//!   and what the LEDs show.
+
+pub mod backoff;
+pub mod button;
+pub mod led;
+pub mod session;
+pub mod stage;
+pub mod station;
+
+pub use button::{ButtonId, ButtonTiming};
+pub use led::LedState;
+pub use session::{ConnId, Session, SessionConfig, SessionEvent};
+pub use station::{Station, StationConfig, StationEvent};

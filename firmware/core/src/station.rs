@@ -1,0 +1,312 @@
+//! The station as one sans-IO state machine: the signaling session, the stage view and the
+//! two buttons, and the two things they decide — whether the mic is sent, and what the LEDs
+//! show.
+//!
+//! What the buttons mean:
+//! - audience: hand toggles raise/lower; PTT does nothing (the LEDs say "audience");
+//! - invited: PTT accepts, hand declines;
+//! - speaker or moderator: PTT held = live; with `ptt_latch`, a double-press latches live
+//!   until the next press; a long press on hand steps down to the audience;
+//! - muted by a moderator: PTT does nothing audible (the LEDs say "muted").
+//!
+//! A PTT press only counts for talking if it began while the station could speak: the press
+//! that accepts an invitation does not go live by itself when the role changes under it.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use stagebox_proto::close::AfterClose;
+use stagebox_proto::signal::{ClientMsg, MediaParams, Member, Role};
+
+use crate::button::{Button, ButtonId, ButtonTiming, Gesture, GestureKind};
+use crate::led::LedState;
+use crate::session::{ConnId, Session, SessionConfig, SessionEvent, SessionStats};
+use crate::stage::{StageEvent, StageView};
+
+/// Everything a station core needs.
+#[derive(Debug, Clone)]
+pub struct StationConfig {
+    pub session: SessionConfig,
+    pub buttons: ButtonTiming,
+    /// Whether a double-press on PTT latches live.
+    pub ptt_latch: bool,
+}
+
+/// What the station core asks of the plumbing.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StationEvent {
+    /// Open a signaling connection.
+    Connect { conn: ConnId, url: String },
+    /// Close a signaling connection.
+    Close { conn: ConnId, code: u16 },
+    /// A new media session: use this address, SSRC and keys from now on.
+    Media(MediaParams),
+    /// Start or stop sending the microphone.
+    Transmit(bool),
+    /// The priority speaker changed (duck everyone else).
+    Priority(Option<u32>),
+    /// The LEDs should now show this.
+    Led(LedState),
+    /// Someone started or stopped speaking.
+    Speaking {
+        station_id: String,
+        ssrc: u32,
+        speaking: bool,
+    },
+}
+
+#[derive(Debug)]
+pub struct Station {
+    session: Session,
+    stage: StageView,
+    ptt: Button,
+    hand: Button,
+    ptt_latch: bool,
+    latched: bool,
+    /// PTT is down and the press began while the station could speak.
+    ptt_talking: bool,
+    ever_established: bool,
+    fatal: bool,
+    in_spurt: bool,
+    transmit: bool,
+    led: LedState,
+    events: VecDeque<StationEvent>,
+}
+
+impl Station {
+    pub fn new(now: Instant, cfg: StationConfig) -> Station {
+        let stage = StageView::new(&cfg.session.station_id);
+        let mut station = Station {
+            session: Session::new(now, cfg.session),
+            stage,
+            ptt: Button::new(ButtonId::Ptt, cfg.buttons),
+            hand: Button::new(ButtonId::Hand, cfg.buttons),
+            ptt_latch: cfg.ptt_latch,
+            latched: false,
+            ptt_talking: false,
+            ever_established: false,
+            fatal: false,
+            in_spurt: false,
+            transmit: false,
+            led: LedState::Booting,
+            events: VecDeque::new(),
+        };
+        station.update();
+        station
+    }
+
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
+    pub fn stage(&self) -> &StageView {
+        &self.stage
+    }
+
+    pub fn stats(&self) -> SessionStats {
+        self.session.stats()
+    }
+
+    pub fn led(&self) -> LedState {
+        self.led
+    }
+
+    pub fn is_transmitting(&self) -> bool {
+        self.transmit
+    }
+
+    pub fn handle_connected(&mut self, now: Instant, conn: ConnId) {
+        self.session.handle_connected(now, conn);
+        self.update();
+    }
+
+    pub fn handle_text(&mut self, now: Instant, conn: ConnId, text: &str) {
+        self.session.handle_text(now, conn, text);
+        self.update();
+    }
+
+    pub fn handle_closed(&mut self, now: Instant, conn: ConnId, code: Option<u16>) {
+        self.session.handle_closed(now, conn, code);
+        self.update();
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.session.handle_timeout(now);
+        self.ptt.handle_timeout(now);
+        self.hand.handle_timeout(now);
+        self.update();
+    }
+
+    /// A button's raw level changed (`pressed` = contact closed).
+    pub fn handle_button(&mut self, now: Instant, button: ButtonId, pressed: bool) {
+        match button {
+            ButtonId::Ptt => self.ptt.handle_level(now, pressed),
+            ButtonId::Hand => self.hand.handle_level(now, pressed),
+        }
+        self.update();
+    }
+
+    /// The audio path started or ended a talk spurt (voice activity while transmitting).
+    pub fn handle_talk_spurt(&mut self, _now: Instant, speaking: bool) {
+        if speaking != self.in_spurt {
+            self.in_spurt = speaking;
+            self.session.send(ClientMsg::Speaking { speaking });
+        }
+        self.update();
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<(ConnId, ClientMsg)> {
+        self.session.poll_transmit()
+    }
+
+    pub fn poll_event(&mut self) -> Option<StationEvent> {
+        self.events.pop_front()
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        [
+            self.session.poll_timeout(),
+            self.ptt.poll_timeout(),
+            self.hand.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Drains the parts' outputs and re-derives transmit and LEDs.
+    fn update(&mut self) {
+        while let Some(ev) = self.session.poll_event() {
+            self.on_session_event(ev);
+        }
+        loop {
+            let gesture = match self.ptt.poll_gesture() {
+                Some(g) => g,
+                None => match self.hand.poll_gesture() {
+                    Some(g) => g,
+                    None => break,
+                },
+            };
+            self.on_gesture(gesture);
+        }
+        self.derive();
+    }
+
+    fn on_session_event(&mut self, ev: SessionEvent) {
+        match ev {
+            SessionEvent::Connect { conn, url } => {
+                self.events.push_back(StationEvent::Connect { conn, url })
+            }
+            SessionEvent::Close { conn, code } => {
+                self.events.push_back(StationEvent::Close { conn, code })
+            }
+            SessionEvent::Established { media, .. } => {
+                self.ever_established = true;
+                self.fatal = false;
+                if let Some(media) = media {
+                    self.events.push_back(StationEvent::Media(media));
+                }
+                // A talk spurt in progress is announced again on the new connection.
+                if self.in_spurt {
+                    self.session.send(ClientMsg::Speaking { speaking: true });
+                }
+            }
+            SessionEvent::Stage(msg) => {
+                for stage_event in self.stage.handle_message(msg) {
+                    self.on_stage_event(stage_event);
+                }
+            }
+            SessionEvent::Lost { after, .. } => self.fatal = after == AfterClose::Fatal,
+        }
+    }
+
+    fn on_stage_event(&mut self, ev: StageEvent) {
+        match ev {
+            StageEvent::SelfChanged { after, .. } => {
+                if !after.as_ref().is_some_and(|m| m.role.can_speak()) {
+                    self.latched = false;
+                    self.ptt_talking = false;
+                }
+            }
+            StageEvent::Priority(ssrc) => self.events.push_back(StationEvent::Priority(ssrc)),
+            StageEvent::Speaking {
+                station_id,
+                ssrc,
+                speaking,
+            } => self.events.push_back(StationEvent::Speaking {
+                station_id,
+                ssrc,
+                speaking,
+            }),
+            StageEvent::Roster => {}
+        }
+    }
+
+    fn on_gesture(&mut self, g: Gesture) {
+        let me = self.stage.me().cloned();
+        let invited = me
+            .as_ref()
+            .is_some_and(|m| m.invited && m.role == Role::Audience);
+        let can_speak = me.as_ref().is_some_and(|m| m.role.can_speak());
+        match (g.button, g.kind) {
+            (ButtonId::Ptt, GestureKind::Down) if invited => {
+                self.session
+                    .send(ClientMsg::InviteResponse { accept: true });
+            }
+            (ButtonId::Hand, GestureKind::Down) if invited => {
+                self.session
+                    .send(ClientMsg::InviteResponse { accept: false });
+            }
+            (ButtonId::Hand, GestureKind::Down) if !can_speak => {
+                let raised = me.as_ref().is_some_and(|m| m.hand_raised);
+                self.session.send(ClientMsg::RaiseHand { raised: !raised });
+            }
+            (ButtonId::Ptt, GestureKind::Down) if can_speak => {
+                self.latched = false;
+                self.ptt_talking = true;
+            }
+            (ButtonId::Ptt, GestureKind::DoublePress) if can_speak && self.ptt_latch => {
+                self.latched = true;
+            }
+            (ButtonId::Ptt, GestureKind::Up) => self.ptt_talking = false,
+            (ButtonId::Hand, GestureKind::LongPress) if can_speak => {
+                self.session.send(ClientMsg::StepDown {});
+            }
+            _ => {}
+        }
+    }
+
+    fn derive(&mut self) {
+        let me: Option<&Member> = self.stage.me();
+        let may_speak = me.is_some_and(|m| m.role.can_speak() && !m.server_muted);
+        let transmit = self.ever_established && may_speak && (self.ptt_talking || self.latched);
+        if transmit != self.transmit {
+            self.transmit = transmit;
+            self.events.push_back(StationEvent::Transmit(transmit));
+        }
+        let led = if self.fatal {
+            LedState::Error
+        } else if transmit {
+            LedState::Live
+        } else if !self.session.is_established() {
+            if self.ever_established {
+                LedState::Reconnecting
+            } else {
+                LedState::Connecting
+            }
+        } else {
+            match me {
+                None => LedState::Connecting,
+                Some(m) if m.role == Role::Audience && m.invited => LedState::Invited,
+                Some(m) if m.role == Role::Audience && m.hand_raised => LedState::HandRaised,
+                Some(m) if m.role == Role::Audience => LedState::Audience,
+                Some(m) if m.server_muted => LedState::Muted,
+                Some(_) => LedState::SpeakerIdle,
+            }
+        };
+        if led != self.led {
+            self.led = led;
+            self.events.push_back(StationEvent::Led(led));
+        }
+    }
+}

@@ -1,0 +1,410 @@
+//! Signaling messages: JSON text frames over WebSocket + TLS, `{"op": NAME, "d": {...}}`.
+//!
+//! Decoding is total: any text either becomes a message or a [`SignalError`] that names the
+//! close code to answer with. Sizes are bounded before parsing and identifiers after.
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::close::CloseCode;
+
+/// Version carried in `hello`, `identify` and `resume`.
+pub const PROTOCOL_VERSION: u32 = 1;
+/// Largest signaling frame either side accepts, in bytes.
+pub const MAX_MESSAGE_LEN: usize = 64 * 1024;
+/// Longest station id, stage id, session id or token, in bytes.
+pub const MAX_ID_LEN: usize = 128;
+
+/// A member's role on a stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// May speak, invite and move people.
+    Moderator,
+    /// Invited to speak.
+    Speaker,
+    /// Listens; may raise a hand.
+    Audience,
+}
+
+impl Role {
+    /// Whether this role may send audio.
+    pub fn can_speak(self) -> bool {
+        matches!(self, Role::Moderator | Role::Speaker)
+    }
+}
+
+/// One station on a stage, as every member sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    pub station_id: String,
+    pub role: Role,
+    #[serde(default)]
+    pub hand_raised: bool,
+    /// A moderator invited this audience member to speak; waiting for an answer.
+    #[serde(default)]
+    pub invited: bool,
+    /// Muted by a moderator: its audio is not forwarded.
+    #[serde(default)]
+    pub server_muted: bool,
+    /// The SSRC its audio arrives with.
+    pub ssrc: u32,
+    /// Whether its signaling connection is up (a member stays listed while it may resume).
+    #[serde(default)]
+    pub connected: bool,
+}
+
+/// The whole stage, sent after `ready`/`resumed`; later changes come as `member_update`,
+/// `member_left` and `priority`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StageSnapshot {
+    pub stage: String,
+    pub members: Vec<Member>,
+    #[serde(default)]
+    pub priority_ssrc: Option<u32>,
+}
+
+/// Where and how to send media, given in `ready`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MediaParams {
+    /// UDP address of the voice server (IP literal or host name).
+    pub host: String,
+    pub port: u16,
+    /// Encryption mode, see [`crate::media::MEDIA_MODE`].
+    pub mode: String,
+    /// SSRC the station must send with.
+    pub ssrc: u32,
+    /// Hex key the station seals its packets with.
+    pub station_key: String,
+    /// Hex key the server seals packets to this station with.
+    pub server_key: String,
+}
+
+/// Messages a station sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", content = "d", rename_all = "snake_case")]
+pub enum ClientMsg {
+    Identify {
+        v: u32,
+        station_id: String,
+        token: String,
+        stage: String,
+        /// Media modes the station supports, most preferred first.
+        modes: Vec<String>,
+    },
+    Resume {
+        v: u32,
+        station_id: String,
+        session_id: String,
+        token: String,
+    },
+    Heartbeat {
+        nonce: u64,
+    },
+    /// The station started or stopped a talk spurt.
+    Speaking {
+        speaking: bool,
+    },
+    RaiseHand {
+        raised: bool,
+    },
+    /// Answer to an invitation to speak.
+    InviteResponse {
+        accept: bool,
+    },
+    /// A speaker goes back to the audience by itself.
+    StepDown {},
+}
+
+/// Messages a server sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", content = "d", rename_all = "snake_case")]
+pub enum ServerMsg {
+    Hello {
+        v: u32,
+        heartbeat_interval_ms: u32,
+    },
+    Ready {
+        session_id: String,
+        station_id: String,
+        media: MediaParams,
+        /// How long after a disconnect the session may still be resumed.
+        resume_window_ms: u32,
+    },
+    Resumed {},
+    HeartbeatAck {
+        nonce: u64,
+    },
+    Stage(StageSnapshot),
+    MemberUpdate(Member),
+    MemberLeft {
+        station_id: String,
+    },
+    Priority {
+        ssrc: Option<u32>,
+    },
+    Speaking {
+        station_id: String,
+        ssrc: u32,
+        speaking: bool,
+    },
+    /// Reconnect now and resume, to `gateway` if given (a move to another server).
+    Reconnect {
+        reason: String,
+        #[serde(default)]
+        gateway: Option<String>,
+    },
+    /// Sent just before the server closes with `code`.
+    Error {
+        code: u16,
+        message: String,
+    },
+}
+
+/// Why a signaling frame was refused, and with which close code to answer.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum SignalError {
+    #[error("message of {0} bytes exceeds the {MAX_MESSAGE_LEN}-byte limit")]
+    TooLarge(usize),
+    #[error("unknown op {0:?}")]
+    UnknownOp(String),
+    #[error("malformed message: {0}")]
+    Malformed(String),
+    #[error("field {0} is empty or longer than {MAX_ID_LEN} bytes")]
+    BadField(&'static str),
+}
+
+impl SignalError {
+    /// The close code a peer answers this error with.
+    pub fn close_code(&self) -> CloseCode {
+        match self {
+            SignalError::UnknownOp(_) => CloseCode::UnknownOp,
+            SignalError::TooLarge(_) | SignalError::Malformed(_) | SignalError::BadField(_) => {
+                CloseCode::DecodeError
+            }
+        }
+    }
+}
+
+const CLIENT_OPS: &[&str] = &[
+    "identify",
+    "resume",
+    "heartbeat",
+    "speaking",
+    "raise_hand",
+    "invite_response",
+    "step_down",
+];
+const SERVER_OPS: &[&str] = &[
+    "hello",
+    "ready",
+    "resumed",
+    "heartbeat_ack",
+    "stage",
+    "member_update",
+    "member_left",
+    "priority",
+    "speaking",
+    "reconnect",
+    "error",
+];
+
+#[derive(Deserialize)]
+struct OpOnly {
+    op: String,
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(text: &str, known: &[&str]) -> Result<T, SignalError> {
+    if text.len() > MAX_MESSAGE_LEN {
+        return Err(SignalError::TooLarge(text.len()));
+    }
+    serde_json::from_str(text).map_err(|e| match serde_json::from_str::<OpOnly>(text) {
+        Ok(o) if !known.contains(&o.op.as_str()) => {
+            SignalError::UnknownOp(o.op.chars().take(32).collect())
+        }
+        _ => SignalError::Malformed(e.to_string()),
+    })
+}
+
+fn check_id(field: &'static str, value: &str) -> Result<(), SignalError> {
+    if value.is_empty() || value.len() > MAX_ID_LEN {
+        return Err(SignalError::BadField(field));
+    }
+    Ok(())
+}
+
+fn encode<T: Serialize>(msg: &T) -> String {
+    // Our message types hold only strings, numbers, bools and sequences of them, which
+    // serde_json always serializes.
+    serde_json::to_string(msg).unwrap_or_default()
+}
+
+impl ClientMsg {
+    pub fn from_json(text: &str) -> Result<ClientMsg, SignalError> {
+        let msg: ClientMsg = decode(text, CLIENT_OPS)?;
+        match &msg {
+            ClientMsg::Identify {
+                station_id,
+                token,
+                stage,
+                modes,
+                ..
+            } => {
+                check_id("station_id", station_id)?;
+                check_id("token", token)?;
+                check_id("stage", stage)?;
+                if modes.len() > 16 {
+                    return Err(SignalError::BadField("modes"));
+                }
+            }
+            ClientMsg::Resume {
+                station_id,
+                session_id,
+                token,
+                ..
+            } => {
+                check_id("station_id", station_id)?;
+                check_id("session_id", session_id)?;
+                check_id("token", token)?;
+            }
+            _ => {}
+        }
+        Ok(msg)
+    }
+
+    pub fn to_json(&self) -> String {
+        encode(self)
+    }
+}
+
+impl ServerMsg {
+    pub fn from_json(text: &str) -> Result<ServerMsg, SignalError> {
+        let msg: ServerMsg = decode(text, SERVER_OPS)?;
+        if let ServerMsg::Ready {
+            session_id,
+            station_id,
+            ..
+        } = &msg
+        {
+            check_id("session_id", session_id)?;
+            check_id("station_id", station_id)?;
+        }
+        Ok(msg)
+    }
+
+    pub fn to_json(&self) -> String {
+        encode(self)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_wire_form_is_stable() {
+        let m = ClientMsg::RaiseHand { raised: true };
+        assert_eq!(m.to_json(), r#"{"op":"raise_hand","d":{"raised":true}}"#);
+        assert_eq!(
+            ClientMsg::StepDown {}.to_json(),
+            r#"{"op":"step_down","d":{}}"#
+        );
+        let id = ClientMsg::Identify {
+            v: 1,
+            station_id: "podium-1".into(),
+            token: "t0k3n".into(),
+            stage: "townhall".into(),
+            modes: vec!["chacha20_poly1305_rtpsize".into()],
+        };
+        assert_eq!(ClientMsg::from_json(&id.to_json()).unwrap(), id);
+    }
+
+    #[test]
+    fn server_round_trip() {
+        let msgs = [
+            ServerMsg::Hello {
+                v: 1,
+                heartbeat_interval_ms: 2000,
+            },
+            ServerMsg::Stage(StageSnapshot {
+                stage: "s".into(),
+                members: vec![Member {
+                    station_id: "a".into(),
+                    role: Role::Audience,
+                    hand_raised: true,
+                    invited: false,
+                    server_muted: false,
+                    ssrc: 5,
+                    connected: true,
+                }],
+                priority_ssrc: None,
+            }),
+            ServerMsg::Reconnect {
+                reason: "moving".into(),
+                gateway: Some("wss://x:1".into()),
+            },
+            ServerMsg::Priority { ssrc: Some(3) },
+        ];
+        for m in msgs {
+            assert_eq!(ServerMsg::from_json(&m.to_json()).unwrap(), m);
+        }
+        assert_eq!(
+            ServerMsg::from_json(r#"{"op":"resumed","d":{}}"#).unwrap(),
+            ServerMsg::Resumed {}
+        );
+    }
+
+    #[test]
+    fn rejects_bad_input_with_the_right_close_code() {
+        let cases: &[(&str, CloseCode)] = &[
+            ("", CloseCode::DecodeError),
+            ("{", CloseCode::DecodeError),
+            ("[1,2]", CloseCode::DecodeError),
+            (r#"{"op":"fly","d":{}}"#, CloseCode::UnknownOp),
+            (
+                r#"{"op":"raise_hand","d":{"raised":"yes"}}"#,
+                CloseCode::DecodeError,
+            ),
+            (r#"{"op":"heartbeat"}"#, CloseCode::DecodeError),
+            (
+                r#"{"op":"identify","d":{"v":1,"station_id":"","token":"t","stage":"s","modes":[]}}"#,
+                CloseCode::DecodeError,
+            ),
+        ];
+        for (text, code) in cases {
+            let err = ClientMsg::from_json(text).unwrap_err();
+            assert_eq!(err.close_code(), *code, "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn oversized_is_refused_before_parsing() {
+        let big = format!(
+            r#"{{"op":"heartbeat","d":{{"nonce":1,"pad":"{}"}}}}"#,
+            "x".repeat(MAX_MESSAGE_LEN)
+        );
+        assert!(matches!(
+            ClientMsg::from_json(&big),
+            Err(SignalError::TooLarge(_))
+        ));
+        let long_id = "x".repeat(MAX_ID_LEN + 1);
+        let m = ClientMsg::Resume {
+            v: 1,
+            station_id: long_id,
+            session_id: "s".into(),
+            token: "t".into(),
+        };
+        assert_eq!(
+            ClientMsg::from_json(&m.to_json()),
+            Err(SignalError::BadField("station_id"))
+        );
+    }
+
+    #[test]
+    fn unknown_fields_are_ignored_for_forward_compatibility() {
+        let m =
+            ClientMsg::from_json(r#"{"op":"speaking","d":{"speaking":true,"future":1}}"#).unwrap();
+        assert_eq!(m, ClientMsg::Speaking { speaking: true });
+    }
+}

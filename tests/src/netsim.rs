@@ -1,0 +1,415 @@
+//! A virtual-time network between station cores and a server core.
+//!
+//! Signaling frames travel as JSON text with a seeded latency (and optional jitter); links can
+//! be black-holed (frames vanish, nothing closes, as when a cable is pulled or a NAT forgets
+//! us) and the server can be killed and restarted (its sessions are lost, as with a real
+//! process). [`Net::run_until`] always jumps to the earliest deadline of any peer or packet,
+//! so hours of reconnect storms run in milliseconds and every run with a seed is the same.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
+use std::time::{Duration, Instant};
+
+use stagebox_core::{ConnId, Station, StationConfig, StationEvent};
+use stagebox_server_core::{
+    ConnId as ServerConnId, SeededEntropy, ServerConfig, ServerTransmit, StageServer,
+};
+
+/// Index of a station in the net.
+pub type StationIdx = usize;
+
+#[derive(Debug, Clone)]
+enum Delivery {
+    /// The server accepted a connection.
+    Opened {
+        station: StationIdx,
+        conn: ConnId,
+    },
+    /// The connection attempt failed (nobody listening).
+    Refused {
+        station: StationIdx,
+        conn: ConnId,
+    },
+    ToServer {
+        server_conn: ServerConnId,
+        text: String,
+    },
+    ToStation {
+        station: StationIdx,
+        conn: ConnId,
+        text: String,
+    },
+    ServerSeesClose {
+        server_conn: ServerConnId,
+    },
+    StationSeesClose {
+        station: StationIdx,
+        conn: ConnId,
+        code: Option<u16>,
+    },
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Link {
+    station: StationIdx,
+    conn: ConnId,
+    server_conn: ServerConnId,
+    blackholed: bool,
+    /// Server generation the link belongs to; links die with their server.
+    generation: u64,
+}
+
+/// Everything a station did that a test may want to look at.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observed {
+    pub at: Instant,
+    pub event: StationEvent,
+}
+
+pub struct SimStation {
+    pub core: Station,
+    pub observed: Vec<Observed>,
+}
+
+pub struct Net {
+    pub now: Instant,
+    pub start: Instant,
+    server_cfg: ServerConfig,
+    server: Option<StageServer>,
+    generation: u64,
+    seed: u64,
+    pub stations: Vec<SimStation>,
+    links: Vec<Link>,
+    next_server_conn: u64,
+    queue: BinaryHeap<Reverse<(Instant, u64)>>,
+    deliveries: BTreeMap<u64, Delivery>,
+    next_delivery: u64,
+    rng: fastrand::Rng,
+    pub latency: Duration,
+    pub jitter: Duration,
+}
+
+impl Net {
+    pub fn new(start: Instant, server_cfg: ServerConfig, seed: u64) -> Net {
+        let server = StageServer::new(server_cfg.clone(), Box::new(SeededEntropy::new(seed)));
+        Net {
+            now: start,
+            start,
+            server_cfg,
+            server: Some(server),
+            generation: 1,
+            seed,
+            stations: Vec::new(),
+            links: Vec::new(),
+            next_server_conn: 1,
+            queue: BinaryHeap::new(),
+            deliveries: BTreeMap::new(),
+            next_delivery: 0,
+            rng: fastrand::Rng::with_seed(seed ^ 0x5eed),
+            latency: Duration::from_millis(5),
+            jitter: Duration::ZERO,
+        }
+    }
+
+    pub fn add_station(&mut self, cfg: StationConfig) -> StationIdx {
+        let core = Station::new(self.now, cfg);
+        self.stations.push(SimStation {
+            core,
+            observed: Vec::new(),
+        });
+        let idx = self.stations.len() - 1;
+        self.pump_station(idx);
+        idx
+    }
+
+    pub fn server(&mut self) -> Option<&mut StageServer> {
+        self.server.as_mut()
+    }
+
+    /// Kills the server process: every connection drops, all its state is gone.
+    pub fn kill_server(&mut self) {
+        self.server = None;
+        let links: Vec<Link> = self.links.drain(..).collect();
+        for l in links {
+            self.schedule(Delivery::StationSeesClose {
+                station: l.station,
+                conn: l.conn,
+                code: None,
+            });
+        }
+    }
+
+    /// Starts a fresh server process with the same configuration.
+    pub fn start_server(&mut self) {
+        self.generation += 1;
+        self.seed = self.seed.wrapping_add(1);
+        self.server = Some(StageServer::new(
+            self.server_cfg.clone(),
+            Box::new(SeededEntropy::new(self.seed)),
+        ));
+    }
+
+    /// Makes a station's current link drop every frame from now on, without closing.
+    pub fn blackhole(&mut self, station: StationIdx) {
+        for l in self.links.iter_mut().filter(|l| l.station == station) {
+            l.blackholed = true;
+        }
+    }
+
+    /// Runs an admin command on the server and pumps its effects.
+    pub fn admin(
+        &mut self,
+        cmd: stagebox_server_core::AdminCmd,
+    ) -> Result<stagebox_server_core::AdminReply, stagebox_server_core::AdminError> {
+        let now = self.now;
+        let server = self
+            .server
+            .as_mut()
+            .ok_or(stagebox_server_core::AdminError::NotAllowed(
+                "server is down",
+            ))?;
+        let r = server.handle_admin(now, cmd);
+        self.pump_server();
+        r
+    }
+
+    /// A raw level change on a station's button, now.
+    pub fn button(&mut self, station: StationIdx, button: stagebox_core::ButtonId, pressed: bool) {
+        let now = self.now;
+        self.stations[station]
+            .core
+            .handle_button(now, button, pressed);
+        self.pump_station(station);
+    }
+
+    /// Presses and releases a button cleanly (past the debounce), advancing time.
+    pub fn click(&mut self, station: StationIdx, button: stagebox_core::ButtonId) {
+        self.button(station, button, true);
+        self.run_for(Duration::from_millis(100));
+        self.button(station, button, false);
+        self.run_for(Duration::from_millis(100));
+    }
+
+    pub fn run_for(&mut self, d: Duration) {
+        let until = self.now + d;
+        self.run_until(until);
+    }
+
+    /// Processes every deadline and delivery up to `until`, in time order.
+    pub fn run_until(&mut self, until: Instant) {
+        loop {
+            let next_delivery = self.queue.peek().map(|Reverse((t, _))| *t);
+            let next_station = self
+                .stations
+                .iter()
+                .enumerate()
+                .filter_map(|(i, s)| s.core.poll_timeout().map(|t| (t, i)))
+                .min();
+            let next_server = self.server.as_ref().and_then(|s| s.poll_timeout());
+            let candidates = [next_delivery, next_station.map(|(t, _)| t), next_server];
+            let Some(next) = candidates.into_iter().flatten().min() else {
+                break;
+            };
+            if next > until {
+                break;
+            }
+            self.now = self.now.max(next);
+            let now = self.now;
+            if next_delivery == Some(next) {
+                if let Some(Reverse((_, id))) = self.queue.pop()
+                    && let Some(d) = self.deliveries.remove(&id)
+                {
+                    self.deliver(d);
+                }
+            } else if let Some((t, i)) = next_station
+                && t == next
+            {
+                self.stations[i].core.handle_timeout(now);
+                self.pump_station(i);
+            } else if let Some(server) = self.server.as_mut() {
+                server.handle_timeout(now);
+                self.pump_server();
+            }
+        }
+        self.now = self.now.max(until);
+    }
+
+    fn schedule(&mut self, d: Delivery) {
+        let jitter_us = u64::try_from(self.jitter.as_micros()).unwrap_or(0);
+        let extra = Duration::from_micros(if jitter_us > 0 {
+            self.rng.u64(0..jitter_us)
+        } else {
+            0
+        });
+        let at = self.now + self.latency + extra;
+        let id = self.next_delivery;
+        self.next_delivery += 1;
+        self.deliveries.insert(id, d);
+        self.queue.push(Reverse((at, id)));
+    }
+
+    fn link_by_station(&self, station: StationIdx, conn: ConnId) -> Option<Link> {
+        self.links
+            .iter()
+            .copied()
+            .find(|l| l.station == station && l.conn == conn && l.generation == self.generation)
+    }
+
+    fn link_by_server(&self, server_conn: ServerConnId) -> Option<Link> {
+        self.links
+            .iter()
+            .copied()
+            .find(|l| l.server_conn == server_conn && l.generation == self.generation)
+    }
+
+    fn deliver(&mut self, d: Delivery) {
+        let now = self.now;
+        match d {
+            Delivery::Opened { station, conn } => {
+                let Some(server) = self.server.as_mut() else {
+                    self.schedule(Delivery::StationSeesClose {
+                        station,
+                        conn,
+                        code: None,
+                    });
+                    return;
+                };
+                let server_conn = ServerConnId(self.next_server_conn);
+                self.next_server_conn += 1;
+                self.links.push(Link {
+                    station,
+                    conn,
+                    server_conn,
+                    blackholed: false,
+                    generation: self.generation,
+                });
+                server.handle_open(now, server_conn);
+                self.stations[station].core.handle_connected(now, conn);
+                self.pump_station(station);
+                self.pump_server();
+            }
+            Delivery::Refused { station, conn } => {
+                self.stations[station].core.handle_closed(now, conn, None);
+                self.pump_station(station);
+            }
+            Delivery::ToServer { server_conn, text } => {
+                if self
+                    .link_by_server(server_conn)
+                    .is_some_and(|l| !l.blackholed)
+                    && let Some(server) = self.server.as_mut()
+                {
+                    server.handle_text(now, server_conn, &text);
+                    self.pump_server();
+                }
+            }
+            Delivery::ToStation {
+                station,
+                conn,
+                text,
+            } => {
+                self.stations[station].core.handle_text(now, conn, &text);
+                self.pump_station(station);
+            }
+            Delivery::ServerSeesClose { server_conn } => {
+                if let Some(server) = self.server.as_mut() {
+                    server.handle_closed(now, server_conn);
+                    self.pump_server();
+                }
+            }
+            Delivery::StationSeesClose {
+                station,
+                conn,
+                code,
+            } => {
+                self.stations[station].core.handle_closed(now, conn, code);
+                self.pump_station(station);
+            }
+        }
+    }
+
+    fn pump_station(&mut self, idx: StationIdx) {
+        let now = self.now;
+        while let Some((conn, msg)) = self.stations[idx].core.poll_transmit() {
+            if let Some(l) = self.link_by_station(idx, conn)
+                && !l.blackholed
+            {
+                self.schedule(Delivery::ToServer {
+                    server_conn: l.server_conn,
+                    text: msg.to_json(),
+                });
+            }
+        }
+        while let Some(ev) = self.stations[idx].core.poll_event() {
+            match &ev {
+                StationEvent::Connect { conn, .. } => {
+                    let d = if self.server.is_some() {
+                        Delivery::Opened {
+                            station: idx,
+                            conn: *conn,
+                        }
+                    } else {
+                        Delivery::Refused {
+                            station: idx,
+                            conn: *conn,
+                        }
+                    };
+                    self.schedule(d);
+                }
+                StationEvent::Close { conn, .. } => {
+                    if let Some(l) = self.link_by_station(idx, *conn) {
+                        self.links
+                            .retain(|x| !(x.station == idx && x.conn == *conn));
+                        if !l.blackholed {
+                            self.schedule(Delivery::ServerSeesClose {
+                                server_conn: l.server_conn,
+                            });
+                        }
+                    }
+                }
+                _ => {}
+            }
+            self.stations[idx]
+                .observed
+                .push(Observed { at: now, event: ev });
+        }
+    }
+
+    fn pump_server(&mut self) {
+        let Some(server) = self.server.as_mut() else {
+            return;
+        };
+        let mut out = Vec::new();
+        while let Some(t) = server.poll_transmit() {
+            out.push(t);
+        }
+        // Datagrams are exercised by the media tests; signaling tests discard them.
+        while server.poll_datagram().is_some() {}
+        for t in out {
+            match t {
+                ServerTransmit::Text { conn, msg } => {
+                    if let Some(l) = self.link_by_server(conn)
+                        && !l.blackholed
+                    {
+                        self.schedule(Delivery::ToStation {
+                            station: l.station,
+                            conn: l.conn,
+                            text: msg.to_json(),
+                        });
+                    }
+                }
+                ServerTransmit::Close { conn, code } => {
+                    if let Some(l) = self.link_by_server(conn) {
+                        self.links.retain(|x| x.server_conn != conn);
+                        if !l.blackholed {
+                            self.schedule(Delivery::StationSeesClose {
+                                station: l.station,
+                                conn: l.conn,
+                                code: Some(code),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! Hand raise, invitation, PTT, mute, priority and stepping down, through the buttons of a
+//! station core and the server core, in virtual time.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::Duration;
+
+use stagebox_core::{ButtonId, LedState, StationEvent};
+use stagebox_proto::signal::Role;
+use stagebox_server_core::{AdminCmd, AdminReply};
+use stagebox_tests::netsim::{Net, StationIdx};
+use stagebox_tests::{ms, origin, server_config, station_config};
+
+fn member_role(net: &mut Net, station: &str) -> (Role, bool, bool) {
+    match net
+        .admin(AdminCmd::Stage {
+            stage: "townhall".into(),
+        })
+        .unwrap()
+    {
+        AdminReply::Stage(s) => {
+            let m = s.members.iter().find(|m| m.station_id == station).unwrap();
+            (m.role, m.hand_raised, m.invited)
+        }
+        other => panic!("unexpected reply {other:?}"),
+    }
+}
+
+fn transmits(net: &Net, i: StationIdx) -> Vec<bool> {
+    net.stations[i]
+        .observed
+        .iter()
+        .filter_map(|o| match o.event {
+            StationEvent::Transmit(t) => Some(t),
+            _ => None,
+        })
+        .collect()
+}
+
+fn setup() -> (Net, StationIdx, StationIdx) {
+    let mut net = Net::new(origin(), server_config(), 21);
+    let a = net.add_station(station_config("a-1", 1));
+    let m = net.add_station(station_config("mod-1", 2));
+    net.run_for(Duration::from_secs(1));
+    (net, a, m)
+}
+
+#[test]
+fn audience_raises_hand_is_invited_accepts_and_talks() {
+    let (mut net, a, m) = setup();
+    assert_eq!(
+        net.stations[m].core.led(),
+        LedState::SpeakerIdle,
+        "moderators can speak"
+    );
+
+    // PTT in the audience does nothing.
+    net.click(a, ButtonId::Ptt);
+    assert!(transmits(&net, a).is_empty());
+    assert_eq!(net.stations[a].core.led(), LedState::Audience);
+
+    net.click(a, ButtonId::Hand);
+    assert_eq!(net.stations[a].core.led(), LedState::HandRaised);
+    assert_eq!(member_role(&mut net, "a-1"), (Role::Audience, true, false));
+    // The moderator's station sees the raised hand too.
+    let seen = net.stations[m]
+        .core
+        .stage()
+        .members()
+        .find(|x| x.station_id == "a-1")
+        .cloned();
+    assert!(seen.unwrap().hand_raised);
+
+    net.admin(AdminCmd::Invite {
+        stage: "townhall".into(),
+        station: "a-1".into(),
+    })
+    .unwrap();
+    net.run_for(ms(50));
+    assert_eq!(net.stations[a].core.led(), LedState::Invited);
+
+    // PTT accepts; holding that same press does not go live.
+    net.button(a, ButtonId::Ptt, true);
+    net.run_for(ms(300));
+    assert_eq!(member_role(&mut net, "a-1"), (Role::Speaker, false, false));
+    assert_eq!(net.stations[a].core.led(), LedState::SpeakerIdle);
+    assert!(transmits(&net, a).is_empty());
+    net.button(a, ButtonId::Ptt, false);
+    net.run_for(ms(500));
+
+    // Now a press is live while held.
+    net.button(a, ButtonId::Ptt, true);
+    net.run_for(ms(50));
+    assert!(net.stations[a].core.is_transmitting());
+    assert_eq!(net.stations[a].core.led(), LedState::Live);
+    net.button(a, ButtonId::Ptt, false);
+    net.run_for(ms(50));
+    assert_eq!(transmits(&net, a), vec![true, false]);
+    assert_eq!(net.stations[a].core.led(), LedState::SpeakerIdle);
+}
+
+#[test]
+fn hand_declines_an_invitation() {
+    let (mut net, a, _) = setup();
+    net.admin(AdminCmd::Invite {
+        stage: "townhall".into(),
+        station: "a-1".into(),
+    })
+    .unwrap();
+    net.run_for(ms(50));
+    net.click(a, ButtonId::Hand);
+    assert_eq!(member_role(&mut net, "a-1"), (Role::Audience, false, false));
+    assert_eq!(net.stations[a].core.led(), LedState::Audience);
+}
+
+#[test]
+fn muted_speaker_cannot_go_live_and_moving_back_ends_talking() {
+    let (mut net, a, _) = setup();
+    net.admin(AdminCmd::Invite {
+        stage: "townhall".into(),
+        station: "a-1".into(),
+    })
+    .unwrap();
+    net.run_for(ms(50));
+    net.click(a, ButtonId::Ptt);
+    net.run_for(ms(500));
+    net.admin(AdminCmd::Mute {
+        stage: "townhall".into(),
+        station: "a-1".into(),
+        muted: true,
+    })
+    .unwrap();
+    net.run_for(ms(50));
+    assert_eq!(net.stations[a].core.led(), LedState::Muted);
+    net.button(a, ButtonId::Ptt, true);
+    net.run_for(ms(100));
+    assert!(!net.stations[a].core.is_transmitting());
+    assert_eq!(net.stations[a].core.led(), LedState::Muted);
+    // Unmuted while still holding: the press began while it could speak, so it goes live.
+    net.admin(AdminCmd::Mute {
+        stage: "townhall".into(),
+        station: "a-1".into(),
+        muted: false,
+    })
+    .unwrap();
+    net.run_for(ms(50));
+    assert!(net.stations[a].core.is_transmitting());
+    // Moved back to the audience mid-sentence: transmission stops at once.
+    net.admin(AdminCmd::MoveToAudience {
+        stage: "townhall".into(),
+        station: "a-1".into(),
+    })
+    .unwrap();
+    net.run_for(ms(50));
+    assert!(!net.stations[a].core.is_transmitting());
+    assert_eq!(net.stations[a].core.led(), LedState::Audience);
+}
+
+#[test]
+fn double_press_latches_and_long_press_on_hand_steps_down() {
+    let (mut net, a, m) = setup();
+    // Moderator latches live with a double press, unlatches with a single one.
+    net.click(m, ButtonId::Ptt);
+    net.click(m, ButtonId::Ptt);
+    net.run_for(Duration::from_secs(2));
+    assert!(net.stations[m].core.is_transmitting(), "latched");
+    net.click(m, ButtonId::Ptt);
+    assert!(!net.stations[m].core.is_transmitting(), "unlatched");
+
+    net.admin(AdminCmd::Invite {
+        stage: "townhall".into(),
+        station: "a-1".into(),
+    })
+    .unwrap();
+    net.run_for(ms(50));
+    net.click(a, ButtonId::Ptt);
+    assert_eq!(member_role(&mut net, "a-1").0, Role::Speaker);
+    net.button(a, ButtonId::Hand, true);
+    net.run_for(Duration::from_secs(2));
+    net.button(a, ButtonId::Hand, false);
+    net.run_for(ms(100));
+    assert_eq!(member_role(&mut net, "a-1").0, Role::Audience);
+}
+
+#[test]
+fn priority_speaker_reaches_every_station() {
+    let (mut net, a, _) = setup();
+    net.admin(AdminCmd::Priority {
+        stage: "townhall".into(),
+        station: Some("mod-1".into()),
+    })
+    .unwrap();
+    net.run_for(ms(50));
+    let mod_ssrc = net.stations[1].core.stage().me().unwrap().ssrc;
+    let got = net.stations[a]
+        .observed
+        .iter()
+        .any(|o| o.event == StationEvent::Priority(Some(mod_ssrc)));
+    assert!(got);
+    assert_eq!(net.stations[a].core.stage().priority_ssrc(), Some(mod_ssrc));
+}

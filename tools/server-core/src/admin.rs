@@ -1,0 +1,156 @@
+//! Moderator actions from the admin interface, and server-initiated moves.
+
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use stagebox_proto::close::CloseCode;
+use stagebox_proto::signal::{Role, ServerMsg, StageSnapshot};
+use thiserror::Error;
+
+use crate::server::{ServerStats, ServerTransmit, StageServer};
+
+/// An admin request (the JSON body the admin interface accepts).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum AdminCmd {
+    /// The stage and its members.
+    Stage { stage: String },
+    /// Invite an audience member to speak.
+    Invite { stage: String, station: String },
+    /// Move a speaker back to the audience (also withdraws an invitation).
+    MoveToAudience { stage: String, station: String },
+    /// Mute or unmute a member's audio at the server.
+    Mute {
+        stage: String,
+        station: String,
+        muted: bool,
+    },
+    /// Make a member the priority speaker, or clear it.
+    Priority {
+        stage: String,
+        station: Option<String>,
+    },
+    /// Tell a station to reconnect (to `gateway` if given) and resume.
+    Reconnect {
+        station: String,
+        gateway: Option<String>,
+    },
+    /// Server counters.
+    Stats,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum AdminReply {
+    Stage(StageSnapshot),
+    Stats(ServerStats),
+    Done { ok: bool },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum AdminError {
+    #[error("no stage {0:?}")]
+    NoStage(String),
+    #[error("station {0:?} is not on the stage")]
+    NotMember(String),
+    #[error("station {0:?} is not connected")]
+    NotConnected(String),
+    #[error("{0}")]
+    NotAllowed(&'static str),
+}
+
+impl StageServer {
+    pub fn handle_admin(&mut self, now: Instant, cmd: AdminCmd) -> Result<AdminReply, AdminError> {
+        match cmd {
+            AdminCmd::Stage { stage } => self
+                .snapshot(&stage)
+                .map(AdminReply::Stage)
+                .ok_or(AdminError::NoStage(stage)),
+            AdminCmd::Stats => Ok(AdminReply::Stats(self.stats)),
+            AdminCmd::Invite { stage, station } => self.change_member(&stage, &station, |m| {
+                if m.role != Role::Audience {
+                    return Err(AdminError::NotAllowed(
+                        "only audience members can be invited",
+                    ));
+                }
+                m.invited = true;
+                Ok(())
+            }),
+            AdminCmd::MoveToAudience { stage, station } => {
+                self.change_member(&stage, &station, |m| {
+                    if m.role == Role::Moderator {
+                        return Err(AdminError::NotAllowed("moderators stay moderators"));
+                    }
+                    m.role = Role::Audience;
+                    m.invited = false;
+                    Ok(())
+                })
+            }
+            AdminCmd::Mute {
+                stage,
+                station,
+                muted,
+            } => self.change_member(&stage, &station, |m| {
+                m.server_muted = muted;
+                Ok(())
+            }),
+            AdminCmd::Priority { stage, station } => {
+                let rec = self
+                    .stages
+                    .get(&stage)
+                    .ok_or_else(|| AdminError::NoStage(stage.clone()))?;
+                if let Some(id) = &station
+                    && !rec.members.contains_key(id)
+                {
+                    return Err(AdminError::NotMember(id.clone()));
+                }
+                if let Some(rec) = self.stages.get_mut(&stage) {
+                    rec.priority = station;
+                }
+                let ssrc = self.snapshot(&stage).and_then(|s| s.priority_ssrc);
+                self.broadcast(&stage, None, &ServerMsg::Priority { ssrc });
+                Ok(AdminReply::Done { ok: true })
+            }
+            AdminCmd::Reconnect { station, gateway } => {
+                let conn = self
+                    .sessions
+                    .values()
+                    .find(|s| s.station_id == station)
+                    .and_then(|s| s.conn)
+                    .ok_or_else(|| AdminError::NotConnected(station.clone()))?;
+                self.send(
+                    conn,
+                    ServerMsg::Reconnect {
+                        reason: "requested by the server".into(),
+                        gateway,
+                    },
+                );
+                self.transmits.push_back(ServerTransmit::Close {
+                    conn,
+                    code: CloseCode::Reconnect.as_u16(),
+                });
+                self.handle_closed(now, conn);
+                Ok(AdminReply::Done { ok: true })
+            }
+        }
+    }
+
+    fn change_member(
+        &mut self,
+        stage: &str,
+        station: &str,
+        change: impl FnOnce(&mut crate::server::MemberRec) -> Result<(), AdminError>,
+    ) -> Result<AdminReply, AdminError> {
+        let rec = self
+            .stages
+            .get_mut(stage)
+            .ok_or_else(|| AdminError::NoStage(stage.into()))?;
+        let m = rec
+            .members
+            .get_mut(station)
+            .ok_or_else(|| AdminError::NotMember(station.into()))?;
+        change(m)?;
+        self.announce_member(stage, station);
+        Ok(AdminReply::Done { ok: true })
+    }
+}

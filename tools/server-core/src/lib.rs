@@ -1,0 +1,24 @@
+//! # stagebox-server-core — the reference stage server's logic, sans-IO
+//!
+//! The gateway, signaling and selective forwarding unit of the reference stage server, as one
+//! state machine with no clock and no sockets: the `stage-server` binary accepts connections
+//! and datagrams and calls [`StageServer`]'s `handle_*`, then sends what `poll_transmit` and
+//! `poll_datagram` yield. The same core drives the two-peer virtual-time tests against the
+//! station core.
+//!
+//! - `signal`: connections, identify/resume, heartbeats, stage ops from stations, expiry.
+//! - `media`: authenticate, latch addresses, forward speakers' audio with per-receiver keys,
+//!   counters and consecutive sequence numbers; drop and count the rest.
+//! - `admin`: moderator actions (invite, move to audience, mute, priority) and moves.
+//! - [`config`]: stations, stages, timings, and the [`config::Entropy`] keys come from.
+
+pub mod admin;
+pub mod config;
+pub mod media;
+mod server;
+mod signal;
+
+pub use admin::{AdminCmd, AdminError, AdminReply};
+pub use config::{Entropy, SeededEntropy, ServerConfig, StationCredential};
+pub use media::MediaOutcome;
+pub use server::{ConnId, ServerStats, ServerTransmit, StageServer};

@@ -1,0 +1,367 @@
+//! Selective forwarding: authenticate each datagram with its sender's key, latch the sender's
+//! address, forward speakers' audio to every other member with its own key, counter and
+//! consecutive sequence numbers. Everything else is dropped and counted.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use stagebox_proto::media::{MAX_DATAGRAM, MediaError, peek};
+use stagebox_proto::rtp::RtpHeader;
+use stagebox_proto::{PT_KEEPALIVE, PT_OPUS};
+
+use crate::server::StageServer;
+
+/// What became of one datagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaOutcome {
+    /// Audio forwarded to this many receivers.
+    Forwarded(usize),
+    /// A keepalive: address learned or refreshed.
+    Keepalive,
+    DroppedMalformed,
+    DroppedUnknownSsrc,
+    DroppedUnauthenticated,
+    DroppedReplayed,
+    /// Authenticated, but its sender may not speak now (audience, muted) or its payload type
+    /// is not audio.
+    DroppedNotAllowed,
+}
+
+impl StageServer {
+    /// A datagram arrived from `from`. `packet` is decrypted in place.
+    pub fn handle_datagram(
+        &mut self,
+        _now: Instant,
+        from: SocketAddr,
+        packet: &mut [u8],
+    ) -> MediaOutcome {
+        let outcome = self.route(from, packet);
+        let s = &mut self.stats;
+        match outcome {
+            MediaOutcome::Forwarded(n) => {
+                s.media_received += 1;
+                s.media_forwarded += n as u64;
+            }
+            MediaOutcome::Keepalive => s.keepalives += 1,
+            MediaOutcome::DroppedMalformed => s.dropped_malformed += 1,
+            MediaOutcome::DroppedUnknownSsrc => s.dropped_unknown_ssrc += 1,
+            MediaOutcome::DroppedUnauthenticated => s.dropped_unauthenticated += 1,
+            MediaOutcome::DroppedReplayed => s.dropped_replayed += 1,
+            MediaOutcome::DroppedNotAllowed => s.dropped_not_allowed += 1,
+        }
+        outcome
+    }
+
+    fn route(&mut self, from: SocketAddr, packet: &mut [u8]) -> MediaOutcome {
+        let Ok((header, counter)) = peek(packet) else {
+            return MediaOutcome::DroppedMalformed;
+        };
+        let Some(&key) = self.by_ssrc.get(&header.ssrc) else {
+            return MediaOutcome::DroppedUnknownSsrc;
+        };
+        let Some(sender) = self.sessions.get_mut(&key) else {
+            return MediaOutcome::DroppedUnknownSsrc;
+        };
+        let media = &mut sender.media;
+        let opened = match media.opener.open(packet) {
+            Ok(o) => o,
+            Err(MediaError::Replayed(_)) => return MediaOutcome::DroppedReplayed,
+            Err(MediaError::Unauthenticated) => return MediaOutcome::DroppedUnauthenticated,
+            Err(_) => return MediaOutcome::DroppedMalformed,
+        };
+        // Learn the address from the first authenticated packet; follow a change only on a
+        // packet newer than all before it, so a replayed old packet cannot hijack the stream.
+        let newest = media.highest_counter.is_none_or(|h| counter > h);
+        if newest {
+            media.highest_counter = Some(counter);
+            media.addr = Some(from);
+        }
+        match header.payload_type {
+            PT_KEEPALIVE => return MediaOutcome::Keepalive,
+            PT_OPUS => {}
+            _ => return MediaOutcome::DroppedNotAllowed,
+        }
+        let (stage, station) = (sender.stage.clone(), sender.station_id.clone());
+        let allowed = self
+            .stages
+            .get(&stage)
+            .and_then(|r| r.members.get(&station))
+            .is_some_and(|m| m.role.can_speak() && !m.server_muted);
+        if !allowed {
+            return MediaOutcome::DroppedNotAllowed;
+        }
+        let payload = packet.get(opened.payload.clone()).unwrap_or(&[]);
+        let receivers: Vec<u64> = self
+            .stages
+            .get(&stage)
+            .map(|r| {
+                r.members
+                    .iter()
+                    .filter(|(id, _)| **id != station)
+                    .map(|(_, m)| m.session)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut forwarded = 0;
+        for rkey in receivers {
+            let Some(receiver) = self.sessions.get_mut(&rkey) else {
+                continue;
+            };
+            let rm = &mut receiver.media;
+            let Some(addr) = rm.addr else {
+                continue;
+            };
+            let seq = rm.out_seq.entry(header.ssrc).or_insert(0);
+            let out_header =
+                RtpHeader::new(PT_OPUS, *seq, header.timestamp, header.ssrc, header.marker);
+            let mut out = vec![0u8; MAX_DATAGRAM];
+            match rm.sealer.seal(&out_header, payload, &mut out) {
+                Ok(n) => {
+                    out.truncate(n);
+                    *seq = seq.wrapping_add(1);
+                    self.datagrams.push_back((addr, out));
+                    forwarded += 1;
+                }
+                // A receiver whose counter is used up gets nothing more; it must re-identify.
+                Err(_) => continue,
+            }
+        }
+        MediaOutcome::Forwarded(forwarded)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::net::SocketAddr;
+    use std::time::Instant;
+
+    use stagebox_proto::media::{MediaKey, Opener, Sealer};
+    use stagebox_proto::rtp::RtpHeader;
+    use stagebox_proto::signal::{ClientMsg, MediaParams, Role, ServerMsg};
+    use stagebox_proto::{PT_KEEPALIVE, PT_OPUS};
+
+    use super::MediaOutcome;
+    use crate::{
+        AdminCmd, ConnId, SeededEntropy, ServerConfig, ServerTransmit, StageServer,
+        StationCredential,
+    };
+
+    struct Peer {
+        sealer: Sealer,
+        opener: Opener,
+        ssrc: u32,
+        addr: SocketAddr,
+    }
+
+    fn server() -> StageServer {
+        let mut cfg = ServerConfig::new("127.0.0.1", 50000);
+        cfg.stages.push("s".into());
+        for (id, role) in [
+            ("mod", Role::Moderator),
+            ("a1", Role::Audience),
+            ("a2", Role::Audience),
+        ] {
+            cfg.stations.insert(
+                id.into(),
+                StationCredential {
+                    token: format!("t-{id}"),
+                    role,
+                },
+            );
+        }
+        StageServer::new(cfg, Box::new(SeededEntropy::new(9)))
+    }
+
+    #[allow(clippy::disallowed_methods)]
+    fn now() -> Instant {
+        Instant::now()
+    }
+
+    fn join(server: &mut StageServer, conn: u64, id: &str, port: u16) -> Peer {
+        let t = now();
+        server.handle_open(t, ConnId(conn));
+        server.handle_message(
+            t,
+            ConnId(conn),
+            ClientMsg::Identify {
+                v: 1,
+                station_id: id.into(),
+                token: format!("t-{id}"),
+                stage: "s".into(),
+                modes: vec!["chacha20_poly1305_rtpsize".into()],
+            },
+        );
+        let mut media: Option<MediaParams> = None;
+        while let Some(t) = server.poll_transmit() {
+            if let ServerTransmit::Text {
+                msg: ServerMsg::Ready { media: m, .. },
+                conn: c,
+            } = t
+                && c == ConnId(conn)
+            {
+                media = Some(m);
+            }
+        }
+        let m = media.expect("ready");
+        Peer {
+            sealer: Sealer::new(&MediaKey::from_hex(&m.station_key).unwrap()),
+            opener: Opener::new(&MediaKey::from_hex(&m.server_key).unwrap()),
+            ssrc: m.ssrc,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        }
+    }
+
+    fn packet(p: &mut Peer, pt: u8, seq: u16, payload: &[u8]) -> Vec<u8> {
+        let mut out = vec![0u8; 1500];
+        let h = RtpHeader::new(pt, seq, u32::from(seq) * 960, p.ssrc, seq == 10);
+        let n = p.sealer.seal(&h, payload, &mut out).unwrap();
+        out.truncate(n);
+        out
+    }
+
+    fn send(server: &mut StageServer, from: SocketAddr, mut pkt: Vec<u8>) -> MediaOutcome {
+        server.handle_datagram(now(), from, &mut pkt)
+    }
+
+    /// (sequence, timestamp, ssrc, marker, payload) of one received packet.
+    type Received = (u16, u32, u32, bool, Vec<u8>);
+
+    /// Opens everything the server sent, per receiver port.
+    fn received(server: &mut StageServer, peers: &mut [&mut Peer]) -> BTreeMap<u16, Vec<Received>> {
+        let mut got: BTreeMap<u16, Vec<_>> = BTreeMap::new();
+        while let Some((addr, mut bytes)) = server.poll_datagram() {
+            let peer = peers
+                .iter_mut()
+                .find(|p| p.addr == addr)
+                .expect("sent to a known peer");
+            let o = peer.opener.open(&mut bytes).expect("receiver can open it");
+            got.entry(addr.port()).or_default().push((
+                o.header.sequence,
+                o.header.timestamp,
+                o.header.ssrc,
+                o.header.marker,
+                bytes[o.payload].to_vec(),
+            ));
+        }
+        got
+    }
+
+    #[test]
+    fn forwards_speaker_audio_with_consecutive_sequence_numbers_per_receiver() {
+        let mut s = server();
+        let mut m = join(&mut s, 1, "mod", 4001);
+        let mut a1 = join(&mut s, 2, "a1", 4002);
+        let mut a2 = join(&mut s, 3, "a2", 4003);
+        for p in [&mut a1, &mut a2] {
+            let k = packet(p, PT_KEEPALIVE, 0, b"");
+            assert_eq!(send(&mut s, p.addr, k), MediaOutcome::Keepalive);
+        }
+        // Sequence 12 and 13 never arrive (silence or loss before the server).
+        for seq in [10u16, 11, 14, 15] {
+            let pkt = packet(&mut m, PT_OPUS, seq, &[seq as u8; 40]);
+            assert_eq!(send(&mut s, m.addr, pkt), MediaOutcome::Forwarded(2));
+        }
+        let got = received(&mut s, &mut [&mut m, &mut a1, &mut a2]);
+        assert_eq!(got.len(), 2, "the sender does not hear itself");
+        for port in [4002, 4003] {
+            let seqs: Vec<u16> = got[&port].iter().map(|r| r.0).collect();
+            assert_eq!(seqs, vec![0, 1, 2, 3], "rewritten without gaps");
+            let ts: Vec<u32> = got[&port].iter().map(|r| r.1).collect();
+            assert_eq!(ts, vec![9600, 10560, 13440, 14400], "timestamps untouched");
+            assert!(got[&port].iter().all(|r| r.2 == m.ssrc));
+            assert!(got[&port][0].3 && !got[&port][1].3, "marker kept");
+            assert_eq!(got[&port][2].4, vec![14u8; 40]);
+        }
+        assert_eq!(s.stats().media_forwarded, 8);
+    }
+
+    #[test]
+    fn drops_and_counts_what_must_not_pass() {
+        let mut s = server();
+        let mut m = join(&mut s, 1, "mod", 4001);
+        let mut a1 = join(&mut s, 2, "a1", 4002);
+        let k = packet(&mut a1, PT_KEEPALIVE, 0, b"");
+        send(&mut s, a1.addr, k);
+
+        // Audience audio is not forwarded.
+        let pkt = packet(&mut a1, PT_OPUS, 1, b"x");
+        assert_eq!(send(&mut s, a1.addr, pkt), MediaOutcome::DroppedNotAllowed);
+        // Replay.
+        let pkt = packet(&mut m, PT_OPUS, 1, b"x");
+        assert_eq!(
+            send(&mut s, m.addr, pkt.clone()),
+            MediaOutcome::Forwarded(1)
+        );
+        assert_eq!(send(&mut s, m.addr, pkt), MediaOutcome::DroppedReplayed);
+        // Wrong key, same SSRC.
+        let mut forger = Peer {
+            sealer: Sealer::starting_at(&MediaKey([3; 32]), 1000),
+            opener: Opener::new(&MediaKey([3; 32])),
+            ssrc: m.ssrc,
+            addr: SocketAddr::from(([127, 0, 0, 9], 9999)),
+        };
+        let pkt = packet(&mut forger, PT_OPUS, 2, b"evil");
+        assert_eq!(
+            send(&mut s, forger.addr, pkt),
+            MediaOutcome::DroppedUnauthenticated
+        );
+        // Unknown SSRC, garbage, truncated.
+        forger.ssrc = 12345;
+        let pkt = packet(&mut forger, PT_OPUS, 2, b"evil");
+        assert_eq!(
+            send(&mut s, forger.addr, pkt),
+            MediaOutcome::DroppedUnknownSsrc
+        );
+        assert_eq!(
+            send(&mut s, forger.addr, vec![0xff; 50]),
+            MediaOutcome::DroppedMalformed
+        );
+        assert_eq!(
+            send(&mut s, forger.addr, vec![0x80; 20]),
+            MediaOutcome::DroppedMalformed
+        );
+        // Muted by a moderator.
+        s.handle_admin(
+            now(),
+            AdminCmd::Mute {
+                stage: "s".into(),
+                station: "mod".into(),
+                muted: true,
+            },
+        )
+        .unwrap();
+        let pkt = packet(&mut m, PT_OPUS, 3, b"x");
+        assert_eq!(send(&mut s, m.addr, pkt), MediaOutcome::DroppedNotAllowed);
+
+        let st = s.stats();
+        assert_eq!(
+            (
+                st.dropped_not_allowed,
+                st.dropped_replayed,
+                st.dropped_unauthenticated,
+                st.dropped_unknown_ssrc,
+                st.dropped_malformed
+            ),
+            (2, 1, 1, 1, 2)
+        );
+    }
+
+    #[test]
+    fn address_follows_only_newer_authenticated_packets() {
+        let mut s = server();
+        let mut m = join(&mut s, 1, "mod", 4001);
+        let mut a1 = join(&mut s, 2, "a1", 4002);
+        let old = packet(&mut a1, PT_KEEPALIVE, 0, b"");
+        let new = packet(&mut a1, PT_KEEPALIVE, 1, b"");
+        let moved = SocketAddr::from(([127, 0, 0, 1], 5002));
+        // The newer packet arrives from a new port (NAT rebinding): follow it.
+        assert_eq!(send(&mut s, moved, new), MediaOutcome::Keepalive);
+        // An older packet from the old port must not pull the address back.
+        assert_eq!(send(&mut s, a1.addr, old), MediaOutcome::Keepalive);
+        let pkt = packet(&mut m, PT_OPUS, 1, b"x");
+        send(&mut s, m.addr, pkt);
+        let (addr, _) = s.poll_datagram().unwrap();
+        assert_eq!(addr, moved);
+    }
+}

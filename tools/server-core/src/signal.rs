@@ -1,0 +1,461 @@
+//! Signaling: connections, identify/resume, heartbeats, stage ops from stations, and the
+//! timers that end idle connections and expired sessions.
+
+use std::time::Instant;
+
+use stagebox_proto::close::CloseCode;
+use stagebox_proto::media::{MEDIA_MODE, Opener, Sealer};
+use stagebox_proto::signal::{ClientMsg, MediaParams, PROTOCOL_VERSION, Role, ServerMsg};
+
+use crate::config::secrets_equal;
+use crate::server::{Conn, ConnId, ConnState, MediaState, MemberRec, SessionRec, StageServer};
+
+impl StageServer {
+    /// A WebSocket connection was accepted.
+    pub fn handle_open(&mut self, now: Instant, conn: ConnId) {
+        self.stats.connections += 1;
+        self.conns.insert(
+            conn,
+            Conn {
+                state: ConnState::AwaitingAuth,
+                opened: now,
+                last_seen: now,
+            },
+        );
+        let interval = u32::try_from(self.cfg.heartbeat_interval.as_millis()).unwrap_or(u32::MAX);
+        self.send(
+            conn,
+            ServerMsg::Hello {
+                v: PROTOCOL_VERSION,
+                heartbeat_interval_ms: interval,
+            },
+        );
+    }
+
+    /// A text frame arrived. Anything undecodable ends the connection with an `error` op and
+    /// the matching close code; other connections are not affected.
+    pub fn handle_text(&mut self, now: Instant, conn: ConnId, text: &str) {
+        match ClientMsg::from_json(text) {
+            Ok(msg) => self.handle_message(now, conn, msg),
+            Err(e) => {
+                self.stats.protocol_errors += 1;
+                self.refuse(now, conn, e.close_code(), &e.to_string());
+            }
+        }
+    }
+
+    /// A binary frame or anything else the protocol does not allow.
+    pub fn handle_protocol_violation(&mut self, now: Instant, conn: ConnId, what: &str) {
+        self.stats.protocol_errors += 1;
+        self.refuse(now, conn, CloseCode::DecodeError, what);
+    }
+
+    pub fn handle_message(&mut self, now: Instant, conn: ConnId, msg: ClientMsg) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        c.last_seen = now;
+        let state = c.state;
+        match (state, msg) {
+            (
+                ConnState::AwaitingAuth,
+                ClientMsg::Identify {
+                    v,
+                    station_id,
+                    token,
+                    stage,
+                    modes,
+                },
+            ) => {
+                self.identify(now, conn, v, &station_id, &token, &stage, &modes);
+            }
+            (
+                ConnState::AwaitingAuth,
+                ClientMsg::Resume {
+                    v,
+                    station_id,
+                    session_id,
+                    token,
+                },
+            ) => {
+                self.resume(now, conn, v, &station_id, &session_id, &token);
+            }
+            (ConnState::Authed { .. }, ClientMsg::Identify { .. } | ClientMsg::Resume { .. }) => {
+                self.refuse(
+                    now,
+                    conn,
+                    CloseCode::AlreadyAuthenticated,
+                    "already authenticated",
+                );
+            }
+            (ConnState::AwaitingAuth, _) => {
+                self.refuse(now, conn, CloseCode::NotAuthenticated, "identify first");
+            }
+            (ConnState::Authed { .. }, ClientMsg::Heartbeat { nonce }) => {
+                self.send(conn, ServerMsg::HeartbeatAck { nonce });
+            }
+            (ConnState::Authed { session }, msg) => self.stage_op(session, msg),
+        }
+    }
+
+    /// The connection closed or dropped. Its session stays resumable for the resume window.
+    pub fn handle_closed(&mut self, now: Instant, conn: ConnId) {
+        let Some(c) = self.conns.remove(&conn) else {
+            return;
+        };
+        if let ConnState::Authed { session } = c.state
+            && let Some(s) = self.sessions.get_mut(&session)
+            && s.conn == Some(conn)
+        {
+            s.conn = None;
+            s.detached_at = Some(now);
+            let (stage, station) = (s.stage.clone(), s.station_id.clone());
+            self.announce_member(&stage, &station);
+        }
+    }
+
+    /// Ends idle and unauthenticated connections and sessions past their resume window.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let idle = self.cfg.heartbeat_interval * 2;
+        let expired: Vec<(ConnId, CloseCode)> = self
+            .conns
+            .iter()
+            .filter_map(|(id, c)| match c.state {
+                ConnState::AwaitingAuth if now >= c.opened + self.cfg.auth_timeout => {
+                    Some((*id, CloseCode::NotAuthenticated))
+                }
+                ConnState::Authed { .. } if now >= c.last_seen + idle => {
+                    Some((*id, CloseCode::SessionTimeout))
+                }
+                _ => None,
+            })
+            .collect();
+        for (conn, code) in expired {
+            self.refuse(now, conn, code, "timed out");
+        }
+        let window = self.cfg.resume_window;
+        let gone: Vec<u64> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.detached_at.is_some_and(|t| now >= t + window))
+            .map(|(k, _)| *k)
+            .collect();
+        for key in gone {
+            self.end_session(key);
+        }
+    }
+
+    /// Sends `error`, closes, and forgets the connection.
+    pub(crate) fn refuse(&mut self, now: Instant, conn: ConnId, code: CloseCode, message: &str) {
+        if !self.conns.contains_key(&conn) {
+            return;
+        }
+        self.send(
+            conn,
+            ServerMsg::Error {
+                code: code.as_u16(),
+                message: message.chars().take(200).collect(),
+            },
+        );
+        self.transmits
+            .push_back(crate::server::ServerTransmit::Close {
+                conn,
+                code: code.as_u16(),
+            });
+        self.handle_closed(now, conn);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn identify(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        v: u32,
+        station_id: &str,
+        token: &str,
+        stage: &str,
+        modes: &[String],
+    ) {
+        if v != PROTOCOL_VERSION {
+            return self.refuse(
+                now,
+                conn,
+                CloseCode::UnsupportedVersion,
+                "unsupported protocol version",
+            );
+        }
+        let Some(cred) = self.cfg.stations.get(station_id).cloned() else {
+            self.stats.auth_failures += 1;
+            return self.refuse(
+                now,
+                conn,
+                CloseCode::AuthenticationFailed,
+                "authentication failed",
+            );
+        };
+        if !secrets_equal(&cred.token, token) {
+            self.stats.auth_failures += 1;
+            return self.refuse(
+                now,
+                conn,
+                CloseCode::AuthenticationFailed,
+                "authentication failed",
+            );
+        }
+        if !self.stages.contains_key(stage) {
+            return self.refuse(now, conn, CloseCode::StageNotFound, "no such stage");
+        }
+        if !modes.iter().any(|m| m == MEDIA_MODE) {
+            return self.refuse(
+                now,
+                conn,
+                CloseCode::UnsupportedMode,
+                "no supported media mode",
+            );
+        }
+        // A station identifying afresh (it rebooted) replaces its old session.
+        let old: Vec<u64> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.station_id == station_id)
+            .map(|(k, _)| *k)
+            .collect();
+        for key in old {
+            if let Some(old_conn) = self.sessions.get(&key).and_then(|s| s.conn) {
+                self.refuse(
+                    now,
+                    old_conn,
+                    CloseCode::SessionInvalid,
+                    "replaced by a new session",
+                );
+            }
+            self.end_session(key);
+        }
+
+        let key = self.next_session;
+        self.next_session += 1;
+        let ssrc = self.random_ssrc();
+        let station_key = self.random_key();
+        let server_key = self.random_key();
+        let id = self.random_hex(16);
+        let media = MediaParams {
+            host: self.cfg.media_host.clone(),
+            port: self.cfg.media_port,
+            mode: MEDIA_MODE.into(),
+            ssrc,
+            station_key: station_key.to_hex(),
+            server_key: server_key.to_hex(),
+        };
+        self.sessions.insert(
+            key,
+            SessionRec {
+                id: id.clone(),
+                station_id: station_id.into(),
+                stage: stage.into(),
+                ssrc,
+                conn: Some(conn),
+                detached_at: None,
+                media: MediaState {
+                    opener: Opener::new(&station_key),
+                    sealer: Sealer::new(&server_key),
+                    addr: None,
+                    highest_counter: None,
+                    out_seq: Default::default(),
+                },
+            },
+        );
+        self.by_ssrc.insert(ssrc, key);
+        if let Some(rec) = self.stages.get_mut(stage) {
+            rec.members.insert(
+                station_id.into(),
+                MemberRec {
+                    role: cred.role,
+                    hand_raised: false,
+                    invited: false,
+                    server_muted: false,
+                    session: key,
+                },
+            );
+        }
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.state = ConnState::Authed { session: key };
+        }
+        self.stats.identified += 1;
+        let resume_window_ms =
+            u32::try_from(self.cfg.resume_window.as_millis()).unwrap_or(u32::MAX);
+        self.send(
+            conn,
+            ServerMsg::Ready {
+                session_id: id,
+                station_id: station_id.into(),
+                media,
+                resume_window_ms,
+            },
+        );
+        self.send_snapshot(conn, stage);
+        self.announce_member_to_others(stage, station_id);
+    }
+
+    fn resume(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        v: u32,
+        station_id: &str,
+        session_id: &str,
+        token: &str,
+    ) {
+        if v != PROTOCOL_VERSION {
+            return self.refuse(
+                now,
+                conn,
+                CloseCode::UnsupportedVersion,
+                "unsupported protocol version",
+            );
+        }
+        let token_ok = self
+            .cfg
+            .stations
+            .get(station_id)
+            .is_some_and(|c| secrets_equal(&c.token, token));
+        if !token_ok {
+            self.stats.auth_failures += 1;
+            return self.refuse(
+                now,
+                conn,
+                CloseCode::AuthenticationFailed,
+                "authentication failed",
+            );
+        }
+        let found = self
+            .sessions
+            .iter()
+            .find(|(_, s)| s.station_id == station_id && secrets_equal(&s.id, session_id))
+            .map(|(k, s)| (*k, s.conn, s.stage.clone()));
+        let Some((key, previous_conn, stage)) = found else {
+            return self.refuse(
+                now,
+                conn,
+                CloseCode::SessionInvalid,
+                "session no longer valid",
+            );
+        };
+        if let Some(old) = previous_conn {
+            self.refuse(now, old, CloseCode::SessionInvalid, "resumed elsewhere");
+        }
+        if let Some(s) = self.sessions.get_mut(&key) {
+            s.conn = Some(conn);
+            s.detached_at = None;
+        }
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.state = ConnState::Authed { session: key };
+        }
+        self.stats.resumed += 1;
+        self.send(conn, ServerMsg::Resumed {});
+        self.send_snapshot(conn, &stage);
+        self.announce_member_to_others(&stage, station_id);
+    }
+
+    fn send_snapshot(&mut self, conn: ConnId, stage: &str) {
+        if let Some(snapshot) = self.snapshot(stage) {
+            self.send(conn, ServerMsg::Stage(snapshot));
+        }
+    }
+
+    fn announce_member_to_others(&mut self, stage: &str, station_id: &str) {
+        let view = self
+            .stages
+            .get(stage)
+            .and_then(|r| r.members.get(station_id))
+            .and_then(|m| self.member_view(station_id, m));
+        if let Some(member) = view {
+            self.broadcast(stage, Some(station_id), &ServerMsg::MemberUpdate(member));
+        }
+    }
+
+    /// Removes a session and its stage membership, telling the stage.
+    pub(crate) fn end_session(&mut self, key: u64) {
+        let Some(s) = self.sessions.remove(&key) else {
+            return;
+        };
+        self.by_ssrc.remove(&s.ssrc);
+        let mut priority_cleared = false;
+        if let Some(rec) = self.stages.get_mut(&s.stage) {
+            if rec
+                .members
+                .get(&s.station_id)
+                .is_some_and(|m| m.session == key)
+            {
+                rec.members.remove(&s.station_id);
+            }
+            if rec.priority.as_deref() == Some(s.station_id.as_str()) {
+                rec.priority = None;
+                priority_cleared = true;
+            }
+        }
+        self.broadcast(
+            &s.stage,
+            None,
+            &ServerMsg::MemberLeft {
+                station_id: s.station_id.clone(),
+            },
+        );
+        if priority_cleared {
+            self.broadcast(&s.stage, None, &ServerMsg::Priority { ssrc: None });
+        }
+    }
+
+    /// Stage ops a station sends about itself.
+    fn stage_op(&mut self, session: u64, msg: ClientMsg) {
+        let Some(s) = self.sessions.get(&session) else {
+            return;
+        };
+        let (stage, station, ssrc) = (s.stage.clone(), s.station_id.clone(), s.ssrc);
+        let Some(m) = self
+            .stages
+            .get_mut(&stage)
+            .and_then(|r| r.members.get_mut(&station))
+        else {
+            return;
+        };
+        let changed = match msg {
+            ClientMsg::RaiseHand { raised }
+                if m.role == Role::Audience && m.hand_raised != raised =>
+            {
+                m.hand_raised = raised;
+                true
+            }
+            ClientMsg::InviteResponse { accept } if m.invited => {
+                m.invited = false;
+                if accept {
+                    m.role = Role::Speaker;
+                    m.hand_raised = false;
+                }
+                true
+            }
+            ClientMsg::StepDown {} if m.role == Role::Speaker => {
+                m.role = Role::Audience;
+                true
+            }
+            ClientMsg::Speaking { speaking } => {
+                if m.role.can_speak() {
+                    self.broadcast(
+                        &stage,
+                        Some(&station),
+                        &ServerMsg::Speaking {
+                            station_id: station.clone(),
+                            ssrc,
+                            speaking,
+                        },
+                    );
+                }
+                false
+            }
+            // Not allowed in the member's current role, or no change: ignored.
+            _ => false,
+        };
+        if changed {
+            self.announce_member(&stage, &station);
+        }
+    }
+}

@@ -1,0 +1,88 @@
+//! Installs what the build, the tests and the demo need on a fresh Debian / Raspberry Pi OS
+//! machine: Debian packages (when root; otherwise prints the one command to run), rustup
+//! components and cargo tools.
+
+use std::process::Command;
+
+use anyhow::{Result, bail};
+
+use crate::sh::{cargo, run, succeeds};
+
+/// Debian packages: C libraries the crates link, and the real peers tests and demo use.
+pub const APT_PACKAGES: &[&str] = &[
+    "pkg-config",
+    "libopus-dev",
+    "libasound2-dev",
+    "espeak-ng",
+    "sox",
+];
+
+fn missing_apt() -> Vec<&'static str> {
+    APT_PACKAGES
+        .iter()
+        .copied()
+        .filter(|p| {
+            let out = Command::new("dpkg-query")
+                .args(["-W", "-f=${Status}", p])
+                .output();
+            !matches!(out, Ok(o) if String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+        })
+        .collect()
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+pub fn ensure_apt() -> Result<()> {
+    let missing = missing_apt();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let list = missing.join(" ");
+    if !is_root() {
+        bail!("missing Debian packages; install them with:\n  sudo apt-get install -y {list}");
+    }
+    println!("installing Debian packages: {list}");
+    run(Command::new("apt-get").args(["update", "-qq"]))?;
+    run(Command::new("apt-get")
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .args(["install", "-y", "-qq", "--no-install-recommends"])
+        .args(&missing))?;
+    Ok(())
+}
+
+pub fn ensure_rust_components() -> Result<()> {
+    for (probe, component) in [("fmt", "rustfmt"), ("clippy", "clippy")] {
+        if !succeeds(cargo().args([probe, "--version"])) {
+            run(Command::new("rustup").args(["component", "add", component]))?;
+        }
+    }
+    Ok(())
+}
+
+/// cargo-fuzz on a nightly tool chain, for the fuzz targets.
+pub fn ensure_fuzz_tools() -> Result<()> {
+    if !succeeds(Command::new("rustup").args(["run", "nightly", "rustc", "--version"])) {
+        run(Command::new("rustup").args([
+            "toolchain",
+            "install",
+            "nightly",
+            "--profile",
+            "minimal",
+        ]))?;
+    }
+    if !succeeds(crate::sh::nightly_cargo().args(["fuzz", "--version"])) {
+        run(cargo().args(["install", "--locked", "cargo-fuzz"]))?;
+    }
+    Ok(())
+}
+
+pub fn ensure_all() -> Result<()> {
+    ensure_apt()?;
+    ensure_rust_components()?;
+    ensure_fuzz_tools()
+}
