@@ -1,0 +1,30 @@
+//! # stagebox-audio — frames in, frames out
+//!
+//! The station's audio processing, with no device and no socket: the station daemon's audio
+//! thread reads a period from the capture device, hands it to [`pipeline::CapturePath`], and
+//! writes what [`pipeline::PlayoutPath`] mixes to the playback device. Encoded frames cross to
+//! and from the network task as [`frame::MediaFrame`]s in fixed-capacity queues.
+//!
+//! Nothing here allocates after construction (the daemon's counting-allocator test holds the
+//! audio thread to it) and nothing here waits.
+//!
+//! - [`vad`]: voice activity from frame energy over an adaptive noise floor.
+//! - [`gate`]: silence suppression: hangover, closing silence frames, marker bits.
+//! - [`codec`]: Opus via audiopus (in-band FEC, PLC).
+//! - [`jitter`]: per-speaker reordering, late-drop and loss decisions.
+//! - [`mixer`]: mixing with ducking and a peak limiter.
+//! - [`pipeline`]: the capture and playout paths built from the above.
+//!
+//! Echo cancellation, noise suppression, AGC and beamforming slot into `CapturePath` between
+//! the downmix and the VAD; the adaptive jitter target slots into `JitterBuffer`.
+
+pub mod codec;
+pub mod frame;
+pub mod gate;
+pub mod jitter;
+pub mod mixer;
+pub mod pipeline;
+pub mod vad;
+
+pub use frame::{FrameDuration, MediaFrame, PERIOD_SAMPLES, SAMPLE_RATE};
+pub use pipeline::{AudioError, CaptureConfig, CaptureOutput, CapturePath, PlayoutPath};
