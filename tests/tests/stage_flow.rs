@@ -199,3 +199,27 @@ fn priority_speaker_reaches_every_station() {
     assert!(got);
     assert_eq!(net.stations[a].core.stage().priority_ssrc(), Some(mod_ssrc));
 }
+
+#[test]
+fn quick_press_after_accepting_goes_live() {
+    // The demo's timing: accept with a short click, then press and hold 70 ms later.
+    let (mut net, a, _) = setup();
+    net.admin(AdminCmd::Invite {
+        stage: "townhall".into(),
+        station: "a-1".into(),
+    })
+    .unwrap();
+    net.run_for(ms(500));
+    net.button(a, ButtonId::Ptt, true);
+    net.run_for(ms(80));
+    net.button(a, ButtonId::Ptt, false);
+    net.run_for(ms(70));
+    assert_eq!(net.stations[a].core.led(), LedState::SpeakerIdle);
+    net.button(a, ButtonId::Ptt, true);
+    net.run_for(ms(100));
+    assert!(
+        net.stations[a].core.is_transmitting(),
+        "leds: {:?}",
+        net.stations[a].core.led()
+    );
+}

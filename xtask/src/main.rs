@@ -5,6 +5,8 @@
 //! - `cargo xtask fuzz [--seconds N]`: runs every fuzz target for a while.
 //! - `cargo xtask setup`: only installs what is missing.
 
+mod analysis;
+mod demo;
 mod setup;
 mod sh;
 mod test;
@@ -18,9 +20,16 @@ fn main() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("setup") => setup::ensure_all(),
         Some("test") => test::run(),
-        Some("demo") => bail!(
-            "the demo needs the station daemon and the server binary, which have not landed yet"
-        ),
+        Some("demo") => {
+            setup::ensure_apt()?;
+            let out = flag_string(&args, "--out").unwrap_or_else(|| "demo-out".into());
+            let frame_ms = flag_value(&args, "--frame-ms")?.unwrap_or(20) as u32;
+            demo::run_demo(&demo::DemoOptions {
+                out: out.into(),
+                frame_ms,
+            })?;
+            Ok(())
+        }
         Some("fuzz") => {
             let seconds = flag_value(&args, "--seconds")?.unwrap_or(30);
             test::fuzz(seconds)
@@ -31,6 +40,11 @@ fn main() -> Result<()> {
         }
         Some(other) => bail!("unknown xtask command {other:?}; try `cargo xtask help`"),
     }
+}
+
+fn flag_string(args: &[String], flag: &str) -> Option<String> {
+    let i = args.iter().position(|a| a == flag)?;
+    args.get(i + 1).cloned()
 }
 
 fn flag_value(args: &[String], flag: &str) -> Result<Option<u64>> {

@@ -15,6 +15,7 @@ pub const APT_PACKAGES: &[&str] = &[
     "libasound2-dev",
     "espeak-ng",
     "sox",
+    "tshark",
 ];
 
 fn missing_apt() -> Vec<&'static str> {

@@ -1,12 +1,20 @@
 //! `cargo xtask test`: everything CI checks, in order of cost.
 
-use anyhow::Result;
+use anyhow::{Result, bail};
+use serde_json::Value;
 
+use crate::demo::{self, DemoOptions, DemoOutcome};
 use crate::setup;
 use crate::sh::{cargo, nightly_cargo, run as sh};
 
 /// Fuzz targets under fuzz/ (one per parser of outside bytes).
-pub const FUZZ_TARGETS: &[&str] = &["signal_client", "signal_server", "media_packet"];
+pub const FUZZ_TARGETS: &[&str] = &[
+    "signal_client",
+    "signal_server",
+    "media_packet",
+    "station_config",
+    "board_profile",
+];
 
 fn run_all() -> Result<()> {
     setup::ensure_all()?;
@@ -22,6 +30,73 @@ fn run_all() -> Result<()> {
     sh(cargo().args(["test", "--workspace"]))?;
     // The fuzz targets must keep building; `cargo xtask fuzz` runs them.
     sh(nightly_cargo().args(["fuzz", "build", "--dev"]))?;
+    // The demo, as a test: real processes on loopback, judged by what B played.
+    let outcome = demo::run_demo(&DemoOptions {
+        out: "target/demo-test".into(),
+        frame_ms: 20,
+    })?;
+    check_demo(&outcome)?;
+    println!("demo check: listener matches speaker, every packet delivered, RTP streams clean");
+    Ok(())
+}
+
+/// What the demo must show for the test to pass.
+fn check_demo(outcome: &DemoOutcome) -> Result<()> {
+    let r = &outcome.report;
+    if outcome.correlation < 0.8 {
+        bail!(
+            "listener output does not match speaker input: correlation {:.3} < 0.8",
+            outcome.correlation
+        );
+    }
+    let sent = r["packets"]["sent_by_speaker"].as_u64().unwrap_or(0);
+    let received = r["packets"]["received_by_listener"].as_u64().unwrap_or(0);
+    if sent < 100 || received != sent {
+        bail!("speaker sent {sent} packets, listener received {received}");
+    }
+    let leds: Vec<&str> = r["led_timeline_ms"]["a-1"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|e| e[1].as_str()).collect())
+        .unwrap_or_default();
+    let expected = [
+        "connecting",
+        "audience",
+        "hand-raised",
+        "invited",
+        "speaker",
+        "live",
+        "speaker",
+    ];
+    if leds != expected {
+        bail!("station A's LEDs went {leds:?}, expected {expected:?}");
+    }
+    match &r["rtp_streams_tshark"] {
+        Value::Null => println!("demo check: tshark not available, RTP streams not judged"),
+        streams => {
+            let list = streams["streams"].as_array().cloned().unwrap_or_default();
+            let audio_to_listener = list
+                .iter()
+                .filter(|s| {
+                    s["payload"] == "RTPType-120" && s["packets"].as_u64() == Some(received)
+                })
+                .count();
+            if audio_to_listener != 1 {
+                bail!(
+                    "tshark does not show the forwarded audio stream: {}",
+                    streams["table"]
+                );
+            }
+            if let Some(bad) = list
+                .iter()
+                .find(|s| s["lost"].as_i64() != Some(0) || s["problem"] == true)
+            {
+                bail!(
+                    "tshark reports sequence problems in {bad}: {}",
+                    streams["table"]
+                );
+            }
+        }
+    }
     Ok(())
 }
 

@@ -49,7 +49,8 @@ impl FrameDuration {
 }
 
 /// One encoded audio frame with its RTP fields, in fixed storage: moving it through a queue
-/// never touches the heap.
+/// never touches the heap. Received frames carry the sequence number they arrived with;
+/// captured frames leave it 0, for the media link numbers what it sends.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MediaFrame {
     pub ssrc: u32,

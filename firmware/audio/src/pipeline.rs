@@ -27,12 +27,22 @@ pub enum AudioError {
     PeriodSize(usize),
 }
 
-/// Averages interleaved `channels` into mono. (Beamforming replaces this for mic arrays.)
-pub fn downmix(interleaved: &[i16], channels: usize, mono: &mut [i16]) {
+/// Averages the microphone channels `mics` of interleaved `channels` into mono (other
+/// channels, such as a codec's loopback, are ignored). Beamforming replaces this for arrays.
+pub fn downmix(interleaved: &[i16], channels: usize, mics: &[u16], mono: &mut [i16]) {
     let channels = channels.max(1);
-    for (o, chunk) in mono.iter_mut().zip(interleaved.chunks_exact(channels)) {
-        let sum: i32 = chunk.iter().map(|&s| i32::from(s)).sum();
-        *o = (sum / channels as i32) as i16;
+    let count = mics
+        .iter()
+        .filter(|&&m| usize::from(m) < channels)
+        .count()
+        .max(1) as i32;
+    for (o, frame) in mono.iter_mut().zip(interleaved.chunks_exact(channels)) {
+        let sum: i32 = mics
+            .iter()
+            .filter_map(|&m| frame.get(usize::from(m)))
+            .map(|&s| i32::from(s))
+            .sum();
+        *o = (sum / count) as i16;
     }
 }
 
@@ -76,17 +86,13 @@ pub struct CapturePath {
     vad: Vad,
     gate: SilenceGate,
     encoder: OpusEncoder,
-    sequence: u16,
     timestamp: u32,
 }
 
 impl CapturePath {
-    /// `initial_sequence` and `initial_timestamp` should be random (RFC 3550 §5.1).
-    pub fn new(
-        cfg: CaptureConfig,
-        initial_sequence: u16,
-        initial_timestamp: u32,
-    ) -> Result<CapturePath, AudioError> {
+    /// `initial_timestamp` should be random (RFC 3550 §5.1). Sequence numbers are the media
+    /// link's: it numbers everything it sends.
+    pub fn new(cfg: CaptureConfig, initial_timestamp: u32) -> Result<CapturePath, AudioError> {
         Ok(CapturePath {
             frame: cfg.encoder.frame,
             pcm: [0; MAX_FRAME_SAMPLES],
@@ -96,13 +102,17 @@ impl CapturePath {
             vad: Vad::new(cfg.vad, cfg.encoder.frame.ms()),
             gate: SilenceGate::new(cfg.gate),
             encoder: OpusEncoder::new(cfg.encoder)?,
-            sequence: initial_sequence,
             timestamp: initial_timestamp,
         })
     }
 
     pub fn in_spurt(&self) -> bool {
         self.gate.in_spurt()
+    }
+
+    /// The RTP timestamp of the frame being captured now: the audio clock.
+    pub fn rtp_clock(&self) -> u32 {
+        self.timestamp.wrapping_add(self.filled as u32)
     }
 
     /// Feeds one 10 ms mono period. `allowed`: the station may transmit now. `ssrc`: the
@@ -139,8 +149,7 @@ impl CapturePath {
             GateDecision::SendSilence => (&self.silence[..n], false),
         };
         let len = self.encoder.encode(source, &mut self.packet)?;
-        let frame = MediaFrame::new(ssrc, self.sequence, timestamp, marker, &self.packet[..len]);
-        self.sequence = self.sequence.wrapping_add(1);
+        let frame = MediaFrame::new(ssrc, 0, timestamp, marker, &self.packet[..len]);
         Ok(Some(CaptureOutput {
             frame,
             spurt,
@@ -352,13 +361,13 @@ mod tests {
     #[test]
     fn silence_suppression_sends_nothing_in_silence_and_marks_spurts() {
         for frame in [FrameDuration::Ms10, FrameDuration::Ms20] {
-            let mut cap = CapturePath::new(CaptureConfig::new(frame), 100, 1000).unwrap();
+            let mut cap = CapturePath::new(CaptureConfig::new(frame), 1000).unwrap();
             let mut sent = Vec::new();
             for p in 0..400 {
                 if let Some(out) = cap.push_period(&speech_like(p), true, 7).unwrap()
                     && let Some(f) = out.frame
                 {
-                    sent.push((p, f.marker, f.sequence));
+                    sent.push((p, f.marker, f.timestamp));
                 }
             }
             let markers = sent.iter().filter(|s| s.1).count();
@@ -371,26 +380,33 @@ mod tests {
                 sent.len(),
                 2 * per_spurt
             );
-            // Sequence numbers are consecutive across the silence.
-            for w in sent.windows(2) {
-                assert_eq!(w[1].2, w[0].2.wrapping_add(1));
-            }
+            // Timestamps follow the audio clock: one frame apart within a spurt, a jump of the
+            // silence's length between spurts.
+            let step = frame.samples() as u32;
+            let jumps: Vec<u32> = sent
+                .windows(2)
+                .map(|w| w[1].2 - w[0].2)
+                .filter(|&d| d != step)
+                .collect();
+            assert_eq!(jumps.len(), 1, "{frame:?}: {jumps:?}");
+            assert!(jumps[0] > 10 * step);
         }
     }
 
     #[test]
     fn capture_to_playout_loopback_reproduces_the_tone() {
         let frame = FrameDuration::Ms20;
-        let mut cap = CapturePath::new(CaptureConfig::new(frame), 0, 0).unwrap();
+        let mut cap = CapturePath::new(CaptureConfig::new(frame), 0).unwrap();
         let mut play = PlayoutPath::new(JitterConfig::default()).unwrap();
         let mut out = [0i16; PERIOD_SAMPLES];
         let mut energy = 0f64;
         let mut first = None;
+        let mut seq = 0u16;
         for p in 0..100 {
             if let Some(o) = cap.push_period(&speech_like(p), true, 42).unwrap()
                 && let Some(f) = o.frame
             {
-                play.push(f);
+                play.push(numbered(f, &mut seq));
             }
             play.next_period(&mut out);
             if play.take_first_audio() {
@@ -409,7 +425,7 @@ mod tests {
 
     #[test]
     fn not_allowed_sends_nothing() {
-        let mut cap = CapturePath::new(CaptureConfig::new(FrameDuration::Ms10), 0, 0).unwrap();
+        let mut cap = CapturePath::new(CaptureConfig::new(FrameDuration::Ms10), 0).unwrap();
         for p in 0..50 {
             let o = cap.push_period(&speech_like(p), false, 1).unwrap().unwrap();
             assert!(o.frame.is_none());
@@ -417,23 +433,28 @@ mod tests {
         assert!(cap.push_period(&[0; 10], true, 1).is_err());
     }
 
+    /// Numbers a captured frame as the media link does when it sends it.
+    fn numbered(mut f: MediaFrame, seq: &mut u16) -> MediaFrame {
+        f.sequence = *seq;
+        *seq = seq.wrapping_add(1);
+        f
+    }
+
     /// Output energy of two speakers saying the same thing, with `priority` set.
     fn mixed_energy(priority: Option<u32>) -> f64 {
         let mut play = PlayoutPath::new(JitterConfig::default()).unwrap();
         play.set_priority(priority);
         let mut caps = [1u32, 2].map(|ssrc| {
-            (
-                ssrc,
-                CapturePath::new(CaptureConfig::new(FrameDuration::Ms10), 0, 0).unwrap(),
-            )
+            let cap = CapturePath::new(CaptureConfig::new(FrameDuration::Ms10), 0).unwrap();
+            (ssrc, cap, 0u16)
         });
         let mut out = [0i16; PERIOD_SAMPLES];
         let mut energy = 0f64;
         for p in 0..80 {
             let tone = speech_like(p);
-            for (ssrc, cap) in &mut caps {
+            for (ssrc, cap, seq) in &mut caps {
                 if let Some(f) = cap.push_period(&tone, true, *ssrc).unwrap().unwrap().frame {
-                    play.push(f);
+                    play.push(numbered(f, seq));
                 }
             }
             play.next_period(&mut out);
@@ -456,7 +477,9 @@ mod tests {
     #[test]
     fn downmix_averages_channels() {
         let mut mono = [0i16; 2];
-        downmix(&[100, 300, -200, 0], 2, &mut mono);
+        downmix(&[100, 300, -200, 0], 2, &[0, 1], &mut mono);
         assert_eq!(mono, [200, -100]);
+        downmix(&[100, 300, -200, 0], 2, &[1], &mut mono);
+        assert_eq!(mono, [300, 0]);
     }
 }

@@ -11,12 +11,14 @@
 //! - [`stage`]: the stage as this station sees it (role, hand, invitation, mute, priority).
 //! - [`button`]: debounce and gestures (down, up, double-press, long-press).
 //! - [`led`]: the states the LEDs show.
+//! - [`media`]: the station's end of the media channel: sealing, opening, keepalives.
 //! - [`station`]: all of the above composed: buttons and stage decide whether the mic is sent
 //!   and what the LEDs show.
 
 pub mod backoff;
 pub mod button;
 pub mod led;
+pub mod media;
 pub mod session;
 pub mod stage;
 pub mod station;

@@ -1,0 +1,234 @@
+//! The real-time audio thread: paced by the capture device, it reads a period, runs the
+//! capture path, takes what the network task queued for playout, mixes, and writes a period.
+//! It talks to the network task only through fixed-capacity lock-free queues and atomics,
+//! never waits on the network, and allocates nothing once [`run`] has started its loop.
+
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use heapless::spsc::{Consumer, Producer, Queue};
+use stagebox_audio::frame::{MediaFrame, PERIOD_SAMPLES};
+use stagebox_audio::gate::SpurtChange;
+use stagebox_audio::pipeline::{CapturePath, PlayoutPath, downmix};
+use stagebox_hal::{AudioCapture, AudioError, AudioErrorKind, AudioPlayback};
+
+/// Frames in flight each way: 64 frames is over a second of 20 ms audio.
+pub const QUEUE_LEN: usize = 64;
+
+/// State shared with the network task, all lock-free.
+#[derive(Debug)]
+pub struct AudioShared {
+    pub running: AtomicBool,
+    /// The station core allows sending the mic.
+    pub transmit: AtomicBool,
+    pub ssrc: AtomicU32,
+    /// The capture path's RTP clock (48 kHz), for keepalive timestamps.
+    pub rtp_clock: AtomicU32,
+    /// Priority speaker SSRC, or `u64::MAX` for none.
+    pub priority: AtomicU64,
+    /// Capture level of the last frame, 0–100 (for the LED meter).
+    pub level_percent: AtomicU8,
+    pub tx_queue_full: AtomicU64,
+    pub periods: AtomicU64,
+    pub device_errors: AtomicU64,
+    pub capture_start_unix_ns: AtomicU64,
+    pub playout_received: AtomicU64,
+    pub playout_played: AtomicU64,
+    pub playout_fec: AtomicU64,
+    pub playout_concealed: AtomicU64,
+    pub playout_late: AtomicU64,
+}
+
+impl Default for AudioShared {
+    fn default() -> Self {
+        AudioShared {
+            running: AtomicBool::new(true),
+            transmit: AtomicBool::new(false),
+            ssrc: AtomicU32::new(0),
+            rtp_clock: AtomicU32::new(0),
+            priority: AtomicU64::new(u64::MAX),
+            level_percent: AtomicU8::new(0),
+            tx_queue_full: AtomicU64::new(0),
+            periods: AtomicU64::new(0),
+            device_errors: AtomicU64::new(0),
+            capture_start_unix_ns: AtomicU64::new(0),
+            playout_received: AtomicU64::new(0),
+            playout_played: AtomicU64::new(0),
+            playout_fec: AtomicU64::new(0),
+            playout_concealed: AtomicU64::new(0),
+            playout_late: AtomicU64::new(0),
+        }
+    }
+}
+
+/// What the audio thread tells the network task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AudioEvent {
+    /// A talk spurt started (true) or ended (false).
+    Spurt(bool),
+    /// The first decoded audio reached the speaker.
+    FirstAudio { unix_ns: u64 },
+}
+
+/// The audio thread's ends of the queues.
+pub struct AudioEnds {
+    pub to_net: Producer<'static, MediaFrame>,
+    pub from_net: Consumer<'static, MediaFrame>,
+    pub events: Producer<'static, AudioEvent>,
+}
+
+/// The network task's ends of the queues.
+pub struct NetEnds {
+    pub from_audio: Consumer<'static, MediaFrame>,
+    pub to_audio: Producer<'static, MediaFrame>,
+    pub events: Consumer<'static, AudioEvent>,
+}
+
+/// Makes the queues. They live for the rest of the process (leaked once at start-up).
+pub fn queues() -> (AudioEnds, NetEnds) {
+    let up: &'static mut Queue<MediaFrame, QUEUE_LEN> = Box::leak(Box::new(Queue::new()));
+    let down: &'static mut Queue<MediaFrame, QUEUE_LEN> = Box::leak(Box::new(Queue::new()));
+    let events: &'static mut Queue<AudioEvent, QUEUE_LEN> = Box::leak(Box::new(Queue::new()));
+    let (up_p, up_c) = up.split();
+    let (down_p, down_c) = down.split();
+    let (ev_p, ev_c) = events.split();
+    (
+        AudioEnds {
+            to_net: up_p,
+            from_net: down_c,
+            events: ev_p,
+        },
+        NetEnds {
+            from_audio: up_c,
+            to_audio: down_p,
+            events: ev_c,
+        },
+    )
+}
+
+fn unix_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+/// Consecutive device errors after which the thread gives up (the daemon exits and its
+/// supervisor restarts it).
+const MAX_CONSECUTIVE_ERRORS: u32 = 200;
+
+/// Runs until `shared.running` is cleared or the devices fail for good. `on_started` runs on
+/// this thread just before the steady-state loop (tests use it to start counting
+/// allocations).
+#[allow(clippy::too_many_arguments)]
+pub fn run<C: AudioCapture, P: AudioPlayback>(
+    capture: &mut C,
+    playback: &mut P,
+    mics: &[u16],
+    capture_path: &mut CapturePath,
+    playout: &mut PlayoutPath,
+    ends: &mut AudioEnds,
+    shared: &AudioShared,
+    on_started: impl FnOnce(),
+) -> Result<(), String> {
+    let in_format = capture.format();
+    let out_format = playback.format();
+    if in_format.period != PERIOD_SAMPLES || out_format.period != PERIOD_SAMPLES {
+        return Err(format!(
+            "audio devices must run 10 ms periods ({PERIOD_SAMPLES} frames), got {} / {}",
+            in_format.period, out_format.period
+        ));
+    }
+    let mut input = vec![0i16; in_format.period_samples()];
+    let mut output = vec![0i16; out_format.period_samples()];
+    let mut mono = [0i16; PERIOD_SAMPLES];
+    let mut mixed = [0i16; PERIOD_SAMPLES];
+    let in_channels = usize::from(in_format.channels);
+    let out_channels = usize::from(out_format.channels.max(1));
+    let mut consecutive_errors = 0u32;
+    let mut first_period = true;
+    shared
+        .rtp_clock
+        .store(capture_path.rtp_clock(), Ordering::Relaxed);
+    on_started();
+    while shared.running.load(Ordering::Relaxed) {
+        if let Err(e) = capture.read(&mut input) {
+            shared.device_errors.fetch_add(1, Ordering::Relaxed);
+            consecutive_errors += 1;
+            if e.kind() != AudioErrorKind::Xrun && consecutive_errors >= MAX_CONSECUTIVE_ERRORS {
+                return Err(format!("capture: {e}"));
+            }
+            input.fill(0);
+        } else {
+            consecutive_errors = 0;
+        }
+        if first_period {
+            shared
+                .capture_start_unix_ns
+                .store(unix_ns(), Ordering::Relaxed);
+            first_period = false;
+        }
+        let period = shared.periods.fetch_add(1, Ordering::Relaxed);
+        if period % 10 == 0 {
+            let j = playout.stats().jitter;
+            shared.playout_received.store(j.received, Ordering::Relaxed);
+            shared.playout_played.store(j.played, Ordering::Relaxed);
+            shared.playout_fec.store(j.recovered_fec, Ordering::Relaxed);
+            shared
+                .playout_concealed
+                .store(j.concealed, Ordering::Relaxed);
+            shared.playout_late.store(j.late, Ordering::Relaxed);
+        }
+
+        downmix(&input, in_channels, mics, &mut mono);
+        let allowed = shared.transmit.load(Ordering::Relaxed);
+        let ssrc = shared.ssrc.load(Ordering::Relaxed);
+        match capture_path.push_period(&mono, allowed && ssrc != 0, ssrc) {
+            Ok(Some(out)) => {
+                let percent = ((out.level_db + 60.0).clamp(0.0, 60.0) * 100.0 / 60.0) as u8;
+                shared.level_percent.store(percent, Ordering::Relaxed);
+                if let Some(frame) = out.frame
+                    && ends.to_net.enqueue(frame).is_err()
+                {
+                    shared.tx_queue_full.fetch_add(1, Ordering::Relaxed);
+                }
+                if let Some(change) = out.spurt {
+                    let _ = ends
+                        .events
+                        .enqueue(AudioEvent::Spurt(change == SpurtChange::Started));
+                }
+            }
+            Ok(None) => {}
+            Err(_) => {
+                shared.device_errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+
+        shared
+            .rtp_clock
+            .store(capture_path.rtp_clock(), Ordering::Relaxed);
+        while let Some(frame) = ends.from_net.dequeue() {
+            playout.push(frame);
+        }
+        let priority = shared.priority.load(Ordering::Relaxed);
+        playout.set_priority(u32::try_from(priority).ok());
+        playout.next_period(&mut mixed);
+        if playout.take_first_audio() {
+            let _ = ends
+                .events
+                .enqueue(AudioEvent::FirstAudio { unix_ns: unix_ns() });
+        }
+        for (frame, &s) in output.chunks_exact_mut(out_channels).zip(mixed.iter()) {
+            frame.fill(s);
+        }
+        if let Err(e) = playback.write(&output) {
+            shared.device_errors.fetch_add(1, Ordering::Relaxed);
+            if e.kind() != AudioErrorKind::Xrun {
+                consecutive_errors += 1;
+                if consecutive_errors >= MAX_CONSECUTIVE_ERRORS {
+                    return Err(format!("playback: {e}"));
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,369 @@
+//! The station's configuration file (TOML), e.g. `/boot/firmware/stagebox.toml` on an SD
+//! card or `/etc/stagebox/station.toml` from the package. Every problem is reported with the
+//! file, the line and the field, and the daemon exits with code 2.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Deserializer};
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("{path}: {message}")]
+    Read { path: String, message: String },
+    #[error("{path}:{line}: {message}")]
+    Invalid {
+        path: String,
+        line: usize,
+        message: String,
+    },
+}
+
+/// A gateway URL: `wss://host[:port]/path`. Plain `ws://` is refused: signaling carries the
+/// station's token and the media keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayUrl(pub String);
+
+impl<'de> Deserialize<'de> for GatewayUrl {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let rest = s.strip_prefix("wss://").ok_or_else(|| {
+            serde::de::Error::custom(format!("gateway must be a wss:// URL, got {s:?}"))
+        })?;
+        if rest.is_empty() || rest.starts_with('/') || rest.starts_with(':') {
+            return Err(serde::de::Error::custom(format!(
+                "gateway {s:?} has no host"
+            )));
+        }
+        Ok(GatewayUrl(s))
+    }
+}
+
+/// A SHA-256 certificate fingerprint: 64 hex digits, colons allowed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Fingerprint(pub [u8; 32]);
+
+impl fmt::Debug for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Fingerprint({})", hex::encode(self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for Fingerprint {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let clean: String = s.chars().filter(|c| *c != ':').collect();
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(&clean, &mut out).map_err(|_| {
+            serde::de::Error::custom(
+                "pin_sha256 must be 64 hex digits (the SHA-256 of the server certificate)",
+            )
+        })?;
+        Ok(Fingerprint(out))
+    }
+}
+
+/// A non-empty identifier of at most 128 bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ident(pub String);
+
+impl<'de> Deserialize<'de> for Ident {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if s.is_empty() || s.len() > 128 {
+            return Err(serde::de::Error::custom("must be 1 to 128 bytes"));
+        }
+        Ok(Ident(s))
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StationSection {
+    pub id: Ident,
+    pub token: Ident,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    pub gateway: GatewayUrl,
+    pub stage: Ident,
+    /// Trust the server whose certificate has this SHA-256 (self-signed servers).
+    pub pin_sha256: Option<Fingerprint>,
+    /// Or trust certificates issued by this CA (PEM).
+    pub ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BoardSection {
+    pub profile: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameMs(pub u32);
+
+impl<'de> Deserialize<'de> for FrameMs {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match u32::deserialize(d)? {
+            v @ (10 | 20) => Ok(FrameMs(v)),
+            v => Err(serde::de::Error::custom(format!(
+                "frame_ms must be 10 or 20, got {v}"
+            ))),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AudioSection {
+    #[serde(default = "default_frame")]
+    pub frame_ms: FrameMs,
+    /// Frames buffered before a talk spurt starts playing.
+    #[serde(default = "default_jitter")]
+    pub jitter_frames: u16,
+    /// ALSA devices, overriding the board profile's.
+    pub capture_device: Option<String>,
+    pub playback_device: Option<String>,
+}
+
+fn default_frame() -> FrameMs {
+    FrameMs(20)
+}
+
+fn default_jitter() -> u16 {
+    1
+}
+
+impl Default for AudioSection {
+    fn default() -> Self {
+        AudioSection {
+            frame_ms: default_frame(),
+            jitter_frames: default_jitter(),
+            capture_device: None,
+            playback_device: None,
+        }
+    }
+}
+
+/// Settings of the sim board.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimSection {
+    /// What the sim microphone hears when told to play (`mic play`), 48 kHz 16-bit WAV.
+    pub mic_wav: Option<PathBuf>,
+    /// Play `mic_wav` once from the start, without being told.
+    #[serde(default)]
+    pub mic_autoplay: bool,
+    /// Record what the microphone captured.
+    pub record_mic: Option<PathBuf>,
+    /// Where the sim loudspeaker writes (a WAV); nowhere if unset.
+    pub speaker_wav: Option<PathBuf>,
+    /// Unix socket for button presses and diagnostics.
+    pub control_socket: Option<PathBuf>,
+    /// Read the same commands from standard input (keyboard).
+    #[serde(default)]
+    pub keyboard: bool,
+    /// Use ALSA devices for audio instead of WAV files (a laptop's own sound card).
+    #[serde(default)]
+    pub alsa_audio: bool,
+    /// Draw LED changes in the terminal.
+    #[serde(default = "yes")]
+    pub draw_leds: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ButtonsSection {
+    /// Double-press on PTT latches live until the next press.
+    #[serde(default = "yes")]
+    pub ptt_latch: bool,
+}
+
+impl Default for ButtonsSection {
+    fn default() -> Self {
+        ButtonsSection { ptt_latch: true }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    Error,
+    Warn,
+    #[default]
+    Info,
+    Debug,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSection {
+    #[serde(default)]
+    pub format: LogFormat,
+    #[serde(default)]
+    pub level: LogLevel,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub station: StationSection,
+    pub server: ServerSection,
+    pub board: BoardSection,
+    #[serde(default)]
+    pub audio: AudioSection,
+    #[serde(default)]
+    pub sim: SimSection,
+    #[serde(default)]
+    pub buttons: ButtonsSection,
+    #[serde(default)]
+    pub log: LogSection,
+}
+
+/// How the station trusts its server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trust {
+    Pin(Fingerprint),
+    Ca(PathBuf),
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        Config::parse(&text, path)
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| {
+            let line = e.span().map_or(0, |s| {
+                text[..s.start.min(text.len())].matches('\n').count() + 1
+            });
+            ConfigError::Invalid {
+                path: path.display().to_string(),
+                line,
+                message: e.message().trim().to_string(),
+            }
+        })?;
+        // Cross-field rules, reported at the section's line.
+        let section_line = |name: &str| {
+            text.lines()
+                .position(|l| l.trim() == format!("[{name}]"))
+                .map_or(0, |i| i + 1)
+        };
+        let invalid = |section: &str, message: &str| ConfigError::Invalid {
+            path: path.display().to_string(),
+            line: section_line(section),
+            message: message.into(),
+        };
+        match (&cfg.server.pin_sha256, &cfg.server.ca_file) {
+            (None, None) => {
+                return Err(invalid(
+                    "server",
+                    "field `server`: set `pin_sha256` (the fingerprint the server prints) or `ca_file`",
+                ));
+            }
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    "server",
+                    "field `server`: set only one of `pin_sha256` and `ca_file`",
+                ));
+            }
+            _ => {}
+        }
+        if cfg.audio.jitter_frames == 0 || cfg.audio.jitter_frames > 10 {
+            return Err(invalid(
+                "audio",
+                "field `audio.jitter_frames`: must be 1 to 10",
+            ));
+        }
+        Ok(cfg)
+    }
+
+    pub fn trust(&self) -> Trust {
+        match (&self.server.pin_sha256, &self.server.ca_file) {
+            (Some(pin), _) => Trust::Pin(pin.clone()),
+            (None, Some(ca)) => Trust::Ca(ca.clone()),
+            // parse() refuses a config with neither.
+            (None, None) => Trust::Pin(Fingerprint([0; 32])),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[station]
+id = "podium-1"
+token = "secret"
+
+[server]
+gateway = "wss://127.0.0.1:8443/signal"
+stage = "townhall"
+pin_sha256 = "AB:CD:00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff:00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd"
+
+[board]
+profile = "sim"
+"#;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("station.toml"))
+    }
+
+    #[test]
+    fn good_config_with_defaults() {
+        let c = parse(GOOD).unwrap();
+        assert_eq!(c.station.id.0, "podium-1");
+        assert_eq!(c.audio.frame_ms, FrameMs(20));
+        assert!(c.buttons.ptt_latch);
+        assert!(matches!(c.trust(), Trust::Pin(f) if f.0[0] == 0xab));
+    }
+
+    #[test]
+    fn errors_name_file_line_and_field() {
+        let cases = [
+            (GOOD.replace("wss://127", "ws://127"), 7, "wss://"),
+            (GOOD.replace("\"podium-1\"", "\"\""), 3, "1 to 128"),
+            (GOOD.replace("AB:CD", "XY"), 9, "pin_sha256"),
+            (
+                GOOD.replace("[board]", "[board]\ncolour = \"red\""),
+                12,
+                "colour",
+            ),
+            (format!("{GOOD}\n[audio]\nframe_ms = 30\n"), 15, "10 or 20"),
+            (GOOD.replace("pin_sha256", "# pin_sha256"), 6, "pin_sha256"),
+            (GOOD.replace("token = \"secret\"\n", ""), 2, "token"),
+        ];
+        for (text, line, needle) in cases {
+            let err = parse(&text).unwrap_err();
+            let msg = err.to_string();
+            assert!(msg.starts_with(&format!("station.toml:{line}:")), "{msg}");
+            assert!(msg.contains(needle), "{msg}");
+        }
+    }
+
+    #[test]
+    fn unreadable_file_is_named() {
+        let err = Config::load(Path::new("/nonexistent/station.toml")).unwrap_err();
+        assert!(err.to_string().starts_with("/nonexistent/station.toml:"));
+    }
+}

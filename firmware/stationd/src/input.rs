@@ -1,0 +1,35 @@
+//! Everything that wakes the network task, from the connection tasks, the control socket,
+//! the keyboard and signals.
+
+use stagebox_core::{ButtonId, ConnId};
+
+#[derive(Debug)]
+pub enum Input {
+    Connected {
+        conn: ConnId,
+    },
+    Text {
+        conn: ConnId,
+        text: String,
+    },
+    Closed {
+        conn: ConnId,
+        code: Option<u16>,
+    },
+    /// A button pin changed; read it.
+    Button(ButtonId),
+    /// A diagnostic command; the answer goes to `reply`.
+    Command {
+        command: Command,
+        reply: async_channel::Sender<String>,
+    },
+}
+
+/// Commands of the control socket and the keyboard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Station statistics as a JSON line.
+    Stats,
+    /// Shut down cleanly.
+    Quit,
+}

@@ -1,0 +1,269 @@
+//! `stationd` — the station daemon.
+//!
+//! ```text
+//! stationd [--config PATH]      run (default /etc/stagebox/station.toml)
+//! stationd --check-config PATH  validate a configuration and exit
+//! stationd --version
+//! ```
+//! Exit codes: 0 clean shutdown, 1 runtime failure, 2 invalid configuration or usage.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use stagebox_audio::frame::FrameDuration;
+use stagebox_audio::jitter::JitterConfig;
+use stagebox_audio::pipeline::{CaptureConfig, CapturePath, PlayoutPath};
+use stagebox_board::BoardProfile;
+use stagebox_core::{ButtonTiming, SessionConfig, Station, StationConfig};
+use stagebox_hal::sim::{MicControl, SimButton, SimLeds};
+use stagebox_stationd::audio_thread::{self, AudioShared};
+use stagebox_stationd::config::{Config, LogFormat, LogLevel};
+use stagebox_stationd::control::SimControls;
+use stagebox_stationd::net::{Buttons, NetTask};
+use stagebox_stationd::{devices, report, tls};
+
+const DEFAULT_CONFIG: &str = "/etc/stagebox/station.toml";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut config_path = PathBuf::from(DEFAULT_CONFIG);
+    let mut check_only = false;
+    let mut i = 0;
+    while i < args.len() {
+        match args[i].as_str() {
+            "--version" | "-V" => {
+                println!("stationd {}", env!("CARGO_PKG_VERSION"));
+                return ExitCode::SUCCESS;
+            }
+            "--config" | "-c" | "--check-config" => {
+                check_only |= args[i] == "--check-config";
+                let Some(p) = args.get(i + 1) else {
+                    eprintln!("stationd: {} needs a path", args[i]);
+                    return ExitCode::from(2);
+                };
+                config_path = PathBuf::from(p);
+                i += 1;
+            }
+            "--help" | "-h" => {
+                println!("usage: stationd [--config PATH] | --check-config PATH | --version");
+                return ExitCode::SUCCESS;
+            }
+            other => {
+                eprintln!("stationd: unknown argument {other:?} (try --help)");
+                return ExitCode::from(2);
+            }
+        }
+        i += 1;
+    }
+    let cfg = match Config::load(&config_path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("stationd: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let board = match BoardProfile::load(&cfg.board.profile) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!(
+                "stationd: {}: field `board.profile`: {e}",
+                config_path.display()
+            );
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = devices::check_supported(&board) {
+        eprintln!("stationd: {}: {e}", config_path.display());
+        return ExitCode::from(2);
+    }
+    if check_only {
+        println!("{}: ok (board {})", config_path.display(), board.name);
+        return ExitCode::SUCCESS;
+    }
+    let level = match cfg.log.level {
+        LogLevel::Error => log::Level::Error,
+        LogLevel::Warn => log::Level::Warn,
+        LogLevel::Info => log::Level::Info,
+        LogLevel::Debug => log::Level::Debug,
+    };
+    let format = match cfg.log.format {
+        LogFormat::Text => stagebox_logging::Format::Text,
+        LogFormat::Json => stagebox_logging::Format::Json,
+    };
+    stagebox_logging::init(format, level, &cfg.station.id.0);
+    match run(cfg, board) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log::error!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn random_u64() -> u64 {
+    let mut b = [0u8; 8];
+    // The OS generator; if it fails, the clock still makes stations differ.
+    if ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b).is_err() {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        b = (t as u64).to_le_bytes();
+    }
+    u64::from_le_bytes(b)
+}
+
+fn run(cfg: Config, board: BoardProfile) -> Result<()> {
+    log::info!(
+        "stationd {} starting, board {}",
+        env!("CARGO_PKG_VERSION"),
+        board.name
+    );
+    let tls = tls::client_config(&cfg.trust()).context("TLS set-up")?;
+    let frame = FrameDuration::from_ms(cfg.audio.frame_ms.0).unwrap_or(FrameDuration::Ms20);
+    let seed = random_u64();
+    let capture_path = CapturePath::new(CaptureConfig::new(frame), (seed >> 16) as u32)
+        .context("audio encoder")?;
+    let playout = PlayoutPath::new(JitterConfig {
+        target_frames: cfg.audio.jitter_frames,
+        ..JitterConfig::default()
+    })
+    .context("audio decoders")?;
+    let shutdown = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(signal, shutdown.clone()).context("signal handler")?;
+    }
+
+    let shared = Arc::new(AudioShared::default());
+    // The audio clock is valid before the first period: keepalives may go out first.
+    shared
+        .rtp_clock
+        .store(capture_path.rtp_clock(), Ordering::Relaxed);
+    let (mut audio_ends, net_ends) = audio_thread::queues();
+    // The devices are opened on the audio thread (ALSA handles stay on the thread that opened
+    // them), which reports back once they are open.
+    let (opened_tx, opened_rx) = std::sync::mpsc::channel::<Result<MicControl, String>>();
+    let audio = {
+        let shared = shared.clone();
+        let (board, cfg) = (board.clone(), cfg.clone());
+        std::thread::Builder::new()
+            .name("audio".into())
+            .spawn(move || {
+                let (mut capture, mut playback) = match devices::open_audio(&board, &cfg) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        let _ = opened_tx.send(Err(e.to_string()));
+                        return Ok(());
+                    }
+                };
+                let mic = match &capture {
+                    devices::AnyCapture::Sim(c) => c.control(),
+                    #[allow(unreachable_patterns)]
+                    _ => MicControl::default(),
+                };
+                let _ = opened_tx.send(Ok(mic));
+                let mut capture_path = capture_path;
+                let mut playout = playout;
+                let result = audio_thread::run(
+                    &mut capture,
+                    &mut playback,
+                    &board.audio.mic_channels,
+                    &mut capture_path,
+                    &mut playout,
+                    &mut audio_ends,
+                    &shared,
+                    || {},
+                );
+                shared.running.store(false, Ordering::SeqCst);
+                // Dropping the devices finishes the sim WAV files.
+                drop(capture);
+                drop(playback);
+                result
+            })
+            .context("audio thread")?
+    };
+    let mic_control = match opened_rx.recv() {
+        Ok(Ok(mic)) => mic,
+        Ok(Err(e)) => anyhow::bail!("audio devices: {e}"),
+        Err(_) => anyhow::bail!("audio thread ended before opening its devices"),
+    };
+
+    let mut session = SessionConfig::new(
+        &cfg.station.id.0,
+        &cfg.station.token.0,
+        &cfg.server.stage.0,
+        &cfg.server.gateway.0,
+    );
+    session.seed = seed;
+    let station = Station::new(
+        Instant::now(),
+        StationConfig {
+            session,
+            buttons: ButtonTiming::default(),
+            ptt_latch: cfg.buttons.ptt_latch,
+        },
+    );
+    let inputs = async_channel::unbounded();
+    let ptt = SimButton::new();
+    let hand = SimButton::new();
+    let controls = SimControls {
+        ptt: ptt.handle(),
+        hand: hand.handle(),
+        mic: mic_control,
+        inputs: inputs.0.clone(),
+    };
+    let leds = SimLeds::new(&cfg.station.id.0, cfg.sim.draw_leds);
+    let timeline = leds.timeline();
+    let station_id = cfg.station.id.0.clone();
+    let report_fn = Box::new(
+        move |st: &Station, m: &_, sh: &AudioShared, ms: &report::Milestones| {
+            report::build(&station_id, st, m, sh, ms, Some(&timeline))
+        },
+    );
+
+    let result = smol::block_on(async {
+        let udp = async_net::UdpSocket::bind("0.0.0.0:0")
+            .await
+            .context("UDP socket")?;
+        if let Some(path) = cfg.sim.control_socket.clone() {
+            let c = controls.clone();
+            smol::spawn(async move {
+                if let Err(e) = c.serve_socket(&path).await {
+                    log::error!("control socket {}: {e}", path.display());
+                }
+            })
+            .detach();
+        }
+        if cfg.sim.keyboard {
+            smol::spawn(controls.clone().serve_keyboard()).detach();
+        }
+        let task = NetTask::new(
+            station,
+            tls,
+            inputs,
+            udp,
+            net_ends,
+            shared.clone(),
+            Buttons { ptt, hand },
+            leds,
+            shutdown,
+            report_fn,
+        );
+        task.run().await;
+        anyhow::Ok(())
+    });
+    shared.running.store(false, Ordering::SeqCst);
+    let audio_result = audio
+        .join()
+        .map_err(|_| anyhow::anyhow!("audio thread panicked"))?;
+    if let Some(path) = &cfg.sim.control_socket {
+        let _ = std::fs::remove_file(path);
+    }
+    result?;
+    audio_result.map_err(anyhow::Error::msg)?;
+    log::info!("stopped");
+    Ok(())
+}

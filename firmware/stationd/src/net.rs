@@ -1,0 +1,347 @@
+//! The network task: plumbing around the station core and the media link. It waits for the
+//! next input, datagram or deadline, feeds it to the cores, and carries out what they ask —
+//! open or close a signaling connection, send a frame or a datagram, switch media keys, tell
+//! the audio thread to transmit, light the LEDs. Every decision is the cores'.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use embedded_hal::digital::InputPin;
+use futures_lite::future;
+use rustls::ClientConfig;
+use stagebox_audio::frame::MediaFrame;
+use stagebox_core::media::MediaLink;
+use stagebox_core::{ButtonId, ConnId, Station, StationEvent};
+use stagebox_hal::Indicator;
+use stagebox_proto::media::MAX_DATAGRAM;
+use stagebox_proto::signal::MediaParams;
+
+use crate::audio_thread::{AudioEvent, AudioShared, NetEnds};
+use crate::input::{Command, Input};
+use crate::report::Milestones;
+use crate::ws::{self, WsOut};
+
+/// How often queued audio is collected while a media session is up.
+const AUDIO_POLL: Duration = Duration::from_millis(2);
+/// How often the loop wakes with nothing to do (signals, LED level).
+const IDLE_POLL: Duration = Duration::from_millis(50);
+
+/// Builds the stats report on request.
+pub type ReportFn = Box<dyn Fn(&Station, &MediaLink, &AudioShared, &Milestones) -> String>;
+
+pub struct Buttons<P> {
+    pub ptt: P,
+    pub hand: P,
+}
+
+pub struct NetTask<P, L> {
+    pub station: Station,
+    pub media: MediaLink,
+    pub tls: Arc<ClientConfig>,
+    pub inputs: (async_channel::Sender<Input>, async_channel::Receiver<Input>),
+    pub udp: async_net::UdpSocket,
+    pub audio: NetEnds,
+    pub shared: Arc<AudioShared>,
+    pub buttons: Buttons<P>,
+    pub leds: L,
+    pub shutdown: Arc<AtomicBool>,
+    pub milestones: Milestones,
+    pub report: ReportFn,
+    conns: HashMap<ConnId, async_channel::Sender<WsOut>>,
+    media_dest: Option<SocketAddr>,
+    quit: bool,
+}
+
+enum Wake {
+    Input(Input),
+    Datagram(usize, SocketAddr),
+    Tick,
+}
+
+pub fn unix_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+impl<P: InputPin, L: Indicator> NetTask<P, L> {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        station: Station,
+        tls: Arc<ClientConfig>,
+        inputs: (async_channel::Sender<Input>, async_channel::Receiver<Input>),
+        udp: async_net::UdpSocket,
+        audio: NetEnds,
+        shared: Arc<AudioShared>,
+        buttons: Buttons<P>,
+        leds: L,
+        shutdown: Arc<AtomicBool>,
+        report: ReportFn,
+    ) -> Self {
+        NetTask {
+            station,
+            media: MediaLink::new(),
+            tls,
+            inputs,
+            udp,
+            audio,
+            shared,
+            buttons,
+            leds,
+            shutdown,
+            milestones: Milestones::default(),
+            report,
+            conns: HashMap::new(),
+            media_dest: None,
+            quit: false,
+        }
+    }
+
+    pub async fn run(mut self) {
+        let mut datagram = vec![0u8; 2048];
+        let mut sealed = [0u8; MAX_DATAGRAM];
+        let inputs = self.inputs.1.clone();
+        let udp = self.udp.clone();
+        self.milestones.start_unix_ns = unix_ns();
+        loop {
+            let now = Instant::now();
+            self.station.handle_timeout(now);
+            self.apply_outputs(now).await;
+            self.pump_audio(now, &mut sealed).await;
+            self.apply_outputs(now).await;
+            let rtp_clock = self.shared.rtp_clock.load(Ordering::Relaxed);
+            while let Some(n) = self.media.poll_keepalive(now, rtp_clock, &mut sealed) {
+                self.send_datagram(&sealed[..n]).await;
+            }
+            if self.quit || self.shutdown.load(Ordering::Relaxed) {
+                break;
+            }
+            let poll = if self.media_dest.is_some() {
+                AUDIO_POLL
+            } else {
+                IDLE_POLL
+            };
+            let deadline = [
+                self.station.poll_timeout(),
+                self.media.poll_timeout(),
+                Some(now + poll),
+            ]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(now + poll)
+            .max(now);
+            let wake = future::or(
+                async { inputs.recv().await.map_or(Wake::Tick, Wake::Input) },
+                future::or(
+                    async {
+                        match udp.recv_from(&mut datagram).await {
+                            Ok((n, from)) => Wake::Datagram(n, from),
+                            Err(_) => Wake::Tick,
+                        }
+                    },
+                    async {
+                        smol::Timer::at(deadline).await;
+                        Wake::Tick
+                    },
+                ),
+            )
+            .await;
+            let now = Instant::now();
+            match wake {
+                Wake::Input(input) => self.handle_input(now, input),
+                Wake::Datagram(n, from) => {
+                    self.handle_datagram(from, datagram.get_mut(..n).unwrap_or(&mut []))
+                }
+                Wake::Tick => {}
+            }
+        }
+        // Leave politely: the server may keep the session for a resume, which is what a
+        // restart of the daemon wants.
+        for (_, tx) in self.conns.drain() {
+            let _ = tx.try_send(WsOut::Close(1001));
+        }
+        smol::Timer::after(Duration::from_millis(100)).await;
+    }
+
+    fn handle_input(&mut self, now: Instant, input: Input) {
+        match input {
+            Input::Connected { conn } => self.station.handle_connected(now, conn),
+            Input::Text { conn, text } => self.station.handle_text(now, conn, &text),
+            Input::Closed { conn, code } => {
+                self.conns.remove(&conn);
+                self.station.handle_closed(now, conn, code);
+            }
+            Input::Button(id) => {
+                let pin = match id {
+                    ButtonId::Ptt => &mut self.buttons.ptt,
+                    ButtonId::Hand => &mut self.buttons.hand,
+                };
+                match pin.is_low() {
+                    Ok(pressed) => self.station.handle_button(now, id, pressed),
+                    Err(e) => log::warn!("reading the {id:?} button failed: {e:?}"),
+                }
+            }
+            Input::Command { command, reply } => {
+                let answer = match command {
+                    Command::Stats => {
+                        (self.report)(&self.station, &self.media, &self.shared, &self.milestones)
+                    }
+                    Command::Quit => {
+                        self.quit = true;
+                        "{\"ok\":true}".to_string()
+                    }
+                };
+                let _ = reply.try_send(answer);
+            }
+        }
+    }
+
+    fn handle_datagram(&mut self, from: SocketAddr, packet: &mut [u8]) {
+        if Some(from) != self.media_dest {
+            return;
+        }
+        let Some(opened) = self.media.open(packet) else {
+            return;
+        };
+        let payload = packet.get(opened.payload).unwrap_or(&[]);
+        let h = opened.header;
+        if let Some(frame) = MediaFrame::new(h.ssrc, h.sequence, h.timestamp, h.marker, payload)
+            && self.audio.to_audio.enqueue(frame).is_err()
+        {
+            log::debug!("playout queue full, frame dropped");
+        }
+    }
+
+    async fn pump_audio(&mut self, now: Instant, sealed: &mut [u8; MAX_DATAGRAM]) {
+        while let Some(frame) = self.audio.from_audio.dequeue() {
+            if let Some(n) =
+                self.media
+                    .seal_audio(frame.timestamp, frame.marker, &frame.payload, sealed)
+            {
+                self.send_datagram(&sealed[..n]).await;
+            }
+        }
+        while let Some(ev) = self.audio.events.dequeue() {
+            match ev {
+                AudioEvent::Spurt(speaking) => self.station.handle_talk_spurt(now, speaking),
+                AudioEvent::FirstAudio { unix_ns } => {
+                    if self.milestones.first_audio_unix_ns == 0 {
+                        self.milestones.first_audio_unix_ns = unix_ns;
+                        log::info!("first audio played");
+                    }
+                }
+            }
+        }
+    }
+
+    async fn send_datagram(&self, bytes: &[u8]) {
+        if let Some(dest) = self.media_dest
+            && let Err(e) = self.udp.send_to(bytes, dest).await
+        {
+            log::debug!("UDP send to {dest}: {e}");
+        }
+    }
+
+    async fn apply_outputs(&mut self, now: Instant) {
+        loop {
+            let mut did = false;
+            while let Some((conn, msg)) = self.station.poll_transmit() {
+                did = true;
+                if let Some(tx) = self.conns.get(&conn) {
+                    let _ = tx.try_send(WsOut::Text(msg.to_json()));
+                }
+            }
+            while let Some(ev) = self.station.poll_event() {
+                did = true;
+                self.apply_event(now, ev).await;
+            }
+            if !did {
+                break;
+            }
+        }
+    }
+
+    async fn apply_event(&mut self, now: Instant, ev: StationEvent) {
+        match ev {
+            StationEvent::Connect { conn, url } => {
+                log::info!("connecting to {url}");
+                let (tx, rx) = async_channel::unbounded();
+                self.conns.insert(conn, tx);
+                smol::spawn(ws::run(
+                    conn,
+                    url,
+                    self.tls.clone(),
+                    self.inputs.0.clone(),
+                    rx,
+                ))
+                .detach();
+            }
+            StationEvent::Close { conn, code } => {
+                if let Some(tx) = self.conns.remove(&conn) {
+                    let _ = tx.try_send(WsOut::Close(code));
+                }
+            }
+            StationEvent::Media(params) => self.use_media(now, &params).await,
+            StationEvent::Transmit(on) => {
+                log::info!("transmit {}", if on { "on" } else { "off" });
+                self.shared.transmit.store(on, Ordering::Relaxed);
+                if on && self.milestones.transmit_unix_ns == 0 {
+                    self.milestones.transmit_unix_ns = unix_ns();
+                }
+            }
+            StationEvent::Priority(ssrc) => {
+                self.shared
+                    .priority
+                    .store(ssrc.map_or(u64::MAX, u64::from), Ordering::Relaxed);
+            }
+            StationEvent::Led(state) => {
+                log::info!("LED {}", state.name());
+                if let Err(e) = self.leds.show(state) {
+                    log::warn!("LED: {e}");
+                }
+            }
+            StationEvent::Speaking {
+                station_id,
+                speaking,
+                ..
+            } => {
+                log::debug!(
+                    "{station_id} {}",
+                    if speaking { "speaking" } else { "quiet" }
+                );
+            }
+        }
+    }
+
+    async fn use_media(&mut self, now: Instant, params: &MediaParams) {
+        if let Err(e) = self.media.handle_params(now, params, fastrand::u16(..)) {
+            log::error!("media session refused: {e}");
+            return;
+        }
+        let dest = match params.host.parse::<IpAddr>() {
+            Ok(ip) => Some(SocketAddr::new(ip, params.port)),
+            Err(_) => async_net::resolve((params.host.as_str(), params.port))
+                .await
+                .ok()
+                .and_then(|a| a.into_iter().next()),
+        };
+        if dest.is_none() {
+            log::error!("cannot resolve media server {}", params.host);
+        }
+        self.media_dest = dest;
+        self.shared.ssrc.store(params.ssrc, Ordering::Relaxed);
+        if self.milestones.ready_unix_ns == 0 {
+            self.milestones.ready_unix_ns = unix_ns();
+        }
+        log::info!(
+            "media session: {}:{} ssrc {}",
+            params.host,
+            params.port,
+            params.ssrc
+        );
+    }
+}

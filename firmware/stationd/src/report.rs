@@ -1,0 +1,81 @@
+//! The station's statistics, as one JSON object (the `stats` command, the demo's report).
+
+use std::sync::atomic::Ordering;
+
+use serde_json::{Value, json};
+use stagebox_core::Station;
+use stagebox_core::media::MediaLink;
+use stagebox_hal::sim::LedTimeline;
+
+use crate::audio_thread::AudioShared;
+
+/// Moments worth reporting, as wall-clock nanoseconds since the Unix epoch (0 = not yet).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Milestones {
+    pub start_unix_ns: u64,
+    /// First media session (joined the stage).
+    pub ready_unix_ns: u64,
+    /// First time the mic went live.
+    pub transmit_unix_ns: u64,
+    /// First decoded audio reached the speaker.
+    pub first_audio_unix_ns: u64,
+}
+
+pub fn build(
+    station_id: &str,
+    station: &Station,
+    media: &MediaLink,
+    shared: &AudioShared,
+    milestones: &Milestones,
+    leds: Option<&LedTimeline>,
+) -> String {
+    let s = station.stats();
+    let m = media.stats();
+    let timeline: Vec<Value> = leds
+        .and_then(|t| t.lock().ok().map(|t| t.clone()))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(ms, state)| json!([ms, state.name()]))
+        .collect();
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    json!({
+        "station_id": station_id,
+        "led": station.led().name(),
+        "role": station.stage().role(),
+        "session": {
+            "attempts": s.attempts,
+            "established": s.established,
+            "resumed": s.resumed,
+            "lost": s.lost,
+        },
+        "media": {
+            "rtp_sent": m.sent,
+            "keepalives_sent": m.keepalives,
+            "rtp_received": m.received,
+            "dropped_unauthenticated": m.dropped_unauthenticated,
+            "dropped_replayed": m.dropped_replayed,
+            "dropped_malformed": m.dropped_malformed,
+        },
+        "playout": {
+            "frames_received": load(&shared.playout_received),
+            "frames_played": load(&shared.playout_played),
+            "frames_recovered_fec": load(&shared.playout_fec),
+            "frames_concealed": load(&shared.playout_concealed),
+            "frames_late": load(&shared.playout_late),
+        },
+        "audio": {
+            "periods": load(&shared.periods),
+            "device_errors": load(&shared.device_errors),
+            "tx_queue_full": load(&shared.tx_queue_full),
+            "capture_start_unix_ns": load(&shared.capture_start_unix_ns),
+        },
+        "milestones": {
+            "start_unix_ns": milestones.start_unix_ns,
+            "ready_unix_ns": milestones.ready_unix_ns,
+            "transmit_unix_ns": milestones.transmit_unix_ns,
+            "first_audio_unix_ns": milestones.first_audio_unix_ns,
+        },
+        "led_timeline_ms": timeline,
+    })
+    .to_string()
+}

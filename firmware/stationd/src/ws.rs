@@ -1,0 +1,181 @@
+//! One signaling connection: TCP, TLS, WebSocket upgrade, then frames in both directions.
+//! Plumbing only: it reports what happens as [`Input`]s and sends what it is given.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_tungstenite::tungstenite::Message;
+use async_tungstenite::tungstenite::protocol::WebSocketConfig;
+use async_tungstenite::tungstenite::protocol::frame::CloseFrame;
+use futures_util::StreamExt;
+use rustls::ClientConfig;
+use rustls::pki_types::ServerName;
+use stagebox_core::ConnId;
+use stagebox_proto::signal::MAX_MESSAGE_LEN;
+
+use crate::input::Input;
+
+/// What the station sends on a connection.
+#[derive(Debug)]
+pub enum WsOut {
+    Text(String),
+    Close(u16),
+}
+
+/// Splits `wss://host:port/path` into host and port.
+pub fn host_port(url: &str) -> Result<(String, u16), String> {
+    let rest = url
+        .strip_prefix("wss://")
+        .ok_or_else(|| format!("{url}: not a wss:// URL"))?;
+    let authority = rest.split('/').next().unwrap_or_default();
+    if let Some(v6) = authority.strip_prefix('[') {
+        let (host, port) = v6
+            .split_once(']')
+            .ok_or_else(|| format!("{url}: bad IPv6 literal"))?;
+        let port = port
+            .strip_prefix(':')
+            .map_or(Ok(443), str::parse)
+            .map_err(|_| format!("{url}: bad port"))?;
+        return Ok((host.into(), port));
+    }
+    match authority.rsplit_once(':') {
+        Some((host, port)) => Ok((
+            host.into(),
+            port.parse().map_err(|_| format!("{url}: bad port"))?,
+        )),
+        None => Ok((authority.into(), 443)),
+    }
+}
+
+/// Runs connection `conn` to `url` until it ends; reports through `inputs`.
+pub async fn run(
+    conn: ConnId,
+    url: String,
+    tls: Arc<ClientConfig>,
+    inputs: async_channel::Sender<Input>,
+    outgoing: async_channel::Receiver<WsOut>,
+) {
+    let ws = match connect(&url, tls).await {
+        Ok(ws) => ws,
+        Err(e) => {
+            log::warn!("connect to {url} failed: {e}");
+            let _ = inputs.send(Input::Closed { conn, code: None }).await;
+            return;
+        }
+    };
+    log::info!("connected to {url}");
+    let _ = inputs.send(Input::Connected { conn }).await;
+    let (mut sink, mut stream) = ws.split();
+    let writer = async {
+        while let Ok(out) = outgoing.recv().await {
+            match out {
+                WsOut::Text(t) => {
+                    if sink.send(Message::text(t)).await.is_err() {
+                        break;
+                    }
+                }
+                WsOut::Close(code) => {
+                    let frame = CloseFrame {
+                        code: code.into(),
+                        reason: "".into(),
+                    };
+                    // A dead peer must not hold us: give the close a second.
+                    let send = sink.send(Message::Close(Some(frame)));
+                    let _ = futures_lite::future::or(async { send.await.map_err(|_| ()) }, async {
+                        smol::Timer::after(Duration::from_secs(1)).await;
+                        Err(())
+                    })
+                    .await;
+                    break;
+                }
+            }
+        }
+    };
+    let reader = async {
+        let mut code = None;
+        while let Some(msg) = stream.next().await {
+            match msg {
+                Ok(Message::Text(t)) => {
+                    if inputs
+                        .send(Input::Text {
+                            conn,
+                            text: t.to_string(),
+                        })
+                        .await
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+                Ok(Message::Close(frame)) => {
+                    code = frame.map(|f| u16::from(f.code));
+                    break;
+                }
+                Ok(Message::Binary(_)) => {
+                    log::warn!("server sent a binary frame; closing");
+                    code = Some(stagebox_proto::close::CloseCode::DecodeError.as_u16());
+                    break;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    log::info!("signaling connection lost: {e}");
+                    break;
+                }
+            }
+        }
+        code
+    };
+    let code = futures_lite::future::or(reader, async {
+        writer.await;
+        None
+    })
+    .await;
+    let _ = inputs.send(Input::Closed { conn, code }).await;
+}
+
+type Ws =
+    async_tungstenite::WebSocketStream<futures_rustls::client::TlsStream<async_net::TcpStream>>;
+
+async fn connect(url: &str, tls: Arc<ClientConfig>) -> Result<Ws, String> {
+    let (host, port) = host_port(url)?;
+    let tcp = async_net::TcpStream::connect((host.as_str(), port))
+        .await
+        .map_err(|e| format!("TCP: {e}"))?;
+    let _ = tcp.set_nodelay(true);
+    let name =
+        ServerName::try_from(host.clone()).map_err(|e| format!("server name {host}: {e}"))?;
+    let stream = futures_rustls::TlsConnector::from(tls)
+        .connect(name, tcp)
+        .await
+        .map_err(|e| format!("TLS: {e}"))?;
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(MAX_MESSAGE_LEN))
+        .max_frame_size(Some(MAX_MESSAGE_LEN));
+    let (ws, _) = async_tungstenite::client_async_with_config(url, stream, Some(config))
+        .await
+        .map_err(|e| format!("WebSocket: {e}"))?;
+    Ok(ws)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        assert_eq!(
+            host_port("wss://127.0.0.1:8443/signal").unwrap(),
+            ("127.0.0.1".into(), 8443)
+        );
+        assert_eq!(
+            host_port("wss://stage.example.org/signal").unwrap(),
+            ("stage.example.org".into(), 443)
+        );
+        assert_eq!(
+            host_port("wss://[::1]:9000/x").unwrap(),
+            ("::1".into(), 9000)
+        );
+        assert!(host_port("wss://h:99999/").is_err());
+        assert!(host_port("https://h/").is_err());
+    }
+}

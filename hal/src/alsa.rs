@@ -1,0 +1,181 @@
+//! ALSA capture and playback (alsa-lib through the `alsa` crate): S16 interleaved at 48 kHz,
+//! 10 ms periods, under- and overruns recovered in place.
+//!
+//! The PCM handle lives for the rest of the process (it is leaked once per open) so the
+//! `IO` handle can be taken once at open: taking it per period would query the hardware
+//! parameters and allocate on the audio path.
+
+use alsa::pcm::{Access, Format, HwParams, IO, PCM};
+use alsa::{Direction, ValueOr};
+use thiserror::Error;
+
+use crate::audio::{
+    AudioCapture, AudioError, AudioErrorKind, AudioPlayback, ErrorType, StreamFormat,
+};
+
+#[derive(Debug, Error)]
+pub enum AlsaError {
+    #[error("ALSA device {device:?}: {what}: {source}")]
+    Open {
+        device: String,
+        what: &'static str,
+        source: alsa::Error,
+    },
+    #[error("ALSA device {device:?} gave {got} Hz / {channels} channels, wanted {wanted} Hz")]
+    Format {
+        device: String,
+        got: u32,
+        wanted: u32,
+        channels: u32,
+    },
+    #[error("ALSA {0}")]
+    Io(alsa::Error),
+    #[error("buffer of {got} samples, expected {expected}")]
+    BufferSize { got: usize, expected: usize },
+}
+
+impl AudioError for AlsaError {
+    fn kind(&self) -> AudioErrorKind {
+        match self {
+            AlsaError::Open { source, .. } if source.errno() == libc_enodev() => {
+                AudioErrorKind::Disconnected
+            }
+            AlsaError::Open { .. } | AlsaError::Format { .. } | AlsaError::BufferSize { .. } => {
+                AudioErrorKind::Format
+            }
+            AlsaError::Io(e) if e.errno() == libc_enodev() => AudioErrorKind::Disconnected,
+            AlsaError::Io(_) => AudioErrorKind::Other,
+        }
+    }
+}
+
+const fn libc_enodev() -> i32 {
+    19
+}
+
+fn open(device: &str, dir: Direction, format: StreamFormat) -> Result<&'static PCM, AlsaError> {
+    let err = |what: &'static str| {
+        let device = device.to_string();
+        move |source| AlsaError::Open {
+            device,
+            what,
+            source,
+        }
+    };
+    let pcm = PCM::new(device, dir, false).map_err(err("open"))?;
+    {
+        let hw = HwParams::any(&pcm).map_err(err("hardware parameters"))?;
+        hw.set_channels(u32::from(format.channels))
+            .map_err(err("channel count"))?;
+        hw.set_rate(format.rate, ValueOr::Nearest)
+            .map_err(err("sample rate"))?;
+        hw.set_format(Format::s16())
+            .map_err(err("sample format S16"))?;
+        hw.set_access(Access::RWInterleaved)
+            .map_err(err("interleaved access"))?;
+        let period = alsa::pcm::Frames::try_from(format.period).unwrap_or(480);
+        hw.set_period_size_near(period, ValueOr::Nearest)
+            .map_err(err("period size"))?;
+        hw.set_buffer_size_near(period * 4)
+            .map_err(err("buffer size"))?;
+        pcm.hw_params(&hw).map_err(err("apply parameters"))?;
+        let rate = hw.get_rate().map_err(err("read back rate"))?;
+        if rate != format.rate {
+            return Err(AlsaError::Format {
+                device: device.into(),
+                got: rate,
+                wanted: format.rate,
+                channels: u32::from(format.channels),
+            });
+        }
+    }
+    pcm.prepare().map_err(err("prepare"))?;
+    Ok(Box::leak(Box::new(pcm)))
+}
+
+pub struct AlsaCapture {
+    pcm: &'static PCM,
+    io: IO<'static, i16>,
+    format: StreamFormat,
+}
+
+impl AlsaCapture {
+    pub fn open(device: &str, format: StreamFormat) -> Result<AlsaCapture, AlsaError> {
+        let pcm = open(device, Direction::Capture, format)?;
+        let io = pcm.io_i16().map_err(AlsaError::Io)?;
+        pcm.start().map_err(AlsaError::Io)?;
+        Ok(AlsaCapture { pcm, io, format })
+    }
+}
+
+impl ErrorType for AlsaCapture {
+    type Error = AlsaError;
+}
+
+impl AudioCapture for AlsaCapture {
+    fn format(&self) -> StreamFormat {
+        self.format
+    }
+
+    fn read(&mut self, buf: &mut [i16]) -> Result<(), AlsaError> {
+        let expected = self.format.period_samples();
+        if buf.len() != expected {
+            return Err(AlsaError::BufferSize {
+                got: buf.len(),
+                expected,
+            });
+        }
+        let channels = usize::from(self.format.channels.max(1));
+        let mut done = 0;
+        while done < buf.len() {
+            match self.io.readi(&mut buf[done..]) {
+                Ok(frames) => done += frames * channels,
+                Err(e) => self.pcm.try_recover(e, true).map_err(AlsaError::Io)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+pub struct AlsaPlayback {
+    pcm: &'static PCM,
+    io: IO<'static, i16>,
+    format: StreamFormat,
+}
+
+impl AlsaPlayback {
+    pub fn open(device: &str, format: StreamFormat) -> Result<AlsaPlayback, AlsaError> {
+        let pcm = open(device, Direction::Playback, format)?;
+        let io = pcm.io_i16().map_err(AlsaError::Io)?;
+        Ok(AlsaPlayback { pcm, io, format })
+    }
+}
+
+impl ErrorType for AlsaPlayback {
+    type Error = AlsaError;
+}
+
+impl AudioPlayback for AlsaPlayback {
+    fn format(&self) -> StreamFormat {
+        self.format
+    }
+
+    fn write(&mut self, buf: &[i16]) -> Result<(), AlsaError> {
+        let expected = self.format.period_samples();
+        if buf.len() != expected {
+            return Err(AlsaError::BufferSize {
+                got: buf.len(),
+                expected,
+            });
+        }
+        let channels = usize::from(self.format.channels.max(1));
+        let mut done = 0;
+        while done < buf.len() {
+            match self.io.writei(&buf[done..]) {
+                Ok(frames) => done += frames * channels,
+                Err(e) => self.pcm.try_recover(e, true).map_err(AlsaError::Io)?,
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,172 @@
+//! The server's configuration file (TOML): where to listen, the TLS certificate, the admin
+//! token, timings, the stages and the stations allowed on them.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+use stagebox_proto::signal::Role;
+use stagebox_server_core::{ServerConfig, StationCredential};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Listen {
+    pub gateway: SocketAddr,
+    pub media: SocketAddr,
+    pub admin: SocketAddr,
+    /// Media address advertised to stations (default: the media listen IP).
+    pub media_public_host: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    /// PEM certificate and key; a self-signed pair is created on first run if both are
+    /// missing.
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// Names and addresses the generated certificate is valid for.
+    #[serde(default = "default_names")]
+    pub names: Vec<String>,
+}
+
+fn default_names() -> Vec<String> {
+    vec!["localhost".into(), "127.0.0.1".into()]
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Admin {
+    /// Bearer token the admin interface requires.
+    pub token: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Timing {
+    #[serde(default = "hb")]
+    pub heartbeat_ms: u64,
+    #[serde(default = "resume")]
+    pub resume_window_ms: u64,
+}
+
+fn hb() -> u64 {
+    2000
+}
+
+fn resume() -> u64 {
+    30_000
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing {
+            heartbeat_ms: hb(),
+            resume_window_ms: resume(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageEntry {
+    pub id: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StationEntry {
+    pub id: String,
+    pub token: String,
+    #[serde(default = "audience")]
+    pub role: Role,
+}
+
+fn audience() -> Role {
+    Role::Audience
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub listen: Listen,
+    pub tls: Tls,
+    pub admin: Admin,
+    #[serde(default)]
+    pub timing: Timing,
+    #[serde(rename = "stage")]
+    pub stages: Vec<StageEntry>,
+    #[serde(rename = "station", default)]
+    pub stations: Vec<StationEntry>,
+    #[serde(default)]
+    pub log_json: bool,
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
+        let cfg: Config = toml::from_str(&text).map_err(|e| {
+            let line = e.span().map_or(0, |s| {
+                text[..s.start.min(text.len())].matches('\n').count() + 1
+            });
+            anyhow::anyhow!("{}:{line}: {}", path.display(), e.message().trim())
+        })?;
+        if cfg.admin.token.len() < 16 {
+            bail!(
+                "{}: admin.token must be at least 16 characters",
+                path.display()
+            );
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for s in &cfg.stations {
+            if s.role == Role::Speaker {
+                bail!(
+                    "{}: station {}: role must be moderator or audience (speakers are invited)",
+                    path.display(),
+                    s.id
+                );
+            }
+            if s.token.len() < 8 {
+                bail!(
+                    "{}: station {}: token must be at least 8 characters",
+                    path.display(),
+                    s.id
+                );
+            }
+            if !seen.insert(&s.id) {
+                bail!("{}: station {} is listed twice", path.display(), s.id);
+            }
+        }
+        Ok(cfg)
+    }
+
+    /// The core's configuration.
+    pub fn server_config(&self) -> ServerConfig {
+        let host = self
+            .listen
+            .media_public_host
+            .clone()
+            .unwrap_or_else(|| self.listen.media.ip().to_string());
+        let mut cfg = ServerConfig::new(&host, self.listen.media.port());
+        cfg.stages = self.stages.iter().map(|s| s.id.clone()).collect();
+        cfg.stations = self
+            .stations
+            .iter()
+            .map(|s| {
+                (
+                    s.id.clone(),
+                    StationCredential {
+                        token: s.token.clone(),
+                        role: s.role,
+                    },
+                )
+            })
+            .collect::<BTreeMap<_, _>>();
+        cfg.heartbeat_interval = Duration::from_millis(self.timing.heartbeat_ms);
+        cfg.resume_window = Duration::from_millis(self.timing.resume_window_ms);
+        cfg
+    }
+}

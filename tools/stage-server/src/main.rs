@@ -1,0 +1,197 @@
+//! `stage-server` — the reference stage server: gateway (WebSocket + TLS), signaling, stage
+//! rules, selective forwarding of encrypted RTP, and an admin interface.
+//!
+//! ```text
+//! stage-server [--config PATH]                 run (default /etc/stagebox/server.toml)
+//! stage-server admin --config PATH JSON        send one admin command, print the reply
+//! stage-server --version
+//! ```
+
+mod admin;
+mod cert;
+mod config;
+mod gateway;
+mod hub;
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use stagebox_server_core::{Entropy, StageServer};
+
+use crate::config::Config;
+use crate::hub::Hub;
+
+/// Keys and ids from the operating system's generator.
+struct OsEntropy(ring::rand::SystemRandom);
+
+impl Entropy for OsEntropy {
+    fn fill(&mut self, buf: &mut [u8]) {
+        if ring::rand::SecureRandom::fill(&self.0, buf).is_err() {
+            // Without randomness there are no safe keys: stop rather than serve weak ones.
+            log::error!("the system random generator failed");
+            std::process::abort();
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut config_path = PathBuf::from("/etc/stagebox/server.toml");
+    let mut admin_command: Option<Option<String>> = None;
+    let mut i = 0;
+    while i < args.len() {
+        match args[i].as_str() {
+            "--version" | "-V" => {
+                println!("stage-server {}", env!("CARGO_PKG_VERSION"));
+                return ExitCode::SUCCESS;
+            }
+            "--config" | "-c" => {
+                let Some(p) = args.get(i + 1) else {
+                    eprintln!("stage-server: --config needs a path");
+                    return ExitCode::from(2);
+                };
+                config_path = PathBuf::from(p);
+                i += 1;
+            }
+            "admin" => admin_command = Some(None),
+            other if admin_command == Some(None) => admin_command = Some(Some(other.to_string())),
+            other => {
+                eprintln!("stage-server: unknown argument {other:?}");
+                return ExitCode::from(2);
+            }
+        }
+        i += 1;
+    }
+    let cfg = match Config::load(&config_path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("stage-server: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(cmd) = admin_command {
+        let Some(cmd) = cmd else {
+            eprintln!("stage-server: admin needs a JSON command, e.g. '{{\"action\":\"stats\"}}'");
+            return ExitCode::from(2);
+        };
+        return match admin_request(&cfg, &cmd) {
+            Ok(reply) => {
+                println!("{reply}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("stage-server: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let format = if cfg.log_json {
+        stagebox_logging::Format::Json
+    } else {
+        stagebox_logging::Format::Text
+    };
+    stagebox_logging::init(format, log::Level::Info, "server");
+    match run(cfg) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log::error!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Sends one admin command to a running server (what a moderator's tool does).
+fn admin_request(cfg: &Config, body: &str) -> Result<String> {
+    let mut s = std::net::TcpStream::connect(cfg.listen.admin)
+        .with_context(|| format!("admin interface {}", cfg.listen.admin))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        s,
+        "POST /admin HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        cfg.listen.admin,
+        cfg.admin.token,
+        body.len()
+    )?;
+    let mut reply = String::new();
+    s.read_to_string(&mut reply)?;
+    let (head, body) = reply.split_once("\r\n\r\n").unwrap_or((&reply, ""));
+    if !head.starts_with("HTTP/1.1 200") {
+        bail!("{}: {body}", head.lines().next().unwrap_or(""));
+    }
+    Ok(body.to_string())
+}
+
+fn run(cfg: Config) -> Result<()> {
+    let (tls, fingerprint) = cert::server_tls(&cfg.tls)?;
+    log::info!(
+        "certificate {} sha256 {fingerprint}",
+        cfg.tls.cert.display()
+    );
+    let shutdown = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(signal, shutdown.clone())?;
+    }
+    let udp = std::net::UdpSocket::bind(cfg.listen.media)
+        .with_context(|| format!("media {}", cfg.listen.media))?;
+    udp.set_nonblocking(true)?;
+    let udp_recv = async_net::UdpSocket::try_from(udp.try_clone()?)?;
+    let core = StageServer::new(
+        cfg.server_config(),
+        Box::new(OsEntropy(ring::rand::SystemRandom::new())),
+    );
+    let hub = Arc::new(Hub::new(core, udp));
+
+    smol::block_on(async {
+        let gateway = async_net::TcpListener::bind(cfg.listen.gateway)
+            .await
+            .with_context(|| format!("gateway {}", cfg.listen.gateway))?;
+        let admin_listener = async_net::TcpListener::bind(cfg.listen.admin)
+            .await
+            .with_context(|| format!("admin {}", cfg.listen.admin))?;
+        log::info!(
+            "gateway wss://{}/signal, media udp {}, admin http://{}",
+            cfg.listen.gateway,
+            cfg.listen.media,
+            cfg.listen.admin
+        );
+        // Printed once every socket is bound: scripts take this line as "ready". Nobody may
+        // be reading stdout (a closed pipe), which must not stop the server.
+        let mut stdout = std::io::stdout();
+        let _ = writeln!(stdout, "pin_sha256 = \"{fingerprint}\"").and_then(|()| stdout.flush());
+        smol::spawn(gateway::serve(gateway, tls, hub.clone())).detach();
+        smol::spawn(admin::serve(
+            admin_listener,
+            cfg.admin.token.clone(),
+            hub.clone(),
+        ))
+        .detach();
+        let media_hub = hub.clone();
+        smol::spawn(async move {
+            let mut buf = vec![0u8; 2048];
+            loop {
+                match udp_recv.recv_from(&mut buf).await {
+                    Ok((n, from)) => {
+                        let packet = buf.get_mut(..n).unwrap_or(&mut []);
+                        media_hub.with_core(|core, now| core.handle_datagram(now, from, packet));
+                    }
+                    Err(e) => log::debug!("UDP receive: {e}"),
+                }
+            }
+        })
+        .detach();
+        while !shutdown.load(Ordering::Relaxed) {
+            let now = Instant::now();
+            let tick = now + Duration::from_millis(100);
+            let deadline = hub.next_deadline().map_or(tick, |d| d.min(tick)).max(now);
+            smol::Timer::at(deadline).await;
+            hub.with_core(|core, now| core.handle_timeout(now));
+        }
+        log::info!("stopping");
+        anyhow::Ok(())
+    })
+}

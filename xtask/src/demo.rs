@@ -1,0 +1,459 @@
+//! `cargo xtask demo [--out DIR] [--frame-ms 10|20]`: a stage server and two sim stations as
+//! real processes on loopback. Station A raises its hand, the moderator invites it through the
+//! admin interface, A accepts with PTT, holds PTT and speaks a sample; station B listens.
+//! Writes `speaker-in.wav`, `listener-out.wav`, `report.json` and `media.pcap` (when tshark
+//! is there) to DIR and prints a summary.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpStream, UdpSocket};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+
+use crate::analysis;
+use crate::sh::{cargo, run};
+
+pub struct DemoOptions {
+    pub out: PathBuf,
+    pub frame_ms: u32,
+}
+
+/// What the demo measured; the test asserts on it.
+pub struct DemoOutcome {
+    pub correlation: f64,
+    pub report: Value,
+}
+
+const SPEECH: &str = "Good evening, everyone, and welcome to the town hall. \
+    This is station A, speaking from the podium. \
+    Tonight we talk about the new library, the bus lines, and the summer festival.";
+
+const ADMIN_TOKEN: &str = "demo-admin-token-0123456789";
+
+/// Kills a child process when dropped, so a failed demo leaves nothing running.
+struct Proc(Child, &'static str);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(Some(_)) = self.0.try_wait() {
+            return;
+        }
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.0.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> Result<u16> {
+    Ok(UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn free_tcp_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// Builds the binaries and returns the directory they are in.
+pub fn build_binaries() -> Result<PathBuf> {
+    run(cargo().args([
+        "build",
+        "--release",
+        "--quiet",
+        "-p",
+        "stagebox-stationd",
+        "-p",
+        "stagebox-stage-server",
+    ]))?;
+    Ok(PathBuf::from("target/release"))
+}
+
+fn speech_sample(out: &Path) -> Result<PathBuf> {
+    let raw = out.join("speech-raw.wav");
+    let speech = out.join("speech.wav");
+    run(Command::new("espeak-ng")
+        .args(["-s", "150", "-w"])
+        .arg(&raw)
+        .arg(SPEECH))?;
+    run(Command::new("sox")
+        .arg(&raw)
+        .args(["-r", "48000", "-b", "16", "-c", "1"])
+        .arg(&speech)
+        .args(["gain", "-n", "-3"]))?;
+    Ok(speech)
+}
+
+fn admin(port: u16, body: &Value) -> Result<Value> {
+    let body = body.to_string();
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        s,
+        "POST /admin HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut reply = String::new();
+    s.read_to_string(&mut reply)?;
+    let (head, json_body) = reply
+        .split_once("\r\n\r\n")
+        .context("malformed admin reply")?;
+    if !head.starts_with("HTTP/1.1 200") {
+        bail!("admin {body}: {head} {json_body}");
+    }
+    Ok(serde_json::from_str(json_body)?)
+}
+
+fn control(socket: &Path, command: &str) -> Result<String> {
+    let mut s = UnixStream::connect(socket)
+        .with_context(|| format!("control socket {}", socket.display()))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    writeln!(s, "{command}")?;
+    let mut line = String::new();
+    BufReader::new(s).read_line(&mut line)?;
+    Ok(line.trim().to_string())
+}
+
+/// Polls `probe` until it returns true, or fails after `limit`.
+fn wait_for(what: &str, limit: Duration, mut probe: impl FnMut() -> Result<bool>) -> Result<()> {
+    let end = Instant::now() + limit;
+    loop {
+        if probe().unwrap_or(false) {
+            return Ok(());
+        }
+        if Instant::now() > end {
+            bail!("timed out waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn member<'a>(stage: &'a Value, station: &str) -> Option<&'a Value> {
+    stage["members"]
+        .as_array()?
+        .iter()
+        .find(|m| m["station_id"] == station)
+}
+
+fn station_config(
+    dir: &Path,
+    id: &str,
+    gateway: u16,
+    pin: &str,
+    frame_ms: u32,
+    speech: &Path,
+) -> Result<PathBuf> {
+    let path = dir.join(format!("{id}.toml"));
+    let text = format!(
+        r#"[station]
+id = "{id}"
+token = "token-{id}-demo"
+
+[server]
+gateway = "wss://127.0.0.1:{gateway}/signal"
+stage = "townhall"
+pin_sha256 = "{pin}"
+
+[board]
+profile = "sim"
+
+[audio]
+frame_ms = {frame_ms}
+
+[sim]
+mic_wav = "{speech}"
+record_mic = "{dir}/{id}-mic.wav"
+speaker_wav = "{dir}/{id}-speaker.wav"
+control_socket = "{dir}/{id}.sock"
+draw_leds = false
+"#,
+        speech = speech.display(),
+        dir = dir.display()
+    );
+    std::fs::write(&path, text)?;
+    Ok(path)
+}
+
+fn start_tshark(out: &Path, media_port: u16) -> Option<Proc> {
+    let ok = Command::new("tshark")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        return None;
+    }
+    let pcap = out.join("media.pcap");
+    let child = Command::new("tshark")
+        .args([
+            "-i",
+            "lo",
+            "-q",
+            "-f",
+            &format!("udp port {media_port}"),
+            "-w",
+        ])
+        .arg(&pcap)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    // dumpcap needs a moment before packets are seen.
+    std::thread::sleep(Duration::from_millis(1500));
+    Some(Proc(child, "tshark"))
+}
+
+pub fn run_demo(opts: &DemoOptions) -> Result<DemoOutcome> {
+    let started = Instant::now();
+    let out = &opts.out;
+    std::fs::create_dir_all(out)?;
+    let out = out.canonicalize()?;
+    for stale in ["cert.pem", "key.pem", "cert.sha256", "media.pcap"] {
+        let _ = std::fs::remove_file(out.join(stale));
+    }
+    let bin = build_binaries()?.canonicalize()?;
+    let speech = speech_sample(&out)?;
+    let speech_seconds = analysis::read_wav(&speech)?.len() as f64 / 48_000.0;
+
+    let (gateway, media, admin_port) = (free_tcp_port()?, free_port()?, free_tcp_port()?);
+    let server_cfg = out.join("server.toml");
+    std::fs::write(
+        &server_cfg,
+        format!(
+            r#"[listen]
+gateway = "127.0.0.1:{gateway}"
+media = "127.0.0.1:{media}"
+admin = "127.0.0.1:{admin_port}"
+
+[tls]
+cert = "{dir}/cert.pem"
+key = "{dir}/key.pem"
+
+[admin]
+token = "{ADMIN_TOKEN}"
+
+[[stage]]
+id = "townhall"
+
+[[station]]
+id = "a-1"
+token = "token-a-1-demo"
+
+[[station]]
+id = "b-1"
+token = "token-b-1-demo"
+"#,
+            dir = out.display()
+        ),
+    )?;
+    let tshark = start_tshark(&out, media);
+
+    println!("demo: starting the stage server and two sim stations on loopback");
+    let server_log = std::fs::File::create(out.join("server.log"))?;
+    let mut server_child = Command::new(bin.join("stage-server"))
+        .arg("--config")
+        .arg(&server_cfg)
+        .stdout(Stdio::piped())
+        .stderr(server_log)
+        .spawn()
+        .context("starting stage-server")?;
+    let stdout = server_child.stdout.take().context("server stdout")?;
+    let _server = Proc(server_child, "stage-server");
+    let mut first = String::new();
+    BufReader::new(stdout).read_line(&mut first)?;
+    let pin = first
+        .trim()
+        .strip_prefix("pin_sha256 = \"")
+        .and_then(|s| s.strip_suffix('"'))
+        .with_context(|| format!("unexpected first line from the server: {first:?}"))?
+        .to_string();
+
+    let mut stations = Vec::new();
+    for id in ["a-1", "b-1"] {
+        let cfg = station_config(&out, id, gateway, &pin, opts.frame_ms, &speech)?;
+        let log = std::fs::File::create(out.join(format!("{id}.log")))?;
+        let child = Command::new(bin.join("stationd"))
+            .arg("--config")
+            .arg(&cfg)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting stationd {id}"))?;
+        stations.push(Proc(child, "stationd"));
+    }
+    let (sock_a, sock_b) = (out.join("a-1.sock"), out.join("b-1.sock"));
+    let stage = || admin(admin_port, &json!({"action": "stage", "stage": "townhall"}));
+    wait_for("both stations to join", Duration::from_secs(15), || {
+        let s = stage()?;
+        Ok(["a-1", "b-1"]
+            .iter()
+            .all(|id| member(&s, id).is_some_and(|m| m["connected"] == true))
+            && sock_a.exists()
+            && sock_b.exists())
+    })?;
+    println!("demo: both stations joined; A raises its hand");
+    control(&sock_a, "hand click")?;
+    wait_for("A's hand", Duration::from_secs(5), || {
+        Ok(member(&stage()?, "a-1").is_some_and(|m| m["hand_raised"] == true))
+    })?;
+    println!("demo: the moderator invites A; A accepts with PTT");
+    admin(
+        admin_port,
+        &json!({"action": "invite", "stage": "townhall", "station": "a-1"}),
+    )?;
+    wait_for("A's invitation", Duration::from_secs(5), || {
+        Ok(control(&sock_a, "stats")?.contains("\"led\":\"invited\""))
+    })?;
+    // A second press within the double-press window would latch; keep the demo's presses apart.
+    std::thread::sleep(Duration::from_millis(500));
+    control(&sock_a, "ptt click")?;
+    // Wait for A's own view (its LED), not the server's: a press counts for talking only if
+    // it begins once the station itself knows it may speak.
+    wait_for("A to show it is a speaker", Duration::from_secs(5), || {
+        Ok(control(&sock_a, "stats")?.contains("\"led\":\"speaker\""))
+    })?;
+    // Like a person, pause after the accepting click: a second press within the double-press
+    // window would latch live instead of holding.
+    std::thread::sleep(Duration::from_millis(500));
+    println!("demo: A holds PTT and speaks for {speech_seconds:.1} s; B listens");
+    control(&sock_a, "ptt down")?;
+    control(&sock_a, "mic play")?;
+    std::thread::sleep(Duration::from_secs_f64(speech_seconds + 0.5));
+    control(&sock_a, "ptt up")?;
+    std::thread::sleep(Duration::from_secs(1));
+
+    let stats_a: Value = serde_json::from_str(&control(&sock_a, "stats")?)?;
+    let stats_b: Value = serde_json::from_str(&control(&sock_b, "stats")?)?;
+    let server_stats = admin(admin_port, &json!({"action": "stats"}))?;
+    for sock in [&sock_a, &sock_b] {
+        control(sock, "quit")?;
+    }
+    for mut p in stations {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline && matches!(p.0.try_wait(), Ok(None)) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if !matches!(p.0.try_wait(), Ok(Some(s)) if s.success()) {
+            bail!("{} did not exit cleanly; see {}", p.1, out.display());
+        }
+    }
+    drop(tshark);
+
+    std::fs::copy(out.join("a-1-mic.wav"), out.join("speaker-in.wav"))?;
+    std::fs::copy(out.join("b-1-speaker.wav"), out.join("listener-out.wav"))?;
+    let speaker_in = analysis::read_wav(&out.join("speaker-in.wav"))?;
+    let listener_out = analysis::read_wav(&out.join("listener-out.wav"))?;
+    let start_a = stats_a["audio"]["capture_start_unix_ns"]
+        .as_u64()
+        .unwrap_or(0);
+    let start_b = stats_b["audio"]["capture_start_unix_ns"]
+        .as_u64()
+        .unwrap_or(0);
+    let clock_offset = (start_b as f64 - start_a as f64) / 1e9;
+    let alignment = analysis::align(&speaker_in, &listener_out, clock_offset)?;
+
+    let ns = |v: &Value| v.as_u64().unwrap_or(0) as f64 / 1e6;
+    let sent = stats_a["media"]["rtp_sent"].as_u64().unwrap_or(0);
+    let received = stats_b["media"]["rtp_received"].as_u64().unwrap_or(0);
+    let rtp_streams = out
+        .join("media.pcap")
+        .exists()
+        .then(|| analysis::rtp_streams(&out.join("media.pcap"), media))
+        .transpose()?;
+    let report = json!({
+        "frame_ms": opts.frame_ms,
+        "packets": {
+            "sent_by_speaker": sent,
+            "forwarded_by_server": server_stats["media_forwarded"],
+            "received_by_listener": received,
+            "lost": sent.saturating_sub(received),
+            "concealed_at_listener": stats_b["playout"]["frames_concealed"],
+        },
+        "mouth_to_ear_latency_ms": alignment.latency_ms,
+        "listener_matches_speaker_correlation": alignment.correlation,
+        "join_time_ms": {
+            "a-1": ns(&stats_a["milestones"]["ready_unix_ns"]) - ns(&stats_a["milestones"]["start_unix_ns"]),
+            "b-1": ns(&stats_b["milestones"]["ready_unix_ns"]) - ns(&stats_b["milestones"]["start_unix_ns"]),
+        },
+        "time_to_first_audio_ms": {
+            "after_join": ns(&stats_b["milestones"]["first_audio_unix_ns"]) - ns(&stats_b["milestones"]["ready_unix_ns"]),
+            "after_speaker_went_live": ns(&stats_b["milestones"]["first_audio_unix_ns"]) - ns(&stats_a["milestones"]["transmit_unix_ns"]),
+        },
+        "led_timeline_ms": {
+            "a-1": stats_a["led_timeline_ms"],
+            "b-1": stats_b["led_timeline_ms"],
+        },
+        "rtp_streams_tshark": rtp_streams,
+        "stations": { "a-1": stats_a, "b-1": stats_b },
+        "server": server_stats,
+        "wall_time_s": started.elapsed().as_secs_f64(),
+    });
+    std::fs::write(
+        out.join("report.json"),
+        serde_json::to_string_pretty(&report)?,
+    )?;
+
+    println!();
+    println!(
+        "stagebox demo — {} ms frames, results in {}",
+        opts.frame_ms,
+        out.display()
+    );
+    println!(
+        "  packets: A sent {sent}, server forwarded {}, B received {received}",
+        server_stats["media_forwarded"]
+    );
+    println!("  mouth-to-ear latency: {:.1} ms", alignment.latency_ms);
+    println!(
+        "  listener output vs speaker input: normalized cross-correlation {:.3} ({})",
+        alignment.correlation,
+        if alignment.correlation >= 0.8 {
+            "match"
+        } else {
+            "NO MATCH"
+        }
+    );
+    println!(
+        "  time to first audio: {:.0} ms after A went live; joins took {:.0} / {:.0} ms",
+        report["time_to_first_audio_ms"]["after_speaker_went_live"]
+            .as_f64()
+            .unwrap_or(0.0),
+        report["join_time_ms"]["a-1"].as_f64().unwrap_or(0.0),
+        report["join_time_ms"]["b-1"].as_f64().unwrap_or(0.0)
+    );
+    let names = |v: &Value| -> String {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|e| e[1].as_str())
+                    .collect::<Vec<_>>()
+                    .join(" → ")
+            })
+            .unwrap_or_default()
+    };
+    println!("  LEDs A: {}", names(&stats_a["led_timeline_ms"]));
+    println!("  LEDs B: {}", names(&stats_b["led_timeline_ms"]));
+    if let Some(streams) = &rtp_streams {
+        println!("  tshark RTP streams (-z rtp,streams):");
+        for line in streams["table"].as_str().unwrap_or("").lines() {
+            println!("    {line}");
+        }
+    }
+    Ok(DemoOutcome {
+        correlation: alignment.correlation,
+        report,
+    })
+}
