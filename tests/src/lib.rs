@@ -1,8 +1,9 @@
 //! # stagebox-tests — scenarios across crates
 //!
 //! [`netsim`] connects station cores and a server core in virtual time; the scenarios under
-//! `tests/` drive them (session, reconnect, stage flows), and the system tests run the real
-//! binaries over loopback.
+//! `tests/` drive them (session, reconnect, stage flows, media under loss), and the system
+//! tests run the real binaries over loopback. Audio is judged with
+//! `stagebox-judge`.
 
 pub mod netsim;
 

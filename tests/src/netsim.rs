@@ -34,6 +34,16 @@ enum Delivery {
         server_conn: ServerConnId,
         text: String,
     },
+    /// A UDP datagram from a station reaches the server.
+    DatagramToServer {
+        station: StationIdx,
+        bytes: Vec<u8>,
+    },
+    /// A UDP datagram from the server reaches a station.
+    DatagramToStation {
+        station: StationIdx,
+        bytes: Vec<u8>,
+    },
     ToStation {
         station: StationIdx,
         conn: ConnId,
@@ -69,6 +79,8 @@ pub struct Observed {
 pub struct SimStation {
     pub core: Station,
     pub observed: Vec<Observed>,
+    /// Datagrams the server sent to this station that survived the link.
+    pub inbox: Vec<Vec<u8>>,
 }
 
 pub struct Net {
@@ -87,6 +99,9 @@ pub struct Net {
     rng: fastrand::Rng,
     pub latency: Duration,
     pub jitter: Duration,
+    /// Probability that a UDP datagram is lost, each way (signaling rides TCP: never lost).
+    pub datagram_loss: f64,
+    pub datagrams_lost: u64,
 }
 
 impl Net {
@@ -108,6 +123,8 @@ impl Net {
             rng: fastrand::Rng::with_seed(seed ^ 0x5eed),
             latency: Duration::from_millis(5),
             jitter: Duration::ZERO,
+            datagram_loss: 0.0,
+            datagrams_lost: 0,
         }
     }
 
@@ -116,6 +133,7 @@ impl Net {
         self.stations.push(SimStation {
             core,
             observed: Vec::new(),
+            inbox: Vec::new(),
         });
         let idx = self.stations.len() - 1;
         self.pump_station(idx);
@@ -154,6 +172,27 @@ impl Net {
         for l in self.links.iter_mut().filter(|l| l.station == station) {
             l.blackholed = true;
         }
+    }
+
+    /// The UDP address station `i` sends from.
+    pub fn station_addr(i: StationIdx) -> std::net::SocketAddr {
+        std::net::SocketAddr::from(([127, 0, 0, 1], 40_000 + i as u16))
+    }
+
+    /// Sends a datagram from a station to the server, through the lossy link.
+    pub fn send_datagram(&mut self, station: StationIdx, bytes: Vec<u8>) {
+        if self.lose() {
+            return;
+        }
+        self.schedule(Delivery::DatagramToServer { station, bytes });
+    }
+
+    fn lose(&mut self) -> bool {
+        let lost = self.datagram_loss > 0.0 && self.rng.f64() < self.datagram_loss;
+        if lost {
+            self.datagrams_lost += 1;
+        }
+        lost
     }
 
     /// Runs an admin command on the server and pumps its effects.
@@ -324,6 +363,15 @@ impl Net {
                 self.stations[station].core.handle_closed(now, conn, code);
                 self.pump_station(station);
             }
+            Delivery::DatagramToServer { station, mut bytes } => {
+                if let Some(server) = self.server.as_mut() {
+                    server.handle_datagram(now, Net::station_addr(station), &mut bytes);
+                    self.pump_server();
+                }
+            }
+            Delivery::DatagramToStation { station, bytes } => {
+                self.stations[station].inbox.push(bytes)
+            }
         }
     }
 
@@ -382,8 +430,18 @@ impl Net {
         while let Some(t) = server.poll_transmit() {
             out.push(t);
         }
-        // Datagrams are exercised by the media tests; signaling tests discard them.
-        while server.poll_datagram().is_some() {}
+        let mut datagrams = Vec::new();
+        while let Some(d) = server.poll_datagram() {
+            datagrams.push(d);
+        }
+        for (addr, bytes) in datagrams {
+            let station = (addr.port() as usize).checked_sub(40_000);
+            if let Some(station) = station.filter(|s| *s < self.stations.len())
+                && !self.lose()
+            {
+                self.schedule(Delivery::DatagramToStation { station, bytes });
+            }
+        }
         for t in out {
             match t {
                 ServerTransmit::Text { conn, msg } => {

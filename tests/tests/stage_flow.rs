@@ -223,3 +223,33 @@ fn quick_press_after_accepting_goes_live() {
         net.stations[a].core.led()
     );
 }
+
+#[test]
+fn raised_hands_queue_in_the_order_they_went_up() {
+    let mut net = Net::new(origin(), server_config(), 22);
+    let stations: Vec<StationIdx> = (1..=3)
+        .map(|i| net.add_station(station_config(&format!("a-{i}"), i)))
+        .collect();
+    net.run_for(Duration::from_secs(1));
+    for &i in [2usize, 0, 1].iter() {
+        net.click(stations[i], ButtonId::Hand);
+    }
+    let queue = |net: &mut Net| -> Vec<String> {
+        let AdminReply::Stage(s) = net
+            .admin(AdminCmd::Stage {
+                stage: "townhall".into(),
+            })
+            .unwrap()
+        else {
+            panic!("not a stage");
+        };
+        let mut raised: Vec<_> = s.members.into_iter().filter(|m| m.hand_raised).collect();
+        raised.sort_by_key(|m| m.hand_order);
+        raised.into_iter().map(|m| m.station_id).collect()
+    };
+    assert_eq!(queue(&mut net), vec!["a-3", "a-1", "a-2"]);
+    // Lowering and raising again goes to the back of the queue.
+    net.click(stations[2], ButtonId::Hand);
+    net.click(stations[2], ButtonId::Hand);
+    assert_eq!(queue(&mut net), vec!["a-1", "a-2", "a-3"]);
+}

@@ -20,6 +20,8 @@ use crate::sh::{cargo, run};
 pub struct DemoOptions {
     pub out: PathBuf,
     pub frame_ms: u32,
+    /// Frames the listener buffers before a talk spurt plays.
+    pub jitter_frames: u32,
 }
 
 /// What the demo measured; the test asserts on it.
@@ -153,9 +155,10 @@ fn station_config(
     id: &str,
     gateway: u16,
     pin: &str,
-    frame_ms: u32,
+    opts: &DemoOptions,
     speech: &Path,
 ) -> Result<PathBuf> {
+    let (frame_ms, jitter) = (opts.frame_ms, opts.jitter_frames);
     let path = dir.join(format!("{id}.toml"));
     let text = format!(
         r#"[station]
@@ -172,6 +175,7 @@ profile = "sim"
 
 [audio]
 frame_ms = {frame_ms}
+jitter_frames = {jitter}
 
 [sim]
 mic_wav = "{speech}"
@@ -284,7 +288,7 @@ token = "token-b-1-demo"
 
     let mut stations = Vec::new();
     for id in ["a-1", "b-1"] {
-        let cfg = station_config(&out, id, gateway, &pin, opts.frame_ms, &speech)?;
+        let cfg = station_config(&out, id, gateway, &pin, opts, &speech)?;
         let log = std::fs::File::create(out.join(format!("{id}.log")))?;
         let child = Command::new(bin.join("stationd"))
             .arg("--config")
@@ -375,6 +379,7 @@ token = "token-b-1-demo"
         .transpose()?;
     let report = json!({
         "frame_ms": opts.frame_ms,
+        "jitter_frames": opts.jitter_frames,
         "packets": {
             "sent_by_speaker": sent,
             "forwarded_by_server": server_stats["media_forwarded"],

@@ -24,9 +24,11 @@ fn main() -> Result<()> {
             setup::ensure_apt()?;
             let out = flag_string(&args, "--out").unwrap_or_else(|| "demo-out".into());
             let frame_ms = flag_value(&args, "--frame-ms")?.unwrap_or(20) as u32;
+            let jitter_frames = flag_value(&args, "--jitter-frames")?.unwrap_or(1) as u32;
             demo::run_demo(&demo::DemoOptions {
                 out: out.into(),
                 frame_ms,
+                jitter_frames,
             })?;
             Ok(())
         }

@@ -34,6 +34,7 @@ fn run_all() -> Result<()> {
     let outcome = demo::run_demo(&DemoOptions {
         out: "target/demo-test".into(),
         frame_ms: 20,
+        jitter_frames: 1,
     })?;
     check_demo(&outcome)?;
     println!("demo check: listener matches speaker, every packet delivered, RTP streams clean");

@@ -2,6 +2,12 @@
 //! and tells the decoder what to do each time it needs a frame — decode, recover from the
 //! next packet's FEC, conceal, or stay idle between talk spurts.
 //!
+//! Loss shows in two ways. On the last hop it leaves a sequence gap. Before the server it does
+//! not — the server renumbers each receiver's stream without gaps — but the timestamp still
+//! jumps: a packet without the marker bit whose timestamp is ahead of the expected one means
+//! frames are missing before it. Both are repaired the same way: the frame just before a
+//! packet is recovered from that packet's in-band FEC, earlier ones are concealed.
+//!
 //! Fixed capacity, no allocation. This is a fixed-target buffer; the adaptive one (target
 //! following measured jitter) replaces the target policy, not this structure.
 
@@ -71,6 +77,10 @@ pub struct JitterBuffer {
     highest: Option<u64>,
     playing: bool,
     missing_run: u16,
+    /// RTP timestamp the next frame should carry, once a frame of the spurt was played.
+    expected_ts: Option<u32>,
+    /// Samples per frame of this stream (the decoder tells, see [`Self::set_frame_samples`]).
+    frame_samples: u32,
     stats: JitterStats,
 }
 
@@ -92,8 +102,15 @@ impl JitterBuffer {
             highest: None,
             playing: false,
             missing_run: 0,
+            expected_ts: None,
+            frame_samples: 960,
             stats: JitterStats::default(),
         }
+    }
+
+    /// Samples per frame of this stream at 48 kHz, as decoded.
+    pub fn set_frame_samples(&mut self, samples: u32) {
+        self.frame_samples = samples.clamp(120, 5760);
     }
 
     /// Forgets everything, for a new stream.
@@ -106,6 +123,7 @@ impl JitterBuffer {
         self.highest = None;
         self.playing = false;
         self.missing_run = 0;
+        self.expected_ts = None;
     }
 
     pub fn stats(&self) -> JitterStats {
@@ -132,6 +150,7 @@ impl JitterBuffer {
                 self.next = Some(e);
                 self.playing = false;
                 self.missing_run = 0;
+                self.expected_ts = None;
             }
         } else {
             self.next = Some(e);
@@ -160,14 +179,34 @@ impl JitterBuffer {
             self.playing = true;
             self.missing_run = 0;
         }
-        self.next = Some(next + 1);
+        let step = self.frame_samples;
         let idx = (next % SLOTS as u64) as usize;
         if self.slots[idx].valid && self.slots[idx].ext == next {
+            let (ts, marker) = (
+                self.slots[idx].frame.timestamp,
+                self.slots[idx].frame.marker,
+            );
+            // Frames lost before the server: the timestamp is ahead within a spurt.
+            let ahead = self.expected_ts.map_or(0, |e| ts.wrapping_sub(e) as i32);
+            let limit = i64::from(self.cfg.max_conceal_frames) * i64::from(step);
+            if !marker && ahead >= step as i32 && i64::from(ahead) <= limit {
+                self.expected_ts = self.expected_ts.map(|e| e.wrapping_add(step));
+                if ahead == step as i32 {
+                    self.stats.recovered_fec += 1;
+                    return Playout::Fec(&self.slots[idx].frame.payload);
+                }
+                self.stats.concealed += 1;
+                return Playout::Conceal;
+            }
+            self.next = Some(next + 1);
             self.slots[idx].valid = false;
             self.missing_run = 0;
+            self.expected_ts = Some(ts.wrapping_add(step));
             self.stats.played += 1;
             return Playout::Packet(&self.slots[idx].frame.payload);
         }
+        self.next = Some(next + 1);
+        self.expected_ts = self.expected_ts.map(|e| e.wrapping_add(step));
         self.missing_run += 1;
         if self.missing_run > self.cfg.max_conceal_frames {
             // Nothing for a while: the talk spurt ended. Wait for the next one.
@@ -175,6 +214,7 @@ impl JitterBuffer {
             self.next = None;
             self.highest = None;
             self.missing_run = 0;
+            self.expected_ts = None;
             return Playout::Idle;
         }
         let after = ((next + 1) % SLOTS as u64) as usize;
@@ -248,6 +288,30 @@ mod tests {
         jb.push(f(0));
         jb.push(f(1));
         assert_eq!(run(&mut jb, 3), vec!["P0", "P1", "C"]);
+    }
+
+    #[test]
+    fn loss_hidden_by_renumbering_is_found_by_timestamp() {
+        // The server renumbered 10, 11, 12 consecutively, but the frame between the second
+        // and third (timestamp 11 × 960) was lost before it: the third packet's timestamp is
+        // one frame ahead, so that frame comes from its FEC; two frames ahead: conceal, FEC.
+        let ts = |n: u32| n * 960;
+        let mut jb = JitterBuffer::new(JitterConfig {
+            target_frames: 1,
+            max_conceal_frames: 5,
+        });
+        jb.push(MediaFrame::new(1, 10, ts(10), false, &[10]).unwrap());
+        jb.push(MediaFrame::new(1, 11, ts(12), false, &[12]).unwrap());
+        jb.push(MediaFrame::new(1, 12, ts(15), false, &[15]).unwrap());
+        assert_eq!(
+            run(&mut jb, 6),
+            vec!["P10", "F12", "P12", "C", "F15", "P15"]
+        );
+        // A new talk spurt (marker) jumps ahead without anything being repaired.
+        jb.push(MediaFrame::new(1, 13, ts(100), true, &[100]).unwrap());
+        assert_eq!(run(&mut jb, 1), vec!["P100"]);
+        let s = jb.stats();
+        assert_eq!((s.played, s.recovered_fec, s.concealed), (4, 2, 1));
     }
 
     #[test]

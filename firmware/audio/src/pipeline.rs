@@ -196,6 +196,7 @@ impl Stream {
                 Ok(n) if n > 0 => {
                     self.fifo_len += n;
                     self.frame_samples = n.clamp(PERIOD_SAMPLES, MAX_FRAME_SAMPLES);
+                    self.jitter.set_frame_samples(self.frame_samples as u32);
                 }
                 _ => {
                     *errors += 1;

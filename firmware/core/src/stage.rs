@@ -128,6 +128,7 @@ mod tests {
             station_id: id.into(),
             role,
             hand_raised: false,
+            hand_order: None,
             invited: false,
             server_muted: false,
             ssrc: id.len() as u32,

@@ -41,6 +41,9 @@ pub struct Member {
     pub role: Role,
     #[serde(default)]
     pub hand_raised: bool,
+    /// Place in the hand-raise queue: raised hands sort by this, lowest first.
+    #[serde(default)]
+    pub hand_order: Option<u64>,
     /// A moderator invited this audience member to speak; waiting for an answer.
     #[serde(default)]
     pub invited: bool,
@@ -333,6 +336,7 @@ mod tests {
                     station_id: "a".into(),
                     role: Role::Audience,
                     hand_raised: true,
+                    hand_order: Some(1),
                     invited: false,
                     server_muted: false,
                     ssrc: 5,

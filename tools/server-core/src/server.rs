@@ -80,7 +80,8 @@ pub(crate) struct SessionRec {
 #[derive(Debug, Clone)]
 pub(crate) struct MemberRec {
     pub role: Role,
-    pub hand_raised: bool,
+    /// Set while the hand is up: the order it was raised in.
+    pub hand_raised: Option<u64>,
     pub invited: bool,
     pub server_muted: bool,
     /// Internal key of the member's session.
@@ -101,6 +102,8 @@ pub struct StageServer {
     /// Internal session key → session.
     pub(crate) sessions: BTreeMap<u64, SessionRec>,
     pub(crate) next_session: u64,
+    /// Next hand-raise order number.
+    pub(crate) next_hand: u64,
     pub(crate) by_ssrc: BTreeMap<u32, u64>,
     pub(crate) stages: BTreeMap<String, StageRec>,
     pub(crate) transmits: VecDeque<ServerTransmit>,
@@ -121,6 +124,7 @@ impl StageServer {
             conns: BTreeMap::new(),
             sessions: BTreeMap::new(),
             next_session: 1,
+            next_hand: 1,
             by_ssrc: BTreeMap::new(),
             stages,
             transmits: VecDeque::new(),
@@ -184,7 +188,8 @@ impl StageServer {
         Some(Member {
             station_id: station_id.into(),
             role: m.role,
-            hand_raised: m.hand_raised,
+            hand_raised: m.hand_raised.is_some(),
+            hand_order: m.hand_raised,
             invited: m.invited,
             server_muted: m.server_muted,
             ssrc: s.ssrc,

@@ -270,7 +270,7 @@ impl StageServer {
                 station_id.into(),
                 MemberRec {
                     role: cred.role,
-                    hand_raised: false,
+                    hand_raised: None,
                     invited: false,
                     server_muted: false,
                     session: key,
@@ -420,16 +420,17 @@ impl StageServer {
         };
         let changed = match msg {
             ClientMsg::RaiseHand { raised }
-                if m.role == Role::Audience && m.hand_raised != raised =>
+                if m.role == Role::Audience && m.hand_raised.is_some() != raised =>
             {
-                m.hand_raised = raised;
+                m.hand_raised = raised.then_some(self.next_hand);
+                self.next_hand += 1;
                 true
             }
             ClientMsg::InviteResponse { accept } if m.invited => {
                 m.invited = false;
                 if accept {
                     m.role = Role::Speaker;
-                    m.hand_raised = false;
+                    m.hand_raised = None;
                 }
                 true
             }
@@ -457,5 +458,114 @@ impl StageServer {
         if changed {
             self.announce_member(&stage, &station);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use stagebox_proto::close::CloseCode;
+    use stagebox_proto::signal::{ClientMsg, Role, ServerMsg};
+
+    use crate::{
+        ConnId, SeededEntropy, ServerConfig, ServerTransmit, StageServer, StationCredential,
+    };
+
+    fn server() -> StageServer {
+        let mut cfg = ServerConfig::new("127.0.0.1", 50000);
+        cfg.stages.push("hall".into());
+        cfg.stations.insert(
+            "a".into(),
+            StationCredential {
+                token: "token-a".into(),
+                role: Role::Audience,
+            },
+        );
+        StageServer::new(cfg, Box::new(SeededEntropy::new(1)))
+    }
+
+    fn identify(v: u32, token: &str, stage: &str, modes: &[&str]) -> ClientMsg {
+        ClientMsg::Identify {
+            v,
+            station_id: "a".into(),
+            token: token.into(),
+            stage: stage.into(),
+            modes: modes.iter().map(|m| m.to_string()).collect(),
+        }
+    }
+
+    /// The error code and close code a connection got, if it was refused.
+    fn refusal(s: &mut StageServer, conn: u64) -> Option<(u16, u16)> {
+        let mut error = None;
+        let mut close = None;
+        while let Some(t) = s.poll_transmit() {
+            match t {
+                ServerTransmit::Text {
+                    conn: c,
+                    msg: ServerMsg::Error { code, .. },
+                } if c == ConnId(conn) => error = Some(code),
+                ServerTransmit::Close { conn: c, code } if c == ConnId(conn) => close = Some(code),
+                _ => {}
+            }
+        }
+        error.zip(close)
+    }
+
+    #[allow(clippy::disallowed_methods)]
+    fn now() -> Instant {
+        Instant::now()
+    }
+
+    #[test]
+    fn refusals_carry_the_documented_codes() {
+        let mode = "chacha20_poly1305_rtpsize";
+        let cases = [
+            (
+                identify(2, "token-a", "hall", &[mode]),
+                CloseCode::UnsupportedVersion,
+            ),
+            (
+                identify(1, "token-a", "hall", &["xsalsa20"]),
+                CloseCode::UnsupportedMode,
+            ),
+            (
+                identify(1, "wrong", "hall", &[mode]),
+                CloseCode::AuthenticationFailed,
+            ),
+            (
+                identify(1, "token-a", "nowhere", &[mode]),
+                CloseCode::StageNotFound,
+            ),
+            (
+                ClientMsg::Resume {
+                    v: 1,
+                    station_id: "a".into(),
+                    session_id: "gone".into(),
+                    token: "token-a".into(),
+                },
+                CloseCode::SessionInvalid,
+            ),
+            (
+                ClientMsg::Heartbeat { nonce: 1 },
+                CloseCode::NotAuthenticated,
+            ),
+        ];
+        let mut s = server();
+        for (i, (msg, code)) in cases.into_iter().enumerate() {
+            let conn = i as u64 + 1;
+            s.handle_open(now(), ConnId(conn));
+            s.handle_message(now(), ConnId(conn), msg);
+            let c = code.as_u16();
+            assert_eq!(refusal(&mut s, conn), Some((c, c)), "case {i}");
+        }
+        // Identifying twice on one connection.
+        s.handle_open(now(), ConnId(99));
+        s.handle_message(now(), ConnId(99), identify(1, "token-a", "hall", &[mode]));
+        assert_eq!(refusal(&mut s, 99), None);
+        s.handle_message(now(), ConnId(99), identify(1, "token-a", "hall", &[mode]));
+        let c = CloseCode::AlreadyAuthenticated.as_u16();
+        assert_eq!(refusal(&mut s, 99), Some((c, c)));
+        assert_eq!(s.stats().auth_failures, 1);
     }
 }

@@ -38,9 +38,12 @@ pub async fn serve(listener: async_net::TcpListener, tls: Arc<ServerConfig>, hub
                     .accept(tcp)
                     .await
                     .map_err(|e| format!("TLS: {e}"))?;
+                // The transport reads frames up to 16 × the protocol limit whole, so the core can
+                // answer an oversized message with an error op (refusing mid-frame would reset
+                // the connection and lose that answer); beyond that, the connection is cut.
                 let config = WebSocketConfig::default()
-                    .max_message_size(Some(MAX_MESSAGE_LEN))
-                    .max_frame_size(Some(MAX_MESSAGE_LEN));
+                    .max_message_size(Some(16 * MAX_MESSAGE_LEN))
+                    .max_frame_size(Some(16 * MAX_MESSAGE_LEN));
                 async_tungstenite::accept_async_with_config(tls, Some(config))
                     .await
                     .map_err(|e| format!("WebSocket: {e}"))

@@ -1,0 +1,166 @@
+//! Media through the server core over a lossy network, in virtual time: A's capture path and
+//! media link, the server's forwarding, B's media link and playout path, with seeded loss on
+//! every datagram hop. Checks what arrives, how loss is repaired (FEC, concealment), that the
+//! output still follows the input, and that a seed always gives the same result.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::Duration;
+
+use stagebox_audio::frame::{FrameDuration, MediaFrame, PERIOD_SAMPLES};
+use stagebox_audio::jitter::{JitterConfig, JitterStats};
+use stagebox_audio::pipeline::{CaptureConfig, CapturePath, PlayoutPath};
+use stagebox_core::StationEvent;
+use stagebox_core::media::MediaLink;
+use stagebox_proto::media::MAX_DATAGRAM;
+use stagebox_proto::signal::MediaParams;
+use stagebox_tests::netsim::{Net, StationIdx};
+use stagebox_tests::{ms, origin, server_config, station_config};
+
+/// A speech-like signal: gliding tones in syllables, with pauses.
+fn voice(period: usize) -> [i16; PERIOD_SAMPLES] {
+    core::array::from_fn(|i| {
+        let n = period * PERIOD_SAMPLES + i;
+        let t = n as f32 / 48_000.0;
+        let syllable = (t * 4.0) as usize;
+        if syllable % 5 == 4 || (t % 3.0) > 2.4 {
+            return 0;
+        }
+        let f = 180.0 + 60.0 * ((syllable % 7) as f32) + 40.0 * (t * 3.0).sin();
+        let env = (std::f32::consts::PI * (t * 4.0).fract()).sin();
+        (7000.0 * env * (2.0 * std::f32::consts::PI * f * t).sin()) as i16
+    })
+}
+
+fn media_params(net: &Net, i: StationIdx) -> MediaParams {
+    net.stations[i]
+        .observed
+        .iter()
+        .rev()
+        .find_map(|o| match &o.event {
+            StationEvent::Media(p) => Some(p.clone()),
+            _ => None,
+        })
+        .expect("station has a media session")
+}
+
+struct Outcome {
+    sent: u64,
+    lost_on_links: u64,
+    jitter: JitterStats,
+    output: Vec<i16>,
+    input: Vec<i16>,
+}
+
+fn run(loss_per_hop: f64, seed: u64) -> Outcome {
+    let mut net = Net::new(origin(), server_config(), seed);
+    net.datagram_loss = loss_per_hop;
+    let a = net.add_station(station_config("mod-1", seed + 1));
+    let b = net.add_station(station_config("a-1", seed + 2));
+    net.run_for(Duration::from_secs(1));
+    let (pa, pb) = (media_params(&net, a), media_params(&net, b));
+    let mut link_a = MediaLink::new();
+    let mut link_b = MediaLink::new();
+    link_a.handle_params(net.now, &pa, 1000).unwrap();
+    link_b.handle_params(net.now, &pb, 2000).unwrap();
+    let mut capture = CapturePath::new(CaptureConfig::new(FrameDuration::Ms20), 5000).unwrap();
+    let mut playout = PlayoutPath::new(JitterConfig {
+        target_frames: 2,
+        max_conceal_frames: 5,
+    })
+    .unwrap();
+    let mut buf = [0u8; MAX_DATAGRAM];
+    let (mut input, mut output) = (Vec::new(), Vec::new());
+    let mut out = [0i16; PERIOD_SAMPLES];
+    for period in 0..1500 {
+        // Keepalives, so the server knows both addresses (they can be lost too).
+        for (i, link) in [(a, &mut link_a), (b, &mut link_b)] {
+            while let Some(n) = link.poll_keepalive(net.now, capture.rtp_clock(), &mut buf) {
+                net.send_datagram(i, buf[..n].to_vec());
+            }
+        }
+        let pcm = voice(period);
+        input.extend_from_slice(&pcm);
+        if let Some(frame) = capture
+            .push_period(&pcm, true, pa.ssrc)
+            .unwrap()
+            .and_then(|o| o.frame)
+            && let Some(n) =
+                link_a.seal_audio(frame.timestamp, frame.marker, &frame.payload, &mut buf)
+        {
+            net.send_datagram(a, buf[..n].to_vec());
+        }
+        net.run_for(ms(10));
+        for mut bytes in std::mem::take(&mut net.stations[b].inbox) {
+            if let Some(o) = link_b.open(&mut bytes) {
+                let h = o.header;
+                let frame =
+                    MediaFrame::new(h.ssrc, h.sequence, h.timestamp, h.marker, &bytes[o.payload])
+                        .unwrap();
+                playout.push(frame);
+            }
+        }
+        playout.next_period(&mut out);
+        output.extend_from_slice(&out);
+    }
+    Outcome {
+        sent: link_a.stats().sent,
+        lost_on_links: net.datagrams_lost,
+        jitter: playout.stats().jitter,
+        output,
+        input,
+    }
+}
+
+/// How well B's output follows A's input (piecewise aligned, see `stagebox-judge`).
+fn best_correlation(input: &[i16], output: &[i16]) -> f64 {
+    let f = |x: &[i16]| x.iter().map(|&s| f64::from(s)).collect::<Vec<_>>();
+    stagebox_judge::align(&f(input), &f(output), 0..=9600).map_or(0.0, |a| a.correlation)
+}
+
+#[test]
+fn without_loss_every_frame_plays() {
+    let o = run(0.0, 1);
+    assert!(o.sent > 500, "sent {}", o.sent);
+    assert_eq!(o.lost_on_links, 0);
+    assert_eq!(o.jitter.received, o.sent);
+    assert_eq!(o.jitter.played, o.sent);
+    assert_eq!(o.jitter.recovered_fec, 0);
+    let c = best_correlation(&o.input, &o.output);
+    assert!(c > 0.9, "correlation {c}");
+}
+
+#[test]
+fn ten_percent_loss_per_hop_is_repaired_and_stays_intelligible() {
+    let o = run(0.10, 2);
+    let missing = o.sent - o.jitter.received;
+    assert!(o.lost_on_links > 0 && missing > 0);
+    assert!(
+        o.jitter.recovered_fec > 0,
+        "FEC recovered nothing: {:?}",
+        o.jitter
+    );
+    assert!(o.jitter.concealed > 0, "nothing concealed: {:?}", o.jitter);
+    // Every lost frame inside a talk spurt is either recovered or concealed.
+    assert!(
+        o.jitter.recovered_fec + o.jitter.concealed >= missing / 2,
+        "{missing} missing, {:?}",
+        o.jitter
+    );
+    let c = best_correlation(&o.input, &o.output);
+    let clean_run = run(0.0, 2);
+    let clean = best_correlation(&clean_run.input, &clean_run.output);
+    println!(
+        "10 %/hop: {} sent, {} lost end to end, {} FEC, {} concealed; correlation {c:.3} (clean {clean:.3})",
+        o.sent, missing, o.jitter.recovered_fec, o.jitter.concealed
+    );
+    assert!(c > 0.8, "correlation {c}");
+    assert!(c < clean, "loss should cost something");
+}
+
+#[test]
+fn same_seed_same_result() {
+    let (x, y) = (run(0.10, 3), run(0.10, 3));
+    assert_eq!(x.output, y.output);
+    assert_eq!(x.jitter, y.jitter);
+    assert_ne!(run(0.10, 4).jitter, x.jitter);
+}
