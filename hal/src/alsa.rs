@@ -93,18 +93,50 @@ fn open(device: &str, dir: Direction, format: StreamFormat) -> Result<&'static P
     Ok(Box::leak(Box::new(pcm)))
 }
 
-pub struct AlsaCapture {
+/// An open PCM with its IO handle, shared by both directions.
+struct AlsaStream {
     pcm: &'static PCM,
     io: IO<'static, i16>,
     format: StreamFormat,
 }
 
+impl AlsaStream {
+    fn open(device: &str, dir: Direction, format: StreamFormat) -> Result<AlsaStream, AlsaError> {
+        let pcm = open(device, dir, format)?;
+        let io = pcm.io_i16().map_err(AlsaError::Io)?;
+        Ok(AlsaStream { pcm, io, format })
+    }
+
+    /// Moves one period through `step(io, samples_done)`, which returns frames moved;
+    /// under- and overruns are recovered and the transfer goes on.
+    fn transfer(
+        &self,
+        len: usize,
+        mut step: impl FnMut(&IO<'static, i16>, usize) -> alsa::Result<usize>,
+    ) -> Result<(), AlsaError> {
+        let expected = self.format.period_samples();
+        if len != expected {
+            return Err(AlsaError::BufferSize { got: len, expected });
+        }
+        let channels = usize::from(self.format.channels.max(1));
+        let mut done = 0;
+        while done < len {
+            match step(&self.io, done) {
+                Ok(frames) => done += frames * channels,
+                Err(e) => self.pcm.try_recover(e, true).map_err(AlsaError::Io)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+pub struct AlsaCapture(AlsaStream);
+
 impl AlsaCapture {
     pub fn open(device: &str, format: StreamFormat) -> Result<AlsaCapture, AlsaError> {
-        let pcm = open(device, Direction::Capture, format)?;
-        let io = pcm.io_i16().map_err(AlsaError::Io)?;
-        pcm.start().map_err(AlsaError::Io)?;
-        Ok(AlsaCapture { pcm, io, format })
+        let stream = AlsaStream::open(device, Direction::Capture, format)?;
+        stream.pcm.start().map_err(AlsaError::Io)?;
+        Ok(AlsaCapture(stream))
     }
 }
 
@@ -114,40 +146,32 @@ impl ErrorType for AlsaCapture {
 
 impl AudioCapture for AlsaCapture {
     fn format(&self) -> StreamFormat {
-        self.format
+        self.0.format
     }
 
     fn read(&mut self, buf: &mut [i16]) -> Result<(), AlsaError> {
-        let expected = self.format.period_samples();
-        if buf.len() != expected {
-            return Err(AlsaError::BufferSize {
-                got: buf.len(),
-                expected,
-            });
-        }
-        let channels = usize::from(self.format.channels.max(1));
-        let mut done = 0;
-        while done < buf.len() {
-            match self.io.readi(&mut buf[done..]) {
-                Ok(frames) => done += frames * channels,
-                Err(e) => self.pcm.try_recover(e, true).map_err(AlsaError::Io)?,
-            }
-        }
-        Ok(())
+        self.0
+            .transfer(buf.len(), |io, done| io.readi(&mut buf[done..]))
     }
 }
 
-pub struct AlsaPlayback {
-    pcm: &'static PCM,
-    io: IO<'static, i16>,
-    format: StreamFormat,
-}
+pub struct AlsaPlayback(AlsaStream);
 
 impl AlsaPlayback {
     pub fn open(device: &str, format: StreamFormat) -> Result<AlsaPlayback, AlsaError> {
-        let pcm = open(device, Direction::Playback, format)?;
-        let io = pcm.io_i16().map_err(AlsaError::Io)?;
-        Ok(AlsaPlayback { pcm, io, format })
+        Ok(AlsaPlayback(AlsaStream::open(
+            device,
+            Direction::Playback,
+            format,
+        )?))
+    }
+}
+
+/// Plays out what is queued before the device is left: the handle itself lives on (see the
+/// module documentation), so this is where the stream ends.
+impl Drop for AlsaPlayback {
+    fn drop(&mut self) {
+        let _ = self.0.pcm.drain();
     }
 }
 
@@ -157,25 +181,11 @@ impl ErrorType for AlsaPlayback {
 
 impl AudioPlayback for AlsaPlayback {
     fn format(&self) -> StreamFormat {
-        self.format
+        self.0.format
     }
 
     fn write(&mut self, buf: &[i16]) -> Result<(), AlsaError> {
-        let expected = self.format.period_samples();
-        if buf.len() != expected {
-            return Err(AlsaError::BufferSize {
-                got: buf.len(),
-                expected,
-            });
-        }
-        let channels = usize::from(self.format.channels.max(1));
-        let mut done = 0;
-        while done < buf.len() {
-            match self.io.writei(&buf[done..]) {
-                Ok(frames) => done += frames * channels,
-                Err(e) => self.pcm.try_recover(e, true).map_err(AlsaError::Io)?,
-            }
-        }
-        Ok(())
+        self.0
+            .transfer(buf.len(), |io, done| io.writei(&buf[done..]))
     }
 }

@@ -37,6 +37,16 @@ fn transmits(net: &Net, i: StationIdx) -> Vec<bool> {
         .collect()
 }
 
+/// The moderator invites `a-1`; the invitation has `settle` to arrive.
+fn invite_a1(net: &mut Net, settle: Duration) {
+    net.admin(AdminCmd::Invite {
+        stage: "townhall".into(),
+        station: "a-1".into(),
+    })
+    .unwrap();
+    net.run_for(settle);
+}
+
 fn setup() -> (Net, StationIdx, StationIdx) {
     let mut net = Net::new(origin(), server_config(), 21);
     let a = net.add_station(station_config("a-1", 1));
@@ -71,12 +81,7 @@ fn audience_raises_hand_is_invited_accepts_and_talks() {
         .cloned();
     assert!(seen.unwrap().hand_raised);
 
-    net.admin(AdminCmd::Invite {
-        stage: "townhall".into(),
-        station: "a-1".into(),
-    })
-    .unwrap();
-    net.run_for(ms(50));
+    invite_a1(&mut net, ms(50));
     assert_eq!(net.stations[a].core.led(), LedState::Invited);
 
     // PTT accepts; holding that same press does not go live.
@@ -102,12 +107,7 @@ fn audience_raises_hand_is_invited_accepts_and_talks() {
 #[test]
 fn hand_declines_an_invitation() {
     let (mut net, a, _) = setup();
-    net.admin(AdminCmd::Invite {
-        stage: "townhall".into(),
-        station: "a-1".into(),
-    })
-    .unwrap();
-    net.run_for(ms(50));
+    invite_a1(&mut net, ms(50));
     net.click(a, ButtonId::Hand);
     assert_eq!(member_role(&mut net, "a-1"), (Role::Audience, false, false));
     assert_eq!(net.stations[a].core.led(), LedState::Audience);
@@ -116,12 +116,7 @@ fn hand_declines_an_invitation() {
 #[test]
 fn muted_speaker_cannot_go_live_and_moving_back_ends_talking() {
     let (mut net, a, _) = setup();
-    net.admin(AdminCmd::Invite {
-        stage: "townhall".into(),
-        station: "a-1".into(),
-    })
-    .unwrap();
-    net.run_for(ms(50));
+    invite_a1(&mut net, ms(50));
     net.click(a, ButtonId::Ptt);
     net.run_for(ms(500));
     net.admin(AdminCmd::Mute {
@@ -167,12 +162,7 @@ fn double_press_latches_and_long_press_on_hand_steps_down() {
     net.click(m, ButtonId::Ptt);
     assert!(!net.stations[m].core.is_transmitting(), "unlatched");
 
-    net.admin(AdminCmd::Invite {
-        stage: "townhall".into(),
-        station: "a-1".into(),
-    })
-    .unwrap();
-    net.run_for(ms(50));
+    invite_a1(&mut net, ms(50));
     net.click(a, ButtonId::Ptt);
     assert_eq!(member_role(&mut net, "a-1").0, Role::Speaker);
     net.button(a, ButtonId::Hand, true);
@@ -204,12 +194,7 @@ fn priority_speaker_reaches_every_station() {
 fn quick_press_after_accepting_goes_live() {
     // The demo's timing: accept with a short click, then press and hold 70 ms later.
     let (mut net, a, _) = setup();
-    net.admin(AdminCmd::Invite {
-        stage: "townhall".into(),
-        station: "a-1".into(),
-    })
-    .unwrap();
-    net.run_for(ms(500));
+    invite_a1(&mut net, ms(500));
     net.button(a, ButtonId::Ptt, true);
     net.run_for(ms(80));
     net.button(a, ButtonId::Ptt, false);

@@ -112,6 +112,11 @@ impl<P: InputPin, L: Indicator> NetTask<P, L> {
             self.apply_outputs(now).await;
             self.pump_audio(now, &mut sealed).await;
             self.apply_outputs(now).await;
+            if self.station.led() == stagebox_core::LedState::Live {
+                let _ = self
+                    .leds
+                    .level(self.shared.level_percent.load(Ordering::Relaxed));
+            }
             let rtp_clock = self.shared.rtp_clock.load(Ordering::Relaxed);
             while let Some(n) = self.media.poll_keepalive(now, rtp_clock, &mut sealed) {
                 self.send_datagram(&sealed[..n]).await;

@@ -7,7 +7,7 @@ use stagebox_proto::close::CloseCode;
 use stagebox_proto::media::{MEDIA_MODE, Opener, Sealer};
 use stagebox_proto::signal::{ClientMsg, MediaParams, PROTOCOL_VERSION, Role, ServerMsg};
 
-use crate::config::secrets_equal;
+use crate::config::{StationCredential, secrets_equal};
 use crate::server::{Conn, ConnId, ConnState, MediaState, MemberRec, SessionRec, StageServer};
 
 impl StageServer {
@@ -165,6 +165,40 @@ impl StageServer {
         self.handle_closed(now, conn);
     }
 
+    /// Checks the protocol version and the station's credentials; refuses the connection
+    /// (and counts the failure) when they do not hold.
+    fn authenticate(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        v: u32,
+        station_id: &str,
+        token: &str,
+    ) -> Option<StationCredential> {
+        if v != PROTOCOL_VERSION {
+            self.refuse(
+                now,
+                conn,
+                CloseCode::UnsupportedVersion,
+                "unsupported protocol version",
+            );
+            return None;
+        }
+        match self.cfg.stations.get(station_id) {
+            Some(cred) if secrets_equal(&cred.token, token) => Some(cred.clone()),
+            _ => {
+                self.stats.auth_failures += 1;
+                self.refuse(
+                    now,
+                    conn,
+                    CloseCode::AuthenticationFailed,
+                    "authentication failed",
+                );
+                None
+            }
+        }
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn identify(
         &mut self,
@@ -176,32 +210,9 @@ impl StageServer {
         stage: &str,
         modes: &[String],
     ) {
-        if v != PROTOCOL_VERSION {
-            return self.refuse(
-                now,
-                conn,
-                CloseCode::UnsupportedVersion,
-                "unsupported protocol version",
-            );
-        }
-        let Some(cred) = self.cfg.stations.get(station_id).cloned() else {
-            self.stats.auth_failures += 1;
-            return self.refuse(
-                now,
-                conn,
-                CloseCode::AuthenticationFailed,
-                "authentication failed",
-            );
+        let Some(cred) = self.authenticate(now, conn, v, station_id, token) else {
+            return;
         };
-        if !secrets_equal(&cred.token, token) {
-            self.stats.auth_failures += 1;
-            return self.refuse(
-                now,
-                conn,
-                CloseCode::AuthenticationFailed,
-                "authentication failed",
-            );
-        }
         if !self.stages.contains_key(stage) {
             return self.refuse(now, conn, CloseCode::StageNotFound, "no such stage");
         }
@@ -293,7 +304,7 @@ impl StageServer {
             },
         );
         self.send_snapshot(conn, stage);
-        self.announce_member_to_others(stage, station_id);
+        self.announce_member(stage, station_id);
     }
 
     fn resume(
@@ -305,27 +316,8 @@ impl StageServer {
         session_id: &str,
         token: &str,
     ) {
-        if v != PROTOCOL_VERSION {
-            return self.refuse(
-                now,
-                conn,
-                CloseCode::UnsupportedVersion,
-                "unsupported protocol version",
-            );
-        }
-        let token_ok = self
-            .cfg
-            .stations
-            .get(station_id)
-            .is_some_and(|c| secrets_equal(&c.token, token));
-        if !token_ok {
-            self.stats.auth_failures += 1;
-            return self.refuse(
-                now,
-                conn,
-                CloseCode::AuthenticationFailed,
-                "authentication failed",
-            );
+        if self.authenticate(now, conn, v, station_id, token).is_none() {
+            return;
         }
         let found = self
             .sessions
@@ -353,23 +345,12 @@ impl StageServer {
         self.stats.resumed += 1;
         self.send(conn, ServerMsg::Resumed {});
         self.send_snapshot(conn, &stage);
-        self.announce_member_to_others(&stage, station_id);
+        self.announce_member(&stage, station_id);
     }
 
     fn send_snapshot(&mut self, conn: ConnId, stage: &str) {
         if let Some(snapshot) = self.snapshot(stage) {
             self.send(conn, ServerMsg::Stage(snapshot));
-        }
-    }
-
-    fn announce_member_to_others(&mut self, stage: &str, station_id: &str) {
-        let view = self
-            .stages
-            .get(stage)
-            .and_then(|r| r.members.get(station_id))
-            .and_then(|m| self.member_view(station_id, m));
-        if let Some(member) = view {
-            self.broadcast(stage, Some(station_id), &ServerMsg::MemberUpdate(member));
         }
     }
 
