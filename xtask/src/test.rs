@@ -14,6 +14,7 @@ pub const FUZZ_TARGETS: &[&str] = &[
     "media_packet",
     "station_config",
     "board_profile",
+    "admin_request",
 ];
 
 fn run_all() -> Result<()> {

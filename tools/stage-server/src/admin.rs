@@ -87,7 +87,9 @@ fn error(message: &str) -> String {
     serde_json::json!({ "error": message }).to_string()
 }
 
-enum Parsed {
+/// What a buffer of request bytes holds so far.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Parsed {
     Incomplete,
     Bad(String),
     Request {
@@ -97,7 +99,7 @@ enum Parsed {
 }
 
 /// Parses one request: `POST /admin` with a body of Content-Length bytes.
-fn parse(buf: &[u8]) -> Parsed {
+pub fn parse(buf: &[u8]) -> Parsed {
     let mut headers = [httparse::EMPTY_HEADER; 32];
     let mut req = httparse::Request::new(&mut headers);
     let head_len = match req.parse(buf) {

@@ -7,12 +7,6 @@
 //! stage-server --version
 //! ```
 
-mod admin;
-mod cert;
-mod config;
-mod gateway;
-mod hub;
-
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -23,8 +17,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use stagebox_server_core::{Entropy, StageServer};
 
-use crate::config::Config;
-use crate::hub::Hub;
+use stagebox_stage_server::config::Config;
+use stagebox_stage_server::hub::Hub;
+use stagebox_stage_server::{admin, cert, gateway};
 
 /// Keys and ids from the operating system's generator.
 struct OsEntropy(ring::rand::SystemRandom);
