@@ -3,9 +3,11 @@
 //! - `cargo xtask test`: installs what is missing, then runs everything CI checks.
 //! - `cargo xtask demo [--out DIR]`: a stage server and two sim stations on loopback.
 //! - `cargo xtask fuzz [--seconds N]`: runs every fuzz target for a while.
+//! - `cargo xtask cross [--test]`: builds for aarch64 (and runs the firmware tests under qemu).
 //! - `cargo xtask setup`: only installs what is missing.
 
 mod analysis;
+mod cross;
 mod demo;
 mod setup;
 mod sh;
@@ -32,12 +34,13 @@ fn main() -> Result<()> {
             })?;
             Ok(())
         }
+        Some("cross") => cross::run_cross(args.iter().any(|a| a == "--test")),
         Some("fuzz") => {
             let seconds = flag_value(&args, "--seconds")?.unwrap_or(30);
             test::fuzz(seconds)
         }
         Some("help") | Some("--help") | None => {
-            println!("usage: cargo xtask <test|demo|fuzz|setup>");
+            println!("usage: cargo xtask <test|demo|cross [--test]|fuzz|setup>");
             Ok(())
         }
         Some(other) => bail!("unknown xtask command {other:?}; try `cargo xtask help`"),

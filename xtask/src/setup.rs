@@ -31,7 +31,7 @@ fn missing_apt() -> Vec<&'static str> {
         .collect()
 }
 
-fn is_root() -> bool {
+pub fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()

@@ -39,6 +39,8 @@ fn run_all() -> Result<()> {
     })?;
     check_demo(&outcome)?;
     println!("demo check: listener matches speaker, every packet delivered, RTP streams clean");
+    // The firmware on its target architecture: aarch64 build, tests under qemu.
+    crate::cross::run_cross(true)?;
     Ok(())
 }
 
