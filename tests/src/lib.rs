@@ -9,7 +9,7 @@ pub mod netsim;
 
 use std::time::{Duration, Instant};
 
-use stagebox_core::{ButtonTiming, SessionConfig, StationConfig};
+use stagebox_core::{SessionConfig, StationConfig};
 use stagebox_proto::signal::Role;
 use stagebox_server_core::{ServerConfig, StationCredential};
 
@@ -51,11 +51,7 @@ pub fn station_config(station_id: &str, seed: u64) -> StationConfig {
         "wss://127.0.0.1:8443/signal",
     );
     session.seed = seed;
-    StationConfig {
-        session,
-        buttons: ButtonTiming::default(),
-        ptt_latch: true,
-    }
+    StationConfig::new(session)
 }
 
 pub fn ms(n: u64) -> Duration {

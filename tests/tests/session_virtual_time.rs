@@ -266,3 +266,29 @@ fn garbage_from_one_station_does_not_disturb_another() {
         Phase::Established { .. }
     ));
 }
+
+#[test]
+fn a_long_outage_shows_offline_then_the_stage_again() {
+    let mut net = Net::new(origin(), server_config(), 8);
+    let a = net.add_station(station_config("a-1", 9));
+    net.run_for(Duration::from_secs(2));
+    net.kill_server();
+    net.run_for(Duration::from_secs(50));
+    assert_eq!(net.stations[a].core.led(), LedState::Reconnecting);
+    net.run_for(Duration::from_secs(15));
+    assert_eq!(net.stations[a].core.led(), LedState::Offline);
+    net.start_server();
+    established_at(&mut net, a, Duration::from_secs(30)).expect("recovered");
+    net.run_for(ms(200));
+    assert_eq!(net.stations[a].core.led(), LedState::Audience);
+    assert_eq!(
+        leds(&net, a),
+        vec![
+            LedState::Connecting,
+            LedState::Audience,
+            LedState::Reconnecting,
+            LedState::Offline,
+            LedState::Audience
+        ]
+    );
+}

@@ -238,3 +238,61 @@ fn raised_hands_queue_in_the_order_they_went_up() {
     net.click(stations[2], ButtonId::Hand);
     assert_eq!(queue(&mut net), vec!["a-1", "a-2", "a-3"]);
 }
+
+#[test]
+fn a_stuck_ptt_stops_transmitting_and_says_so_until_released() {
+    let (mut net, a, _) = setup();
+    invite_a1(&mut net, ms(50));
+    net.click(a, ButtonId::Ptt);
+    net.run_for(ms(300));
+    assert_eq!(net.stations[a].core.led(), LedState::SpeakerIdle);
+
+    // Something rests on PTT: live for five minutes (the default limit), then not.
+    net.button(a, ButtonId::Ptt, true);
+    net.run_for(Duration::from_secs(299));
+    assert!(net.stations[a].core.is_transmitting());
+    net.run_for(Duration::from_secs(2));
+    assert!(!net.stations[a].core.is_transmitting());
+    assert_eq!(net.stations[a].core.led(), LedState::ButtonStuck);
+    let stuck: Vec<_> = net.stations[a]
+        .observed
+        .iter()
+        .filter_map(|o| match o.event {
+            StationEvent::ButtonStuck { button, stuck } => Some((button, stuck, o.at)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(stuck.len(), 1);
+    assert_eq!((stuck[0].0, stuck[0].1), (ButtonId::Ptt, true));
+    // It stays off however long the button stays down.
+    net.run_for(Duration::from_secs(600));
+    assert_eq!(transmits(&net, a), vec![true, false]);
+
+    // Released: the fault clears, and the next press talks again.
+    net.button(a, ButtonId::Ptt, false);
+    net.run_for(ms(100));
+    assert_eq!(net.stations[a].core.led(), LedState::SpeakerIdle);
+    net.button(a, ButtonId::Ptt, true);
+    net.run_for(ms(100));
+    assert!(net.stations[a].core.is_transmitting());
+    assert_eq!(transmits(&net, a), vec![true, false, true]);
+}
+
+#[test]
+fn a_button_held_at_start_up_is_reported_stuck() {
+    let mut net = Net::new(origin(), server_config(), 21);
+    let mut cfg = station_config("a-1", 1);
+    cfg.stuck_after = Duration::from_secs(10);
+    let a = net.add_station(cfg);
+    net.button(a, ButtonId::Hand, true);
+    net.run_for(Duration::from_secs(9));
+    // The press counted once (the station had joined within the debounce time)...
+    assert_eq!(net.stations[a].core.led(), LedState::HandRaised);
+    // ...and holding it on is a fault, not a gesture.
+    net.run_for(Duration::from_secs(2));
+    assert_eq!(net.stations[a].core.led(), LedState::ButtonStuck);
+    assert_eq!(member_role(&mut net, "a-1"), (Role::Audience, true, false));
+    net.button(a, ButtonId::Hand, false);
+    net.run_for(ms(100));
+    assert_eq!(net.stations[a].core.led(), LedState::HandRaised);
+}

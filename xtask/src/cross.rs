@@ -28,42 +28,27 @@ const EMULATED_TEST_CRATES: &[&str] = &[
     "stagebox-core",
     "stagebox-audio",
     "stagebox-hal",
+    "stagebox-board",
 ];
 
-fn installed(package: &str) -> bool {
-    Command::new("dpkg-query")
-        .args(["-W", "-f=${Status}", package])
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
-}
-
 pub fn ensure_cross_tools() -> Result<()> {
-    let missing: Vec<&str> = CROSS_PACKAGES
-        .iter()
-        .copied()
-        .filter(|p| !installed(p))
-        .collect();
-    if missing.is_empty() {
+    if CROSS_PACKAGES.iter().all(|p| crate::setup::installed(p)) {
         return Ok(());
     }
-    let list = missing.join(" ");
-    if !crate::setup::is_root() {
+    if crate::setup::is_root() {
+        let arches = Command::new("dpkg")
+            .arg("--print-foreign-architectures")
+            .output()?;
+        if !String::from_utf8_lossy(&arches.stdout).contains("arm64") {
+            run(Command::new("dpkg").args(["--add-architecture", "arm64"]))?;
+        }
+    } else {
         bail!(
-            "missing cross tool chain; install it with:\n  sudo dpkg --add-architecture arm64 && sudo apt-get update && sudo apt-get install -y {list}"
+            "missing cross tool chain; install it with:\n  sudo dpkg --add-architecture arm64 && sudo apt-get update && sudo apt-get install -y {}",
+            CROSS_PACKAGES.join(" ")
         );
     }
-    let arches = Command::new("dpkg")
-        .arg("--print-foreign-architectures")
-        .output()?;
-    if !String::from_utf8_lossy(&arches.stdout).contains("arm64") {
-        run(Command::new("dpkg").args(["--add-architecture", "arm64"]))?;
-    }
-    run(Command::new("apt-get").args(["update", "-qq"]))?;
-    run(Command::new("apt-get")
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .args(["install", "-y", "-qq", "--no-install-recommends"])
-        .args(&missing))?;
-    Ok(())
+    crate::setup::ensure_packages(CROSS_PACKAGES)
 }
 
 /// cargo, set up to build for aarch64 with Debian's compiler.
@@ -91,7 +76,9 @@ fn cross_cargo() -> Command {
 /// different build) makes threaded programs spin for ever in thread creation.
 const QEMU: &str = "qemu-aarch64-static";
 
-pub fn run_cross(test: bool) -> Result<()> {
+/// Builds the station and the server for aarch64 (release) and returns the stripped
+/// `stationd`.
+pub fn build_release() -> Result<std::path::PathBuf> {
     ensure_cross_tools()?;
     if !succeeds(Command::new("/usr/bin/rustc").arg("--version")) {
         bail!("/usr/bin/rustc (Debian's rustc-web) does not run");
@@ -120,6 +107,11 @@ pub fn run_cross(test: bool) -> Result<()> {
         size as f64 / 1_048_576.0
     );
     run(Command::new(QEMU).arg(&bin).arg("--version"))?;
+    Ok(stripped)
+}
+
+pub fn run_cross(test: bool) -> Result<()> {
+    build_release()?;
     if test {
         let mut cmd = cross_cargo();
         cmd.args(["test", "--lib", "--tests", "--target", TARGET]);
@@ -127,6 +119,19 @@ pub fn run_cross(test: bool) -> Result<()> {
             cmd.args(["-p", krate]);
         }
         run(&mut cmd)?;
+        // End to end under emulation: station cores, the server core and the Opus media
+        // path together, through a lossy simulated network.
+        run(cross_cargo().args([
+            "test",
+            "--target",
+            TARGET,
+            "-p",
+            "stagebox-tests",
+            "--test",
+            "media_loss",
+            "--test",
+            "stage_flow",
+        ]))?;
     }
     Ok(())
 }

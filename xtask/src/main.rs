@@ -4,10 +4,12 @@
 //! - `cargo xtask demo [--out DIR]`: a stage server and two sim stations on loopback.
 //! - `cargo xtask fuzz [--seconds N]`: runs every fuzz target for a while.
 //! - `cargo xtask cross [--test]`: builds for aarch64 (and runs the firmware tests under qemu).
+//! - `cargo xtask deb [--test]`: the arm64 Debian package (and its install test).
 //! - `cargo xtask setup`: only installs what is missing.
 
 mod analysis;
 mod cross;
+mod deb;
 mod demo;
 mod setup;
 mod sh;
@@ -35,12 +37,19 @@ fn main() -> Result<()> {
             Ok(())
         }
         Some("cross") => cross::run_cross(args.iter().any(|a| a == "--test")),
+        Some("deb") => {
+            if args.iter().any(|a| a == "--test") {
+                deb::test()
+            } else {
+                deb::build().map(|_| ())
+            }
+        }
         Some("fuzz") => {
             let seconds = flag_value(&args, "--seconds")?.unwrap_or(30);
             test::fuzz(seconds)
         }
         Some("help") | Some("--help") | None => {
-            println!("usage: cargo xtask <test|demo|cross [--test]|fuzz|setup>");
+            println!("usage: cargo xtask <test|demo|cross [--test]|deb [--test]|fuzz|setup>");
             Ok(())
         }
         Some(other) => bail!("unknown xtask command {other:?}; try `cargo xtask help`"),

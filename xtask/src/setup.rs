@@ -18,17 +18,12 @@ pub const APT_PACKAGES: &[&str] = &[
     "tshark",
 ];
 
-fn missing_apt() -> Vec<&'static str> {
-    APT_PACKAGES
-        .iter()
-        .copied()
-        .filter(|p| {
-            let out = Command::new("dpkg-query")
-                .args(["-W", "-f=${Status}", p])
-                .output();
-            !matches!(out, Ok(o) if String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
-        })
-        .collect()
+/// Whether a Debian package is installed.
+pub fn installed(package: &str) -> bool {
+    Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}", package])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
 }
 
 pub fn is_root() -> bool {
@@ -39,7 +34,13 @@ pub fn is_root() -> bool {
 }
 
 pub fn ensure_apt() -> Result<()> {
-    let missing = missing_apt();
+    ensure_packages(APT_PACKAGES)
+}
+
+/// Installs the Debian packages of `packages` that are missing (as root; otherwise says the
+/// command to run).
+pub fn ensure_packages(packages: &[&str]) -> Result<()> {
+    let missing: Vec<&str> = packages.iter().copied().filter(|p| !installed(p)).collect();
     if missing.is_empty() {
         return Ok(());
     }

@@ -41,6 +41,9 @@ fn run_all() -> Result<()> {
     println!("demo check: listener matches speaker, every packet delivered, RTP streams clean");
     // The firmware on its target architecture: aarch64 build, tests under qemu.
     crate::cross::run_cross(true)?;
+    // The hobbyist's package builds (its install test into an arm64 root needs a Debian
+    // mirror: `cargo xtask deb --test`).
+    crate::deb::build()?;
     Ok(())
 }
 

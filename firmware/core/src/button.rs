@@ -87,6 +87,11 @@ impl Button {
         self.id
     }
 
+    /// Since when the button has been (debounced) pressed.
+    pub fn pressed_since(&self) -> Option<Instant> {
+        self.pressed_at.filter(|_| self.pressed)
+    }
+
     /// Whether the button is (debounced) pressed.
     pub fn is_pressed(&self) -> bool {
         self.pressed

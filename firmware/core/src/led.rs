@@ -22,6 +22,11 @@ pub enum LedState {
     Muted,
     /// Lost the server, trying again.
     Reconnecting,
+    /// No stage for a long time (see `StationConfig::offline_after`); still trying.
+    Offline,
+    /// A button has been held past the stuck-button limit: PTT no longer transmits until it
+    /// is released. Needs a person.
+    ButtonStuck,
     /// The server refuses this station (credentials, stage): needs a person.
     Error,
     /// Installing an update.
@@ -29,6 +34,23 @@ pub enum LedState {
 }
 
 impl LedState {
+    /// Every state, in the order of the docs' table.
+    pub const ALL: [LedState; 13] = [
+        LedState::Booting,
+        LedState::Connecting,
+        LedState::Reconnecting,
+        LedState::Offline,
+        LedState::Audience,
+        LedState::HandRaised,
+        LedState::Invited,
+        LedState::SpeakerIdle,
+        LedState::Live,
+        LedState::Muted,
+        LedState::Error,
+        LedState::ButtonStuck,
+        LedState::Updating,
+    ];
+
     /// A short name, for logs, the sim terminal and reports.
     pub fn name(self) -> &'static str {
         match self {
@@ -41,6 +63,8 @@ impl LedState {
             LedState::Live => "live",
             LedState::Muted => "muted",
             LedState::Reconnecting => "reconnecting",
+            LedState::Offline => "offline",
+            LedState::ButtonStuck => "button-stuck",
             LedState::Error => "error",
             LedState::Updating => "updating",
         }

@@ -10,7 +10,7 @@
 //!   reconnect policy, built on [`backoff`] (exponential, full jitter, seeded).
 //! - [`stage`]: the stage as this station sees it (role, hand, invitation, mute, priority).
 //! - [`button`]: debounce and gestures (down, up, double-press, long-press).
-//! - [`led`]: the states the LEDs show.
+//! - [`led`]: the states the LEDs show; [`led_language`]: how each looks on each LED kind.
 //! - [`media`]: the station's end of the media channel: sealing, opening, keepalives.
 //! - [`station`]: all of the above composed: buttons and stage decide whether the mic is sent
 //!   and what the LEDs show.
@@ -18,6 +18,7 @@
 pub mod backoff;
 pub mod button;
 pub mod led;
+pub mod led_language;
 pub mod media;
 pub mod session;
 pub mod stage;

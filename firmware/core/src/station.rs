@@ -9,11 +9,17 @@
 //!   until the next press; a long press on hand steps down to the audience;
 //! - muted by a moderator: PTT does nothing audible (the LEDs say "muted").
 //!
+//! A button held past `StationConfig::stuck_after` is taken for stuck (a jammed key, a
+//! shorted wire, something resting on it): PTT stops transmitting, the LEDs show
+//! [`LedState::ButtonStuck`] and a [`StationEvent::ButtonStuck`] is reported; all of it clears
+//! when the button is released. A station that has had no stage for `offline_after` shows
+//! [`LedState::Offline`] instead of "reconnecting" (it keeps trying).
+//!
 //! A PTT press only counts for talking if it began while the station could speak: the press
 //! that accepts an invitation does not go live by itself when the role changes under it.
 
 use std::collections::VecDeque;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use stagebox_proto::close::AfterClose;
 use stagebox_proto::signal::{ClientMsg, MediaParams, Member, Role};
@@ -30,6 +36,22 @@ pub struct StationConfig {
     pub buttons: ButtonTiming,
     /// Whether a double-press on PTT latches live.
     pub ptt_latch: bool,
+    /// A button held longer than this is stuck.
+    pub stuck_after: Duration,
+    /// Without a stage for this long, the LEDs say offline.
+    pub offline_after: Duration,
+}
+
+impl StationConfig {
+    pub fn new(session: SessionConfig) -> StationConfig {
+        StationConfig {
+            session,
+            buttons: ButtonTiming::default(),
+            ptt_latch: true,
+            stuck_after: Duration::from_secs(300),
+            offline_after: Duration::from_secs(60),
+        }
+    }
 }
 
 /// What the station core asks of the plumbing.
@@ -47,6 +69,8 @@ pub enum StationEvent {
     Priority(Option<u32>),
     /// The LEDs should now show this.
     Led(LedState),
+    /// A button was found stuck (`true`) or was released after that (`false`).
+    ButtonStuck { button: ButtonId, stuck: bool },
     /// Someone started or stopped speaking.
     Speaking {
         station_id: String,
@@ -62,6 +86,14 @@ pub struct Station {
     ptt: Button,
     hand: Button,
     ptt_latch: bool,
+    stuck_after: Duration,
+    offline_after: Duration,
+    /// Buttons currently taken for stuck.
+    stuck: [bool; 2],
+    /// When the stage was lost (or first sought), while it is not established.
+    lost_since: Option<Instant>,
+    /// Without a stage for `offline_after` or more.
+    offline: bool,
     latched: bool,
     /// PTT is down and the press began while the station could speak.
     ptt_talking: bool,
@@ -82,6 +114,11 @@ impl Station {
             ptt: Button::new(ButtonId::Ptt, cfg.buttons),
             hand: Button::new(ButtonId::Hand, cfg.buttons),
             ptt_latch: cfg.ptt_latch,
+            stuck_after: cfg.stuck_after,
+            offline_after: cfg.offline_after,
+            stuck: [false; 2],
+            lost_since: Some(now),
+            offline: false,
             latched: false,
             ptt_talking: false,
             ever_established: false,
@@ -91,7 +128,7 @@ impl Station {
             led: LedState::Booting,
             events: VecDeque::new(),
         };
-        station.update();
+        station.update(now);
         station
     }
 
@@ -117,24 +154,24 @@ impl Station {
 
     pub fn handle_connected(&mut self, now: Instant, conn: ConnId) {
         self.session.handle_connected(now, conn);
-        self.update();
+        self.update(now);
     }
 
     pub fn handle_text(&mut self, now: Instant, conn: ConnId, text: &str) {
         self.session.handle_text(now, conn, text);
-        self.update();
+        self.update(now);
     }
 
     pub fn handle_closed(&mut self, now: Instant, conn: ConnId, code: Option<u16>) {
         self.session.handle_closed(now, conn, code);
-        self.update();
+        self.update(now);
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
         self.session.handle_timeout(now);
         self.ptt.handle_timeout(now);
         self.hand.handle_timeout(now);
-        self.update();
+        self.update(now);
     }
 
     /// A button's raw level changed (`pressed` = contact closed).
@@ -143,16 +180,16 @@ impl Station {
             ButtonId::Ptt => self.ptt.handle_level(now, pressed),
             ButtonId::Hand => self.hand.handle_level(now, pressed),
         }
-        self.update();
+        self.update(now);
     }
 
     /// The audio path started or ended a talk spurt (voice activity while transmitting).
-    pub fn handle_talk_spurt(&mut self, _now: Instant, speaking: bool) {
+    pub fn handle_talk_spurt(&mut self, now: Instant, speaking: bool) {
         if speaking != self.in_spurt {
             self.in_spurt = speaking;
             self.session.send(ClientMsg::Speaking { speaking });
         }
-        self.update();
+        self.update(now);
     }
 
     pub fn poll_transmit(&mut self) -> Option<(ConnId, ClientMsg)> {
@@ -168,6 +205,18 @@ impl Station {
             self.session.poll_timeout(),
             self.ptt.poll_timeout(),
             self.hand.poll_timeout(),
+            self.ptt
+                .pressed_since()
+                .filter(|_| !self.stuck[0])
+                .map(|t| t + self.stuck_after),
+            self.hand
+                .pressed_since()
+                .filter(|_| !self.stuck[1])
+                .map(|t| t + self.stuck_after),
+            self.lost_since
+                .filter(|_| !self.session.is_established())
+                .filter(|_| !self.offline)
+                .map(|t| t + self.offline_after),
         ]
         .into_iter()
         .flatten()
@@ -175,7 +224,7 @@ impl Station {
     }
 
     /// Drains the parts' outputs and re-derives transmit and LEDs.
-    fn update(&mut self) {
+    fn update(&mut self, now: Instant) {
         while let Some(ev) = self.session.poll_event() {
             self.on_session_event(ev);
         }
@@ -189,7 +238,33 @@ impl Station {
             };
             self.on_gesture(gesture);
         }
-        self.derive();
+        self.check_stuck(now);
+        if self.session.is_established() {
+            self.lost_since = None;
+        } else if self.lost_since.is_none() {
+            self.lost_since = Some(now);
+        }
+        self.derive(now);
+    }
+
+    fn check_stuck(&mut self, now: Instant) {
+        for (i, id) in [ButtonId::Ptt, ButtonId::Hand].into_iter().enumerate() {
+            let button = match id {
+                ButtonId::Ptt => &self.ptt,
+                ButtonId::Hand => &self.hand,
+            };
+            let stuck = button
+                .pressed_since()
+                .is_some_and(|t| now.saturating_duration_since(t) >= self.stuck_after);
+            if stuck != self.stuck[i] {
+                self.stuck[i] = stuck;
+                if stuck && id == ButtonId::Ptt {
+                    self.ptt_talking = false;
+                }
+                self.events
+                    .push_back(StationEvent::ButtonStuck { button: id, stuck });
+            }
+        }
     }
 
     fn on_session_event(&mut self, ev: SessionEvent) {
@@ -244,6 +319,14 @@ impl Station {
 
     fn on_gesture(&mut self, g: Gesture) {
         let me = self.stage.me().cloned();
+        // Off the stage (not joined yet, or lost), the buttons mean nothing: the LEDs say
+        // "connecting", and a press must not act later on a stage the person cannot see.
+        if me.is_none() || !self.session.is_established() {
+            if g.kind == GestureKind::Up && g.button == ButtonId::Ptt {
+                self.ptt_talking = false;
+            }
+            return;
+        }
         let invited = me
             .as_ref()
             .is_some_and(|m| m.invited && m.role == Role::Audience);
@@ -269,6 +352,8 @@ impl Station {
                 self.latched = true;
             }
             (ButtonId::Ptt, GestureKind::Up) => self.ptt_talking = false,
+            // A press that was taken for stuck ends without further meaning.
+            (ButtonId::Ptt, GestureKind::LongPress) if self.stuck[0] => {}
             (ButtonId::Hand, GestureKind::LongPress) if can_speak => {
                 self.session.send(ClientMsg::StepDown {});
             }
@@ -276,7 +361,7 @@ impl Station {
         }
     }
 
-    fn derive(&mut self) {
+    fn derive(&mut self, now: Instant) {
         let me: Option<&Member> = self.stage.me();
         let may_speak = me.is_some_and(|m| m.role.can_speak() && !m.server_muted);
         let transmit = self.ever_established && may_speak && (self.ptt_talking || self.latched);
@@ -284,12 +369,19 @@ impl Station {
             self.transmit = transmit;
             self.events.push_back(StationEvent::Transmit(transmit));
         }
+        self.offline = self
+            .lost_since
+            .is_some_and(|t| now.saturating_duration_since(t) >= self.offline_after);
         let led = if self.fatal {
             LedState::Error
+        } else if self.stuck.contains(&true) {
+            LedState::ButtonStuck
         } else if transmit {
             LedState::Live
         } else if !self.session.is_established() {
-            if self.ever_established {
+            if self.offline {
+                LedState::Offline
+            } else if self.ever_established {
                 LedState::Reconnecting
             } else {
                 LedState::Connecting

@@ -184,11 +184,36 @@ pub struct ButtonsSection {
     /// Double-press on PTT latches live until the next press.
     #[serde(default = "yes")]
     pub ptt_latch: bool,
+    /// A button held longer than this many seconds is taken for stuck: PTT stops
+    /// transmitting and the LEDs show the fault until it is released.
+    #[serde(default = "default_stuck_after")]
+    pub stuck_after_s: StuckAfter,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StuckAfter(pub u32);
+
+impl<'de> Deserialize<'de> for StuckAfter {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match u32::deserialize(d)? {
+            v @ 5..=3600 => Ok(StuckAfter(v)),
+            v => Err(serde::de::Error::custom(format!(
+                "stuck_after_s must be 5 to 3600 seconds, got {v}"
+            ))),
+        }
+    }
+}
+
+fn default_stuck_after() -> StuckAfter {
+    StuckAfter(300)
 }
 
 impl Default for ButtonsSection {
     fn default() -> Self {
-        ButtonsSection { ptt_latch: true }
+        ButtonsSection {
+            ptt_latch: true,
+            stuck_after_s: default_stuck_after(),
+        }
     }
 }
 

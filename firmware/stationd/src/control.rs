@@ -36,8 +36,8 @@ impl SimControls {
             ButtonId::Ptt => &self.ptt,
             ButtonId::Hand => &self.hand,
         };
+        // The button poller sees the pin change, as it would a finger on a real button.
         handle.set_pressed(pressed);
-        let _ = self.inputs.send(Input::Button(id)).await;
     }
 
     /// A finger's click: 80 ms down, then up, and a moment for the release to settle past

@@ -1,7 +1,7 @@
 //! Opening the board's hardware from its profile and the station's config: the audio
 //! backend (sim WAV files or ALSA), the buttons and the LEDs.
 
-use stagebox_board::{AudioBackend, BoardProfile, ButtonBackend, LedKind};
+use stagebox_board::{AudioBackend, BoardProfile};
 use stagebox_hal::sim::{SimCapture, SimError, SimPlayback, read_wav_mono};
 use stagebox_hal::{
     AudioCapture, AudioError, AudioErrorKind, AudioPlayback, ErrorType, StreamFormat,
@@ -140,21 +140,4 @@ pub fn open_audio(
         AnyCapture::Sim(Box::new(capture)),
         AnyPlayback::Sim(playback),
     ))
-}
-
-/// Refuses boards whose button or LED hardware this build cannot drive yet.
-pub fn check_supported(board: &BoardProfile) -> Result<(), DeviceError> {
-    if board.buttons.backend != ButtonBackend::Sim {
-        return Err(DeviceError::Unsupported(format!(
-            "board {}: {:?} buttons are not supported by this build",
-            board.name, board.buttons.backend
-        )));
-    }
-    if board.leds.kind != LedKind::Terminal {
-        return Err(DeviceError::Unsupported(format!(
-            "board {}: {:?} LEDs are not supported by this build",
-            board.name, board.leds.kind
-        )));
-    }
-    Ok(())
 }

@@ -16,8 +16,11 @@ pub enum Input {
         conn: ConnId,
         code: Option<u16>,
     },
-    /// A button pin changed; read it.
-    Button(ButtonId),
+    /// A button's contact opened or closed (sampled, not yet debounced).
+    Button {
+        id: ButtonId,
+        pressed: bool,
+    },
     /// A diagnostic command; the answer goes to `reply`.
     Command {
         command: Command,

@@ -11,11 +11,14 @@
 //! the UDP socket move bytes; the audio thread is paced by the capture device.
 
 pub mod audio_thread;
+pub mod check_board;
 pub mod config;
 pub mod control;
 pub mod devices;
+pub mod hardware;
 pub mod input;
 pub mod net;
+pub mod notify;
 pub mod report;
 pub mod tls;
 pub mod ws;

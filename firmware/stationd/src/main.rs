@@ -11,20 +11,20 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use stagebox_audio::frame::FrameDuration;
 use stagebox_audio::jitter::JitterConfig;
 use stagebox_audio::pipeline::{CaptureConfig, CapturePath, PlayoutPath};
-use stagebox_board::BoardProfile;
-use stagebox_core::{ButtonTiming, SessionConfig, Station, StationConfig};
+use stagebox_board::{BoardProfile, GpioBackend};
+use stagebox_core::{SessionConfig, Station, StationConfig};
 use stagebox_hal::sim::{MicControl, SimButton, SimLeds};
 use stagebox_stationd::audio_thread::{self, AudioShared};
 use stagebox_stationd::config::{Config, LogFormat, LogLevel};
 use stagebox_stationd::control::SimControls;
-use stagebox_stationd::net::{Buttons, NetTask};
-use stagebox_stationd::{devices, report, tls};
+use stagebox_stationd::net::NetTask;
+use stagebox_stationd::{devices, hardware, report, tls};
 
 const DEFAULT_CONFIG: &str = "/etc/stagebox/station.toml";
 
@@ -32,6 +32,8 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut config_path = PathBuf::from(DEFAULT_CONFIG);
     let mut check_only = false;
+    let mut check_board = false;
+    let mut board_name: Option<String> = None;
     let mut i = 0;
     while i < args.len() {
         match args[i].as_str() {
@@ -48,8 +50,28 @@ fn main() -> ExitCode {
                 config_path = PathBuf::from(p);
                 i += 1;
             }
+            "--check-board" => check_board = true,
+            "--board" => {
+                let Some(b) = args.get(i + 1) else {
+                    eprintln!("stationd: --board needs a profile name or file");
+                    return ExitCode::from(2);
+                };
+                board_name = Some(b.clone());
+                i += 1;
+            }
+            "--list-boards" => {
+                for name in stagebox_board::builtin_names() {
+                    println!("{name}");
+                }
+                return ExitCode::SUCCESS;
+            }
             "--help" | "-h" => {
-                println!("usage: stationd [--config PATH] | --check-config PATH | --version");
+                println!(
+                    "usage: stationd [--config PATH]\n       \
+                     stationd --check-config PATH\n       \
+                     stationd --check-board [--board NAME | --config PATH]\n       \
+                     stationd --list-boards | --version"
+                );
                 return ExitCode::SUCCESS;
             }
             other => {
@@ -58,6 +80,33 @@ fn main() -> ExitCode {
             }
         }
         i += 1;
+    }
+    if check_board {
+        let name = match board_name {
+            Some(b) => b,
+            None => match Config::load(&config_path) {
+                Ok(c) => c.board.profile,
+                Err(e) => {
+                    eprintln!("stationd: {e}");
+                    return ExitCode::from(2);
+                }
+            },
+        };
+        return match BoardProfile::load(&name) {
+            Ok(board) => {
+                let report = stagebox_stationd::check_board::check(&board);
+                print!("{report}");
+                if report.ok() {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(1)
+                }
+            }
+            Err(e) => {
+                eprintln!("stationd: {e}");
+                ExitCode::from(2)
+            }
+        };
     }
     let cfg = match Config::load(&config_path) {
         Ok(c) => c,
@@ -76,10 +125,6 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Err(e) = devices::check_supported(&board) {
-        eprintln!("stationd: {}: {e}", config_path.display());
-        return ExitCode::from(2);
-    }
     if check_only {
         println!("{}: ok (board {})", config_path.display(), board.name);
         return ExitCode::SUCCESS;
@@ -201,9 +246,9 @@ fn run(cfg: Config, board: BoardProfile) -> Result<()> {
     let station = Station::new(
         Instant::now(),
         StationConfig {
-            session,
-            buttons: ButtonTiming::default(),
             ptt_latch: cfg.buttons.ptt_latch,
+            stuck_after: Duration::from_secs(cfg.buttons.stuck_after_s.0.into()),
+            ..StationConfig::new(session)
         },
     );
     let inputs = async_channel::unbounded();
@@ -215,8 +260,18 @@ fn run(cfg: Config, board: BoardProfile) -> Result<()> {
         mic: mic_control,
         inputs: inputs.0.clone(),
     };
-    let leds = SimLeds::new(&cfg.station.id.0, cfg.sim.draw_leds);
-    let timeline = leds.timeline();
+    let sim_leds = SimLeds::new(&cfg.station.id.0, cfg.sim.draw_leds);
+    let timeline = sim_leds.timeline();
+    let (buttons, leds) = if board.gpio.backend == GpioBackend::Sim {
+        (
+            hardware::sim_buttons(&ptt, &hand),
+            hardware::terminal_leds(sim_leds),
+        )
+    } else {
+        hardware::open(&board).context("board hardware")?
+    };
+    let button_poller = hardware::spawn_button_poller(buttons, inputs.0.clone(), shutdown.clone())
+        .context("button thread")?;
     let station_id = cfg.station.id.0.clone();
     let report_fn = Box::new(
         move |st: &Station, m: &_, sh: &AudioShared, ms: &report::Milestones| {
@@ -247,15 +302,16 @@ fn run(cfg: Config, board: BoardProfile) -> Result<()> {
             udp,
             net_ends,
             shared.clone(),
-            Buttons { ptt, hand },
             leds,
-            shutdown,
+            shutdown.clone(),
             report_fn,
         );
         task.run().await;
         anyhow::Ok(())
     });
     shared.running.store(false, Ordering::SeqCst);
+    shutdown.store(true, Ordering::SeqCst);
+    let _ = button_poller.join();
     let audio_result = audio
         .join()
         .map_err(|_| anyhow::anyhow!("audio thread panicked"))?;

@@ -9,12 +9,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use embedded_hal::digital::InputPin;
 use futures_lite::future;
 use rustls::ClientConfig;
 use stagebox_audio::frame::MediaFrame;
+use stagebox_core::led_language::is_animated;
 use stagebox_core::media::MediaLink;
-use stagebox_core::{ButtonId, ConnId, Station, StationEvent};
+use stagebox_core::{ConnId, Station, StationEvent};
 use stagebox_hal::Indicator;
 use stagebox_proto::media::MAX_DATAGRAM;
 use stagebox_proto::signal::MediaParams;
@@ -32,12 +32,7 @@ const IDLE_POLL: Duration = Duration::from_millis(50);
 /// Builds the stats report on request.
 pub type ReportFn = Box<dyn Fn(&Station, &MediaLink, &AudioShared, &Milestones) -> String>;
 
-pub struct Buttons<P> {
-    pub ptt: P,
-    pub hand: P,
-}
-
-pub struct NetTask<P, L> {
+pub struct NetTask<L> {
     pub station: Station,
     pub media: MediaLink,
     pub tls: Arc<ClientConfig>,
@@ -45,8 +40,9 @@ pub struct NetTask<P, L> {
     pub udp: async_net::UdpSocket,
     pub audio: NetEnds,
     pub shared: Arc<AudioShared>,
-    pub buttons: Buttons<P>,
     pub leds: L,
+    led_failing: bool,
+    pub watchdog: crate::notify::Watchdog,
     pub shutdown: Arc<AtomicBool>,
     pub milestones: Milestones,
     pub report: ReportFn,
@@ -67,7 +63,7 @@ pub fn unix_ns() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
-impl<P: InputPin, L: Indicator> NetTask<P, L> {
+impl<L: Indicator> NetTask<L> {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         station: Station,
@@ -76,7 +72,6 @@ impl<P: InputPin, L: Indicator> NetTask<P, L> {
         udp: async_net::UdpSocket,
         audio: NetEnds,
         shared: Arc<AudioShared>,
-        buttons: Buttons<P>,
         leds: L,
         shutdown: Arc<AtomicBool>,
         report: ReportFn,
@@ -89,8 +84,9 @@ impl<P: InputPin, L: Indicator> NetTask<P, L> {
             udp,
             audio,
             shared,
-            buttons,
             leds,
+            led_failing: false,
+            watchdog: crate::notify::Watchdog::from_env(),
             shutdown,
             milestones: Milestones::default(),
             report,
@@ -113,10 +109,13 @@ impl<P: InputPin, L: Indicator> NetTask<P, L> {
             self.pump_audio(now, &mut sealed).await;
             self.apply_outputs(now).await;
             if self.station.led() == stagebox_core::LedState::Live {
-                let _ = self
-                    .leds
-                    .level(self.shared.level_percent.load(Ordering::Relaxed));
+                let level = self.shared.level_percent.load(Ordering::Relaxed);
+                let r = self.leds.level(level);
+                self.led_result(r);
             }
+            let r = self.leds.refresh(now);
+            self.led_result(r);
+            self.watchdog.pet(now);
             let rtp_clock = self.shared.rtp_clock.load(Ordering::Relaxed);
             while let Some(n) = self.media.poll_keepalive(now, rtp_clock, &mut sealed) {
                 self.send_datagram(&sealed[..n]).await;
@@ -139,6 +138,12 @@ impl<P: InputPin, L: Indicator> NetTask<P, L> {
             .min()
             .unwrap_or(now + poll)
             .max(now);
+            let deadline = if is_animated(self.station.led()) {
+                deadline.min(now + stagebox_hal::drivers::REFRESH)
+            } else {
+                deadline
+            };
+            let deadline = self.watchdog.next(deadline);
             let wake = future::or(
                 async { inputs.recv().await.map_or(Wake::Tick, Wake::Input) },
                 future::or(
@@ -180,16 +185,7 @@ impl<P: InputPin, L: Indicator> NetTask<P, L> {
                 self.conns.remove(&conn);
                 self.station.handle_closed(now, conn, code);
             }
-            Input::Button(id) => {
-                let pin = match id {
-                    ButtonId::Ptt => &mut self.buttons.ptt,
-                    ButtonId::Hand => &mut self.buttons.hand,
-                };
-                match pin.is_low() {
-                    Ok(pressed) => self.station.handle_button(now, id, pressed),
-                    Err(e) => log::warn!("reading the {id:?} button failed: {e:?}"),
-                }
-            }
+            Input::Button { id, pressed } => self.station.handle_button(now, id, pressed),
             Input::Command { command, reply } => {
                 let answer = match command {
                     Command::Stats => {
@@ -202,6 +198,18 @@ impl<P: InputPin, L: Indicator> NetTask<P, L> {
                 };
                 let _ = reply.try_send(answer);
             }
+        }
+    }
+
+    /// LED failures are logged once per streak: the station works on without its LEDs.
+    fn led_result<E: std::fmt::Display>(&mut self, r: Result<(), E>) {
+        match r {
+            Ok(()) => self.led_failing = false,
+            Err(e) if !self.led_failing => {
+                self.led_failing = true;
+                log::warn!("LEDs: {e}");
+            }
+            Err(_) => {}
         }
     }
 
@@ -305,8 +313,16 @@ impl<P: InputPin, L: Indicator> NetTask<P, L> {
             }
             StationEvent::Led(state) => {
                 log::info!("LED {}", state.name());
-                if let Err(e) = self.leds.show(state) {
-                    log::warn!("LED: {e}");
+                let r = self.leds.show(now, state);
+                self.led_result(r);
+            }
+            StationEvent::ButtonStuck { button, stuck } => {
+                if stuck {
+                    log::warn!(
+                        "{button:?} button held too long: taken for stuck, not transmitting"
+                    );
+                } else {
+                    log::info!("{button:?} button released after being stuck");
                 }
             }
             StationEvent::Speaking {

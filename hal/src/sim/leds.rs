@@ -48,6 +48,8 @@ fn glyph(state: LedState) -> (&'static str, &'static str) {
         LedState::Live => ("31", "◆ LIVE"),
         LedState::Muted => ("33", "⊘ muted by moderator"),
         LedState::Reconnecting => ("36", "◌ reconnecting"),
+        LedState::Offline => ("36", "· offline (still trying)"),
+        LedState::ButtonStuck => ("31", "✖ button held too long: not transmitting"),
         LedState::Error => ("31", "✖ error: server refuses this station"),
         LedState::Updating => ("37", "↻ updating"),
     }
@@ -56,8 +58,9 @@ fn glyph(state: LedState) -> (&'static str, &'static str) {
 impl Indicator for SimLeds {
     type Error = Infallible;
 
-    fn show(&mut self, state: LedState) -> Result<(), Infallible> {
-        let ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+    fn show(&mut self, now: Instant, state: LedState) -> Result<(), Infallible> {
+        let ms = u64::try_from(now.saturating_duration_since(self.start).as_millis())
+            .unwrap_or(u64::MAX);
         if let Ok(mut t) = self.timeline.lock() {
             t.push((ms, state));
         }

@@ -1,0 +1,127 @@
+//! A PWM channel through the kernel's sysfs interface (`/sys/class/pwm/pwmchipN/pwmM`), as an
+//! embedded-hal [`SetDutyCycle`]. Works on any Linux board whose device tree enables the PWM
+//! (on a Raspberry Pi: `dtoverlay=pwm,pin=18,func=2`), with no library and no root once udev
+//! has handed the files to the `gpio` group (see board/files/udev).
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use embedded_hal::pwm::{ErrorKind, ErrorType, SetDutyCycle};
+
+/// Duty resolution exposed to drivers.
+pub const MAX_DUTY: u16 = 1000;
+
+#[derive(Debug, thiserror::Error)]
+#[error("PWM {path}: {source}")]
+pub struct PwmError {
+    pub path: String,
+    #[source]
+    pub source: io::Error,
+}
+
+impl embedded_hal::pwm::Error for PwmError {
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::Other
+    }
+}
+
+#[derive(Debug)]
+pub struct SysfsPwm {
+    channel: PathBuf,
+    period_ns: u64,
+}
+
+fn write(path: &Path, value: &str) -> Result<(), PwmError> {
+    fs::write(path, value).map_err(|source| PwmError {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+impl SysfsPwm {
+    /// Exports channel `channel` of the PWM chip at `chip` (e.g. `/sys/class/pwm/pwmchip0`)
+    /// if needed, sets its period (from `frequency_hz`), a duty of zero, and enables it.
+    pub fn open(chip: &Path, channel: u32, frequency_hz: u32) -> Result<SysfsPwm, PwmError> {
+        if !chip.is_dir() {
+            return Err(PwmError {
+                path: chip.display().to_string(),
+                source: io::Error::new(
+                    io::ErrorKind::NotFound,
+                    "no such PWM chip (is the PWM overlay in config.txt?)",
+                ),
+            });
+        }
+        let dir = chip.join(format!("pwm{channel}"));
+        if !dir.is_dir() {
+            write(&chip.join("export"), &channel.to_string())?;
+        }
+        let period_ns = 1_000_000_000 / u64::from(frequency_hz.max(1));
+        let pwm = SysfsPwm {
+            channel: dir,
+            period_ns,
+        };
+        // The duty must never exceed the period, whatever was there before.
+        write(&pwm.channel.join("duty_cycle"), "0")?;
+        write(&pwm.channel.join("period"), &period_ns.to_string())?;
+        write(&pwm.channel.join("enable"), "1")?;
+        Ok(pwm)
+    }
+}
+
+impl ErrorType for SysfsPwm {
+    type Error = PwmError;
+}
+
+impl SetDutyCycle for SysfsPwm {
+    fn max_duty_cycle(&self) -> u16 {
+        MAX_DUTY
+    }
+
+    fn set_duty_cycle(&mut self, duty: u16) -> Result<(), PwmError> {
+        let ns = self.period_ns * u64::from(duty.min(MAX_DUTY)) / u64::from(MAX_DUTY);
+        write(&self.channel.join("duty_cycle"), &ns.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A directory shaped like a PWM chip in sysfs, where `export` creates the channel (as the
+    /// kernel does).
+    fn fake_chip(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("stagebox-pwm-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(dir.join("pwm0")).unwrap();
+        fs::write(dir.join("export"), "").unwrap();
+        dir
+    }
+
+    #[test]
+    fn opens_sets_period_and_writes_duty_in_nanoseconds() {
+        let chip = fake_chip("ok");
+        fs::write(chip.join("pwm0/duty_cycle"), "999999999").unwrap();
+        let mut pwm = SysfsPwm::open(&chip, 0, 1000).unwrap();
+        let read = |f: &str| fs::read_to_string(chip.join("pwm0").join(f)).unwrap();
+        assert_eq!(
+            (read("period"), read("enable"), read("duty_cycle")),
+            ("1000000".into(), "1".into(), "0".into())
+        );
+        pwm.set_duty_cycle(250).unwrap();
+        assert_eq!(read("duty_cycle"), "250000");
+        pwm.set_duty_cycle(5000).unwrap();
+        assert_eq!(read("duty_cycle"), "1000000");
+        let _ = fs::remove_dir_all(&chip);
+    }
+
+    #[test]
+    fn a_missing_chip_names_itself() {
+        let err = SysfsPwm::open(Path::new("/sys/class/pwm/pwmchip9"), 0, 1000).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("pwmchip9") && text.contains("overlay"),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,326 @@
+//! `cargo xtask deb [--test]`: the station as an arm64 Debian package for Raspberry Pi OS /
+//! Debian bookworm, assembled with dpkg-deb from the cross build: the daemon, the systemd
+//! unit (notify + watchdog), the default configuration (a conffile), the board profiles and
+//! their files, the udev rules, and maintainer scripts that create the `stagebox` user.
+//!
+//! With `--test`: builds an arm64 bookworm root with mmdebstrap (maintainer scripts run under
+//! qemu-user through binfmt_misc), installs the package into it with apt, and checks the
+//! files, the user, the enabled unit, and `stationd --version` / `--check-config` running in
+//! that root under emulation.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+use crate::sh::run;
+
+const PACKAGE: &str = "stagebox-stationd";
+
+fn version() -> Result<String> {
+    let text = fs::read_to_string("Cargo.toml")?;
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix("version = \"")
+                .and_then(|v| v.strip_suffix('"'))
+        })
+        .map(str::to_string)
+        .context("workspace version in Cargo.toml")
+}
+
+fn copy(from: &Path, to: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    if let Some(dir) = to.parent() {
+        fs::create_dir_all(dir)?;
+    }
+    fs::copy(from, to).with_context(|| format!("copy {} to {}", from.display(), to.display()))?;
+    fs::set_permissions(to, fs::Permissions::from_mode(mode))?;
+    Ok(())
+}
+
+fn write(to: &Path, text: &str, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    if let Some(dir) = to.parent() {
+        fs::create_dir_all(dir)?;
+    }
+    fs::write(to, text)?;
+    fs::set_permissions(to, fs::Permissions::from_mode(mode))?;
+    Ok(())
+}
+
+fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    for entry in fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_tree(&entry.path(), &target)?;
+        } else {
+            copy(&entry.path(), &target, 0o644)?;
+        }
+    }
+    Ok(())
+}
+
+const POSTINST: &str = r#"#!/bin/sh
+set -e
+if [ "$1" = configure ]; then
+    for g in gpio spi; do
+        getent group "$g" >/dev/null || addgroup --system "$g"
+    done
+    if ! getent passwd stagebox >/dev/null; then
+        adduser --system --group --no-create-home --home /var/lib/stagebox stagebox
+    fi
+    adduser stagebox audio >/dev/null
+    adduser stagebox gpio >/dev/null
+    adduser stagebox spi >/dev/null
+    chgrp stagebox /etc/stagebox/station.toml
+    chmod 0640 /etc/stagebox/station.toml
+    if [ -d /run/udev ] && command -v udevadm >/dev/null; then
+        udevadm control --reload-rules || true
+        udevadm trigger --subsystem-match=gpio --subsystem-match=spidev || true
+    fi
+fi
+if [ "$1" = configure ] || [ "$1" = abort-upgrade ]; then
+    deb-systemd-helper unmask stagebox-stationd.service >/dev/null || true
+    if deb-systemd-helper --quiet was-enabled stagebox-stationd.service; then
+        deb-systemd-helper enable stagebox-stationd.service >/dev/null || true
+    else
+        deb-systemd-helper update-state stagebox-stationd.service >/dev/null || true
+        deb-systemd-helper enable stagebox-stationd.service >/dev/null || true
+    fi
+    if [ -d /run/systemd/system ]; then
+        systemctl --system daemon-reload >/dev/null || true
+        deb-systemd-invoke restart stagebox-stationd.service >/dev/null || true
+    fi
+fi
+"#;
+
+const PRERM: &str = r#"#!/bin/sh
+set -e
+if [ -d /run/systemd/system ] && [ "$1" = remove ]; then
+    deb-systemd-invoke stop stagebox-stationd.service >/dev/null || true
+fi
+"#;
+
+const POSTRM: &str = r#"#!/bin/sh
+set -e
+if [ "$1" = remove ] && [ -d /run/systemd/system ]; then
+    systemctl --system daemon-reload >/dev/null || true
+fi
+if [ "$1" = purge ]; then
+    deb-systemd-helper purge stagebox-stationd.service >/dev/null || true
+    rm -rf /var/lib/stagebox
+fi
+"#;
+
+/// Builds the package; returns its path.
+pub fn build() -> Result<PathBuf> {
+    let stationd = crate::cross::build_release()?;
+    let version = version()?;
+    let out = Path::new("target/deb");
+    let root = out.join(format!("{PACKAGE}_{version}_arm64"));
+    if root.exists() {
+        fs::remove_dir_all(&root)?;
+    }
+    copy(&stationd, &root.join("usr/bin/stationd"), 0o755)?;
+    copy(
+        Path::new("board/files/systemd/stagebox-stationd.service"),
+        &root.join("lib/systemd/system/stagebox-stationd.service"),
+        0o644,
+    )?;
+    copy(
+        Path::new("board/files/udev/60-stagebox.rules"),
+        &root.join("lib/udev/rules.d/60-stagebox.rules"),
+        0o644,
+    )?;
+    copy(
+        Path::new("firmware/stationd/station.default.toml"),
+        &root.join("etc/stagebox/station.toml"),
+        0o640,
+    )?;
+    let boards = root.join("usr/share/stagebox/boards");
+    for dir in ["hats", "socs", "files"] {
+        copy_tree(&Path::new("board").join(dir), &boards.join(dir))?;
+    }
+    let doc = root.join(format!("usr/share/doc/{PACKAGE}"));
+    copy(Path::new("README.md"), &doc.join("README.md"), 0o644)?;
+    copy(Path::new("docs/leds.md"), &doc.join("leds.md"), 0o644)?;
+    write(
+        &doc.join("copyright"),
+        "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\
+         Upstream-Name: stagebox\n\nFiles: *\nCopyright: stagebox developers\nLicense: MIT OR Apache-2.0\n",
+        0o644,
+    )?;
+    let installed_kib = du_kib(&root)?;
+    let control = format!(
+        "Package: {PACKAGE}\n\
+         Version: {version}\n\
+         Architecture: arm64\n\
+         Maintainer: stagebox developers <dev@stagebox.invalid>\n\
+         Installed-Size: {installed_kib}\n\
+         Depends: libc6 (>= 2.36), libasound2 (>= 1.2), libopus0 (>= 1.3), adduser, systemd\n\
+         Recommends: alsa-utils\n\
+         Section: sound\n\
+         Priority: optional\n\
+         Homepage: https://stagebox.invalid\n\
+         Description: stagebox station daemon for live-audio stages\n \
+         Joins a stage over WebSocket + TLS, sends and plays Opus over encrypted RTP,\n \
+         with push-to-talk and hand-raise buttons and status LEDs on Raspberry Pi\n \
+         boards (ReSpeaker HATs, USB sound cards).\n"
+    );
+    let debian = root.join("DEBIAN");
+    write(&debian.join("control"), &control, 0o644)?;
+    write(
+        &debian.join("conffiles"),
+        "/etc/stagebox/station.toml\n",
+        0o644,
+    )?;
+    write(&debian.join("postinst"), POSTINST, 0o755)?;
+    write(&debian.join("prerm"), PRERM, 0o755)?;
+    write(&debian.join("postrm"), POSTRM, 0o755)?;
+    let deb = out.join(format!("{PACKAGE}_{version}_arm64.deb"));
+    run(Command::new("dpkg-deb")
+        .args(["--root-owner-group", "-Zxz", "--build"])
+        .arg(&root)
+        .arg(&deb))?;
+    let size = fs::metadata(&deb)?.len();
+    println!(
+        "{}: {size} bytes ({:.2} MiB)",
+        deb.display(),
+        size as f64 / 1_048_576.0
+    );
+    Ok(deb)
+}
+
+fn du_kib(dir: &Path) -> Result<u64> {
+    let mut total = 0;
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        total += if entry.file_type()?.is_dir() {
+            du_kib(&entry.path())? * 1024
+        } else {
+            entry.metadata()?.len()
+        };
+    }
+    Ok(total.div_ceil(1024))
+}
+
+/// Lets the kernel run arm64 programs through qemu (for mmdebstrap's maintainer scripts and
+/// for running the daemon inside the arm64 root).
+fn ensure_binfmt() -> Result<()> {
+    let dir = Path::new("/proc/sys/fs/binfmt_misc");
+    if !dir.join("register").exists() {
+        run(Command::new("mount")
+            .args(["-t", "binfmt_misc", "binfmt_misc"])
+            .arg(dir))?;
+    }
+    if dir.join("qemu-aarch64").exists() {
+        return Ok(());
+    }
+    let conf = fs::read_to_string("/usr/lib/binfmt.d/qemu-aarch64.conf")
+        .context("qemu-user-static's binfmt configuration")?;
+    let line = conf
+        .lines()
+        .find(|l| l.starts_with(':'))
+        .context("no registration line in qemu-aarch64.conf")?;
+    fs::write(dir.join("register"), line).context("registering qemu-aarch64 with binfmt_misc")?;
+    Ok(())
+}
+
+/// Builds the package, installs it into a fresh arm64 bookworm root and checks the result.
+pub fn test() -> Result<()> {
+    if !crate::setup::is_root() {
+        bail!("the package test builds a Debian root and needs root (binfmt_misc, chroot)");
+    }
+    crate::setup::ensure_packages(&["mmdebstrap", "arch-test", "qemu-user-static", "dpkg-dev"])?;
+    let deb = fs::canonicalize(build()?)?;
+    ensure_binfmt()?;
+    let rootfs = fs::canonicalize("target/deb")?.join("rootfs");
+    if rootfs.exists() {
+        fs::remove_dir_all(&rootfs)?;
+    }
+    // The package's dependencies come from the mirror with the root; the package itself is
+    // copied in and installed by dpkg inside the root, its maintainer scripts under qemu.
+    let name = deb
+        .file_name()
+        .and_then(|n| n.to_str())
+        .context("package file name")?;
+    run(Command::new("mmdebstrap")
+        .args([
+            "--arch=arm64",
+            "--variant=apt",
+            "--mode=root",
+            "--include=systemd,udev,adduser,libasound2,libopus0",
+        ])
+        .arg(format!("--customize-hook=copy-in {} /tmp", deb.display()))
+        .arg(format!(
+            "--customize-hook=chroot \"$1\" dpkg -i /tmp/{name}"
+        ))
+        .arg("bookworm")
+        .arg(&rootfs)
+        .arg("http://deb.debian.org/debian")
+        .stdin(std::process::Stdio::null()))?;
+    let check = |rel: &str| -> Result<()> {
+        // symlink_metadata: the unit's enablement is an absolute link into the root.
+        if fs::symlink_metadata(rootfs.join(rel)).is_err() {
+            bail!("installed root has no {rel}");
+        }
+        Ok(())
+    };
+    for rel in [
+        "usr/bin/stationd",
+        "lib/systemd/system/stagebox-stationd.service",
+        "lib/udev/rules.d/60-stagebox.rules",
+        "etc/stagebox/station.toml",
+        "usr/share/stagebox/boards/hats/respeaker-2mic.toml",
+        "usr/share/stagebox/boards/files/asound/respeaker-4mic.conf",
+        "etc/systemd/system/multi-user.target.wants/stagebox-stationd.service",
+    ] {
+        check(rel)?;
+    }
+    let passwd = fs::read_to_string(rootfs.join("etc/passwd"))?;
+    if !passwd.lines().any(|l| l.starts_with("stagebox:")) {
+        bail!("the package did not create the stagebox user");
+    }
+    let group = fs::read_to_string(rootfs.join("etc/group"))?;
+    for g in ["audio", "gpio", "spi"] {
+        if !group
+            .lines()
+            .any(|l| l.starts_with(&format!("{g}:")) && l.contains("stagebox"))
+        {
+            bail!("stagebox is not in the {g} group");
+        }
+    }
+    let in_root = |args: &[&str]| -> Result<String> {
+        let out = Command::new("chroot")
+            .arg(&rootfs)
+            .args(args)
+            .output()
+            .with_context(|| format!("chroot {args:?}"))?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        if !out.status.success() {
+            bail!("{args:?} in the arm64 root failed: {text}");
+        }
+        Ok(text)
+    };
+    let version = in_root(&["/usr/bin/stationd", "--version"])?;
+    println!("in the arm64 root, under qemu: {}", version.trim());
+    let checked = in_root(&[
+        "/usr/bin/stationd",
+        "--check-config",
+        "/etc/stagebox/station.toml",
+    ])?;
+    println!("{}", checked.trim());
+    let verify = in_root(&[
+        "systemd-analyze",
+        "verify",
+        "/lib/systemd/system/stagebox-stationd.service",
+    ])?;
+    if verify.contains("stagebox-stationd.service:") {
+        bail!("systemd-analyze verify complains about the unit: {verify}");
+    }
+    println!("package installs and runs in an arm64 bookworm root: ok");
+    Ok(())
+}
