@@ -74,7 +74,7 @@ fn cross_cargo() -> Command {
 /// The emulator, without `-L`: the `:arm64` libraries pull in the multiarch `libc6:arm64`,
 /// and mixing its glibc with the cross tool chain's copy under /usr/aarch64-linux-gnu (a
 /// different build) makes threaded programs spin for ever in thread creation.
-const QEMU: &str = "qemu-aarch64-static";
+pub const QEMU: &str = "qemu-aarch64-static";
 
 /// Builds the station and the server for aarch64 (release) and returns the stripped
 /// `stationd`.

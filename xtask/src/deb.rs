@@ -4,9 +4,10 @@
 //! their files, the udev rules, and maintainer scripts that create the `stagebox` user.
 //!
 //! With `--test`: builds an arm64 bookworm root with mmdebstrap (maintainer scripts run under
-//! qemu-user through binfmt_misc), installs the package into it with apt, and checks the
+//! qemu-user through binfmt_misc), installs the package into it with dpkg, and checks the
 //! files, the user, the enabled unit, and `stationd --version` / `--check-config` running in
-//! that root under emulation.
+//! that root under emulation; then that an upgrade keeps a disabled unit and an edited
+//! configuration, and that remove and purge clean up.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -68,9 +69,12 @@ if [ "$1" = configure ]; then
     for g in gpio spi; do
         getent group "$g" >/dev/null || addgroup --system "$g"
     done
+    # The daemon's state directory (systemd's StateDirectory= keeps it owned by the user).
+    install -d -m 0750 /var/lib/stagebox
     if ! getent passwd stagebox >/dev/null; then
         adduser --system --group --no-create-home --home /var/lib/stagebox stagebox
     fi
+    chown stagebox:stagebox /var/lib/stagebox
     adduser stagebox audio >/dev/null
     adduser stagebox gpio >/dev/null
     adduser stagebox spi >/dev/null
@@ -83,11 +87,12 @@ if [ "$1" = configure ]; then
 fi
 if [ "$1" = configure ] || [ "$1" = abort-upgrade ]; then
     deb-systemd-helper unmask stagebox-stationd.service >/dev/null || true
+    # A new installation enables the unit; deb-systemd-helper remembers that it did, so an
+    # upgrade keeps what the owner chose since with `systemctl enable/disable`.
     if deb-systemd-helper --quiet was-enabled stagebox-stationd.service; then
         deb-systemd-helper enable stagebox-stationd.service >/dev/null || true
     else
         deb-systemd-helper update-state stagebox-stationd.service >/dev/null || true
-        deb-systemd-helper enable stagebox-stationd.service >/dev/null || true
     fi
     if [ -d /run/systemd/system ]; then
         systemctl --system daemon-reload >/dev/null || true
@@ -279,6 +284,9 @@ pub fn test() -> Result<()> {
     ] {
         check(rel)?;
     }
+    if !rootfs.join("var/lib/stagebox").is_dir() {
+        bail!("the package did not create /var/lib/stagebox");
+    }
     let passwd = fs::read_to_string(rootfs.join("etc/passwd"))?;
     if !passwd.lines().any(|l| l.starts_with("stagebox:")) {
         bail!("the package did not create the stagebox user");
@@ -322,5 +330,44 @@ pub fn test() -> Result<()> {
         bail!("systemd-analyze verify complains about the unit: {verify}");
     }
     println!("package installs and runs in an arm64 bookworm root: ok");
+    upgrade_remove_purge(&rootfs, &deb, &in_root)?;
+    Ok(())
+}
+
+/// What an owner does after installing: disables the unit and edits the configuration, then
+/// upgrades (both must survive), removes (the configuration stays) and purges (all goes).
+fn upgrade_remove_purge(
+    rootfs: &Path,
+    deb: &Path,
+    in_root: &dyn Fn(&[&str]) -> Result<String>,
+) -> Result<()> {
+    let enabled = "etc/systemd/system/multi-user.target.wants/stagebox-stationd.service";
+    let config = rootfs.join("etc/stagebox/station.toml");
+    let exists = |rel: &str| fs::symlink_metadata(rootfs.join(rel)).is_ok();
+    in_root(&["systemctl", "disable", "stagebox-stationd.service"])?;
+    if exists(enabled) {
+        bail!("systemctl disable left the unit enabled");
+    }
+    let edited = fs::read_to_string(&config)? + "\n# edited by the owner\n";
+    fs::write(&config, &edited)?;
+    fs::copy(deb, rootfs.join("tmp/stagebox.deb"))?;
+    in_root(&["dpkg", "-i", "/tmp/stagebox.deb"])?;
+    if exists(enabled) {
+        bail!("reinstalling the package enabled a unit the owner had disabled");
+    }
+    if fs::read_to_string(&config)? != edited {
+        bail!("reinstalling the package replaced the owner's edited configuration");
+    }
+    in_root(&["dpkg", "--remove", PACKAGE])?;
+    if exists("usr/bin/stationd") || !config.exists() {
+        bail!("dpkg --remove must remove the daemon and keep the configuration");
+    }
+    in_root(&["dpkg", "--purge", PACKAGE])?;
+    for rel in ["etc/stagebox/station.toml", "var/lib/stagebox", enabled] {
+        if exists(rel) {
+            bail!("dpkg --purge left {rel} behind");
+        }
+    }
+    println!("package upgrade keeps the owner's choices; remove and purge clean up: ok");
     Ok(())
 }

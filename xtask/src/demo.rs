@@ -1,5 +1,6 @@
-//! `cargo xtask demo [--out DIR] [--frame-ms 10|20]`: a stage server and two sim stations as
-//! real processes on loopback. Station A raises its hand, the moderator invites it through the
+//! `cargo xtask demo [--out DIR] [--frame-ms 10|20] [--aarch64]`: a stage server and two sim
+//! stations as real processes on loopback; with `--aarch64` the stations are the stripped
+//! aarch64 release build run under qemu-aarch64 (figures under emulation are not speed claims). Station A raises its hand, the moderator invites it through the
 //! admin interface, A accepts with PTT, holds PTT and speaks a sample; station B listens.
 //! Writes `speaker-in.wav`, `listener-out.wav`, `report.json` and `media.pcap` (when tshark
 //! is there) to DIR and prints a summary.
@@ -22,6 +23,8 @@ pub struct DemoOptions {
     pub frame_ms: u32,
     /// Frames the listener buffers before a talk spurt plays.
     pub jitter_frames: u32,
+    /// Run the stations as aarch64 binaries under qemu-aarch64 instead of host binaries.
+    pub aarch64_stations: bool,
 }
 
 /// What the demo measured; the test asserts on it.
@@ -60,6 +63,34 @@ impl Drop for Proc {
     }
 }
 
+/// How the stations are started.
+enum StationProgram {
+    /// The host build.
+    Host(PathBuf),
+    /// The aarch64 build, through the user-mode emulator.
+    Emulated(PathBuf),
+}
+
+impl StationProgram {
+    fn command(&self) -> Command {
+        match self {
+            StationProgram::Host(bin) => Command::new(bin),
+            StationProgram::Emulated(bin) => {
+                let mut cmd = Command::new(crate::cross::QEMU);
+                cmd.arg(bin);
+                cmd
+            }
+        }
+    }
+
+    fn describe(&self) -> &'static str {
+        match self {
+            StationProgram::Host(_) => "host build",
+            StationProgram::Emulated(_) => "aarch64 build under qemu-aarch64",
+        }
+    }
+}
+
 fn free_port() -> Result<u16> {
     Ok(UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
 }
@@ -70,7 +101,7 @@ fn free_tcp_port() -> Result<u16> {
         .port())
 }
 
-/// Builds the binaries and returns the directory they are in.
+/// Builds the host binaries and returns the directory they are in.
 pub fn build_binaries() -> Result<PathBuf> {
     run(cargo().args([
         "build",
@@ -230,6 +261,12 @@ pub fn run_demo(opts: &DemoOptions) -> Result<DemoOutcome> {
         let _ = std::fs::remove_file(out.join(stale));
     }
     let bin = build_binaries()?.canonicalize()?;
+    let station_program = if opts.aarch64_stations {
+        let stripped = crate::cross::build_release()?.canonicalize()?;
+        StationProgram::Emulated(stripped)
+    } else {
+        StationProgram::Host(bin.join("stationd"))
+    };
     let speech = speech_sample(&out)?;
     let speech_seconds = analysis::read_wav(&speech)?.len() as f64 / 48_000.0;
 
@@ -266,7 +303,10 @@ token = "token-b-1-demo"
     )?;
     let tshark = start_tshark(&out, media);
 
-    println!("demo: starting the stage server and two sim stations on loopback");
+    println!(
+        "demo: starting the stage server and two sim stations ({}) on loopback",
+        station_program.describe()
+    );
     let server_log = std::fs::File::create(out.join("server.log"))?;
     let mut server_child = Command::new(bin.join("stage-server"))
         .arg("--config")
@@ -290,7 +330,8 @@ token = "token-b-1-demo"
     for id in ["a-1", "b-1"] {
         let cfg = station_config(&out, id, gateway, &pin, opts, &speech)?;
         let log = std::fs::File::create(out.join(format!("{id}.log")))?;
-        let child = Command::new(bin.join("stationd"))
+        let child = station_program
+            .command()
             .arg("--config")
             .arg(&cfg)
             .stderr(log)
@@ -378,6 +419,7 @@ token = "token-b-1-demo"
         .then(|| analysis::rtp_streams(&out.join("media.pcap"), media))
         .transpose()?;
     let report = json!({
+        "stations_run_as": station_program.describe(),
         "frame_ms": opts.frame_ms,
         "jitter_frames": opts.jitter_frames,
         "packets": {
@@ -413,8 +455,9 @@ token = "token-b-1-demo"
 
     println!();
     println!(
-        "stagebox demo — {} ms frames, results in {}",
+        "stagebox demo — {} ms frames, stations {}, results in {}",
         opts.frame_ms,
+        station_program.describe(),
         out.display()
     );
     println!(

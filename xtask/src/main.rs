@@ -1,7 +1,8 @@
 //! `cargo xtask` — the project's two commands and their helpers.
 //!
 //! - `cargo xtask test`: installs what is missing, then runs everything CI checks.
-//! - `cargo xtask demo [--out DIR]`: a stage server and two sim stations on loopback.
+//! - `cargo xtask demo [--out DIR] [--aarch64]`: a stage server and two sim stations on
+//!   loopback (with `--aarch64`, the stations run as aarch64 binaries under qemu).
 //! - `cargo xtask fuzz [--seconds N]`: runs every fuzz target for a while.
 //! - `cargo xtask cross [--test]`: builds for aarch64 (and runs the firmware tests under qemu).
 //! - `cargo xtask deb [--test]`: the arm64 Debian package (and its install test).
@@ -33,6 +34,7 @@ fn main() -> Result<()> {
                 out: out.into(),
                 frame_ms,
                 jitter_frames,
+                aarch64_stations: args.iter().any(|a| a == "--aarch64"),
             })?;
             Ok(())
         }
@@ -49,7 +51,9 @@ fn main() -> Result<()> {
             test::fuzz(seconds)
         }
         Some("help") | Some("--help") | None => {
-            println!("usage: cargo xtask <test|demo|cross [--test]|deb [--test]|fuzz|setup>");
+            println!(
+                "usage: cargo xtask <test|demo [--aarch64]|cross [--test]|deb [--test]|fuzz|setup>"
+            );
             Ok(())
         }
         Some(other) => bail!("unknown xtask command {other:?}; try `cargo xtask help`"),
