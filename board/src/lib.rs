@@ -178,6 +178,9 @@ pub struct Soc {
     pub gpio_chip_label: String,
     /// Header pins with hardware PWM → PWM channel.
     pub pwm_pins: BTreeMap<String, u8>,
+    /// The PWM controller's device-tree name (`fe20c000.pwm`): its sysfs `pwmchipN` is found
+    /// by this name, because the number moves between kernels and boards.
+    pub pwm_device: String,
     /// The loudspeaker device for capture-only HATs.
     pub speaker_device: String,
     #[serde(default)]
@@ -463,6 +466,16 @@ impl BoardProfile {
                 soc.pwm_pins.keys().cloned().collect::<Vec<_>>().join(", ")
             ));
         }
+        if let Some(soc) = &self.soc
+            && (soc.pwm_device.is_empty()
+                || soc.pwm_device.contains(['/', ' '])
+                || soc.pwm_device.starts_with("pwmchip"))
+        {
+            return Err(format!(
+                "soc.pwm_device {:?} must be the PWM controller's device-tree name, such as \"fe20c000.pwm\"",
+                soc.pwm_device
+            ));
+        }
         if self.gpio.backend == GpioBackend::Cdev && self.gpio.chip_label.is_none() {
             return Err("gpio.chip_label is needed with the cdev backend".into());
         }
@@ -616,5 +629,17 @@ mod tests {
         let usb = BoardProfile::load("pi5-usb-gpio").unwrap();
         assert_eq!(usb.soc.as_ref().unwrap().pwm_channel(18), Some(2));
         assert!(usb.config_txt().contains("dtoverlay=pwm,pin=18,func=2\n"));
+    }
+
+    #[test]
+    fn the_pwm_controller_is_named_by_device_not_by_number() {
+        let pi5 = BoardProfile::load("pi5-usb-gpio").unwrap();
+        assert_eq!(pi5.soc.as_ref().unwrap().pwm_device, "1f00098000.pwm");
+        let pi4 = BoardProfile::load("pi4-usb-gpio").unwrap();
+        assert_eq!(pi4.soc.as_ref().unwrap().pwm_device, "fe20c000.pwm");
+        let mut numbered = pi5.clone();
+        numbered.soc.as_mut().unwrap().pwm_device = "pwmchip0".into();
+        let err = numbered.validate().unwrap_err();
+        assert!(err.contains("device-tree name"), "{err}");
     }
 }

@@ -69,6 +69,41 @@ impl SysfsPwm {
     }
 }
 
+/// The `pwmchipN` directory under `class_dir` (normally `/sys/class/pwm`) whose `device` is
+/// the controller named `device` in the device tree (`fe20c000.pwm`, `1f00098000.pwm`): the
+/// number N depends on the kernel and on what else has a PWM (fans, displays).
+pub fn find_chip(class_dir: &Path, device: &str) -> Result<PathBuf, PwmError> {
+    let not_found = |detail: String| PwmError {
+        path: class_dir.display().to_string(),
+        source: io::Error::new(io::ErrorKind::NotFound, detail),
+    };
+    let entries = fs::read_dir(class_dir).map_err(|source| PwmError {
+        path: class_dir.display().to_string(),
+        source,
+    })?;
+    let mut seen = Vec::new();
+    for entry in entries.flatten() {
+        let chip = entry.path();
+        let owner = fs::read_link(chip.join("device"))
+            .ok()
+            .and_then(|link| link.file_name().map(|n| n.to_string_lossy().into_owned()));
+        match owner {
+            Some(name) if name == device => return Ok(chip),
+            Some(name) => seen.push(format!("{} is {name}", entry.file_name().to_string_lossy())),
+            None => {}
+        }
+    }
+    seen.sort();
+    let found = if seen.is_empty() {
+        "no PWM chips".to_string()
+    } else {
+        seen.join(", ")
+    };
+    Err(not_found(format!(
+        "no PWM chip belongs to {device} ({found}; is the PWM overlay in config.txt?)"
+    )))
+}
+
 impl ErrorType for SysfsPwm {
     type Error = PwmError;
 }
@@ -113,6 +148,51 @@ mod tests {
         pwm.set_duty_cycle(5000).unwrap();
         assert_eq!(read("duty_cycle"), "1000000");
         let _ = fs::remove_dir_all(&chip);
+    }
+
+    /// `/sys/class/pwm` as on a Pi 5 where the fan's controller took `pwmchip0`.
+    fn fake_class(name: &str) -> PathBuf {
+        use std::os::unix::fs::symlink;
+        let root =
+            std::env::temp_dir().join(format!("stagebox-pwmclass-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        let devices = root.join("devices");
+        let class = root.join("class");
+        for (chip, device) in [
+            ("pwmchip0", "1f0009c000.pwm"),
+            ("pwmchip2", "1f00098000.pwm"),
+        ] {
+            fs::create_dir_all(devices.join(device)).unwrap();
+            fs::create_dir_all(class.join(chip)).unwrap();
+            symlink(devices.join(device), class.join(chip).join("device")).unwrap();
+        }
+        root
+    }
+
+    #[test]
+    fn finds_the_chip_by_its_device_not_its_number() {
+        let root = fake_class("find");
+        let class = root.join("class");
+        assert_eq!(
+            find_chip(&class, "1f00098000.pwm").unwrap(),
+            class.join("pwmchip2")
+        );
+        let err = find_chip(&class, "fe20c000.pwm").unwrap_err().to_string();
+        assert!(
+            err.contains("fe20c000.pwm")
+                && err.contains("pwmchip0 is 1f0009c000.pwm, pwmchip2 is 1f00098000.pwm")
+                && err.contains("overlay"),
+            "{err}"
+        );
+        let _ = fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn no_pwm_class_is_a_clear_error() {
+        let err = find_chip(Path::new("/nonexistent/class/pwm"), "fe20c000.pwm")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("/nonexistent/class/pwm"), "{err}");
     }
 
     #[test]

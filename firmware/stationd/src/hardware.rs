@@ -186,7 +186,7 @@ fn open_cdev(board: &BoardProfile) -> Result<(Buttons, AnyIndicator), OpenError>
     use stagebox_hal::cdev;
     use stagebox_hal::drivers::Led;
     use stagebox_hal::drivers::single::{OnOffLed, PwmLed};
-    use stagebox_hal::sysfs_pwm::SysfsPwm;
+    use stagebox_hal::sysfs_pwm::{self, SysfsPwm};
 
     let label = board.gpio.chip_label.as_deref().unwrap_or("");
     let chip = cdev::find_chip(label, "buttons")?;
@@ -209,9 +209,11 @@ fn open_cdev(board: &BoardProfile) -> Result<(Buttons, AnyIndicator), OpenError>
         }
         LedProfile::Pwm { pin, pwm_hz } => {
             let channel = pwm_channel(board, *pin)?;
-            let chip_dir = std::path::Path::new("/sys/class/pwm/pwmchip0");
-            let pwm = SysfsPwm::open(chip_dir, channel.into(), *pwm_hz)
-                .map_err(|e| OpenError::new("LED", format!("GPIO {pin}"), e))?;
+            let device = board.soc.as_ref().map_or("", |s| s.pwm_device.as_str());
+            let led_error = |e| OpenError::new("LED", format!("GPIO {pin}"), e);
+            let chip_dir = sysfs_pwm::find_chip(std::path::Path::new("/sys/class/pwm"), device)
+                .map_err(led_error)?;
+            let pwm = SysfsPwm::open(&chip_dir, channel.into(), *pwm_hz).map_err(led_error)?;
             AnyIndicator(Box::new(Led::new(PwmLed::new(pwm))))
         }
         LedProfile::Rgb { .. } => {
