@@ -10,7 +10,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 use std::time::{Duration, Instant};
 
-use stagebox_core::{ConnId, Station, StationConfig, StationEvent};
+use stagebox_core::{ConnId, ConnectFailure, Station, StationConfig, StationEvent};
 use stagebox_server_core::{
     ConnId as ServerConnId, SeededEntropy, ServerConfig, ServerTransmit, StageServer,
 };
@@ -25,10 +25,12 @@ enum Delivery {
         station: StationIdx,
         conn: ConnId,
     },
-    /// The connection attempt failed (nobody listening).
-    Refused {
+    /// The connection attempt failed: nobody listening, or a server the station does not
+    /// trust.
+    Failed {
         station: StationIdx,
         conn: ConnId,
+        failure: ConnectFailure,
     },
     ToServer {
         server_conn: ServerConnId,
@@ -102,6 +104,10 @@ pub struct Net {
     /// Probability that a UDP datagram is lost, each way (signaling rides TCP: never lost).
     pub datagram_loss: f64,
     pub datagrams_lost: u64,
+    /// The gateway's address answers with a certificate the stations do not trust (a
+    /// re-keyed server, a captive portal, an attacker): every new connection fails its TLS
+    /// check.
+    pub impostor: bool,
 }
 
 impl Net {
@@ -125,6 +131,7 @@ impl Net {
             jitter: Duration::ZERO,
             datagram_loss: 0.0,
             datagrams_lost: 0,
+            impostor: false,
         }
     }
 
@@ -327,8 +334,14 @@ impl Net {
                 self.pump_station(station);
                 self.pump_server();
             }
-            Delivery::Refused { station, conn } => {
-                self.stations[station].core.handle_closed(now, conn, None);
+            Delivery::Failed {
+                station,
+                conn,
+                failure,
+            } => {
+                self.stations[station]
+                    .core
+                    .handle_connect_failed(now, conn, failure);
                 self.pump_station(station);
             }
             Delivery::ToServer { server_conn, text } => {
@@ -390,16 +403,21 @@ impl Net {
         while let Some(ev) = self.stations[idx].core.poll_event() {
             match &ev {
                 StationEvent::Connect { conn, .. } => {
-                    let d = if self.server.is_some() {
-                        Delivery::Opened {
-                            station: idx,
-                            conn: *conn,
-                        }
+                    let failure = if self.server.is_none() {
+                        Some(ConnectFailure::Unreachable)
+                    } else if self.impostor {
+                        Some(ConnectFailure::ServerNotTrusted)
                     } else {
-                        Delivery::Refused {
-                            station: idx,
-                            conn: *conn,
-                        }
+                        None
+                    };
+                    let (station, conn) = (idx, *conn);
+                    let d = match failure {
+                        None => Delivery::Opened { station, conn },
+                        Some(failure) => Delivery::Failed {
+                            station,
+                            conn,
+                            failure,
+                        },
                     };
                     self.schedule(d);
                 }

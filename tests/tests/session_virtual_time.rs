@@ -292,3 +292,49 @@ fn a_long_outage_shows_offline_then_the_stage_again() {
         ]
     );
 }
+
+#[test]
+fn an_untrusted_server_shows_error_until_the_real_one_answers() {
+    let mut net = Net::new(origin(), server_config(), 9);
+    let cap = station_config("a-1", 19).session.backoff.cap;
+    let a = net.add_station(station_config("a-1", 19));
+    net.run_for(Duration::from_secs(2));
+    assert_eq!(net.stations[a].core.led(), LedState::Audience);
+    // The server goes away and something else answers at its address.
+    net.kill_server();
+    net.start_server();
+    net.impostor = true;
+    net.run_for(Duration::from_secs(60));
+    assert_eq!(net.stations[a].core.led(), LedState::Error);
+    let attempts: Vec<Instant> = connects(&net, a)
+        .into_iter()
+        .map(|(t, _)| t)
+        .filter(|t| *t > net.start + Duration::from_secs(3))
+        .collect();
+    assert!(
+        attempts.len() >= 60 / cap.as_secs() as usize,
+        "{attempts:?}"
+    );
+    for w in attempts.windows(2) {
+        assert!(
+            w[1] - w[0] >= cap / 2,
+            "an untrusted server is retried slowly, not hammered: {:?}",
+            w[1] - w[0]
+        );
+    }
+    // The real server is back: the station recovers by itself.
+    net.impostor = false;
+    established_at(&mut net, a, cap * 2).expect("recovered from the error");
+    net.run_for(ms(200));
+    assert_eq!(net.stations[a].core.led(), LedState::Audience);
+    assert_eq!(
+        leds(&net, a),
+        vec![
+            LedState::Connecting,
+            LedState::Audience,
+            LedState::Reconnecting,
+            LedState::Error,
+            LedState::Audience
+        ]
+    );
+}

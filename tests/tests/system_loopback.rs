@@ -262,3 +262,66 @@ fn stations_talk_through_the_server_and_rejoin_after_it_restarts() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_wrong_certificate_pin_shows_an_error_and_names_both_fingerprints() {
+    let bin = binaries();
+    let dir = std::env::temp_dir().join(format!("stagebox-system-pin-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (gateway, media, admin_port) = (port(), udp_port(), port());
+    let server_cfg = dir.join("server.toml");
+    std::fs::write(
+        &server_cfg,
+        format!(
+            "[listen]\ngateway = \"127.0.0.1:{gateway}\"\nmedia = \"127.0.0.1:{media}\"\nadmin = \"127.0.0.1:{admin_port}\"\n\
+             [tls]\ncert = \"{d}/cert.pem\"\nkey = \"{d}/key.pem\"\n[admin]\ntoken = \"{ADMIN_TOKEN}\"\n\
+             [[stage]]\nid = \"hall\"\n[[station]]\nid = \"a\"\ntoken = \"token-a-123\"\n",
+            d = dir.display()
+        ),
+    )
+    .unwrap();
+    let _server = start_server(&bin, &server_cfg, &dir.join("server.log"));
+    let real_pin = std::fs::read_to_string(dir.join("cert.sha256")).unwrap();
+    let wrong_pin = "00".repeat(32);
+    assert_ne!(real_pin.trim(), wrong_pin);
+    let cfg = dir.join("a.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[station]\nid = \"a\"\ntoken = \"token-a-123\"\n\
+             [server]\ngateway = \"wss://127.0.0.1:{gateway}/signal\"\nstage = \"hall\"\npin_sha256 = \"{wrong_pin}\"\n\
+             [board]\nprofile = \"sim\"\n\
+             [sim]\ncontrol_socket = \"{d}/a.sock\"\ndraw_leds = false\n",
+            d = dir.display()
+        ),
+    )
+    .unwrap();
+    let log = dir.join("a.log");
+    let mut station = Proc(
+        Command::new(bin.join("stationd"))
+            .arg("--config")
+            .arg(&cfg)
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let sock = dir.join("a.sock");
+    wait_until(
+        "the station to show an error",
+        Duration::from_secs(20),
+        || sock.exists() && stats(&sock)["led"] == "error",
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains(real_pin.trim()) && text.contains(&wrong_pin) && text.contains("pin_sha256"),
+        "the log must name the server's fingerprint, the pinned one and the setting:\n{text}"
+    );
+    // The server never saw a login: the station stopped at TLS.
+    let s = admin(admin_port, json!({"action": "stage", "stage": "hall"})).unwrap();
+    assert!(s["members"].as_array().is_none_or(|m| m.is_empty()), "{s}");
+    control(&sock, "quit");
+    let status = station.0.wait().unwrap();
+    assert!(status.success(), "station exited with {status}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -27,7 +27,8 @@ pub enum LedState {
     /// A button has been held past the stuck-button limit: PTT no longer transmits until it
     /// is released. Needs a person.
     ButtonStuck,
-    /// The server refuses this station (credentials, stage): needs a person.
+    /// The server refuses this station (credentials, stage), or the server answering is not
+    /// the configured one (certificate pin or CA): needs a person.
     Error,
     /// Installing an update.
     Updating,

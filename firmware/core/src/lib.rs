@@ -26,5 +26,5 @@ pub mod station;
 
 pub use button::{ButtonId, ButtonTiming};
 pub use led::LedState;
-pub use session::{ConnId, Session, SessionConfig, SessionEvent};
+pub use session::{ConnId, ConnectFailure, Session, SessionConfig, SessionEvent};
 pub use station::{Station, StationConfig, StationEvent};

@@ -71,6 +71,19 @@ pub enum SessionEvent {
     },
 }
 
+/// Why a signaling connection could not be opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectFailure {
+    /// No answer, refused, reset or timed out: the network or the server is down. Retried
+    /// with the usual backoff.
+    Unreachable,
+    /// The server answered but is not the one configured: its certificate matches neither
+    /// the pinned fingerprint nor the trusted CA. Waiting will not fix that, a person must
+    /// (the station's configuration or the server's certificate): shown as an error and
+    /// retried at the slowest backoff, like a refused login.
+    ServerNotTrusted,
+}
+
 /// Where the session is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
@@ -255,7 +268,8 @@ impl Session {
                     conn,
                     code: CloseCode::Normal.as_u16(),
                 });
-                self.lost(now, Some(CloseCode::Reconnect.as_u16()), true);
+                let code = Some(CloseCode::Reconnect.as_u16());
+                self.lost(now, code, after_close(code), true);
             }
             (_, ServerMsg::Error { code, .. }) => self.last_error = Some(code),
             (
@@ -275,7 +289,18 @@ impl Session {
     pub fn handle_closed(&mut self, now: Instant, conn: ConnId, code: Option<u16>) {
         if self.current_conn() == Some(conn) {
             let code = code.or(self.last_error);
-            self.lost(now, code, false);
+            self.lost(now, code, after_close(code), false);
+        }
+    }
+
+    /// Connection `conn` could not be opened at all.
+    pub fn handle_connect_failed(&mut self, now: Instant, conn: ConnId, failure: ConnectFailure) {
+        if self.current_conn() == Some(conn) {
+            let after = match failure {
+                ConnectFailure::Unreachable => after_close(None),
+                ConnectFailure::ServerNotTrusted => AfterClose::Fatal,
+            };
+            self.lost(now, None, after, false);
         }
     }
 
@@ -403,13 +428,12 @@ impl Session {
     /// Closes `conn` locally and treats it as lost.
     fn close_and_retry(&mut self, now: Instant, conn: ConnId, code: u16) {
         self.events.push_back(SessionEvent::Close { conn, code });
-        self.lost(now, Some(code), false);
+        self.lost(now, Some(code), after_close(Some(code)), false);
     }
 
     /// The current connection is gone: decide how and when to try again.
-    fn lost(&mut self, now: Instant, code: Option<u16>, immediate: bool) {
+    fn lost(&mut self, now: Instant, code: Option<u16>, after: AfterClose, immediate: bool) {
         let previous = self.phase;
-        let after = after_close(code);
         let was_resuming = matches!(previous, Phase::Authenticating { resuming: true, .. });
         if let Phase::Established { since, .. } = previous
             && now.saturating_duration_since(since) >= self.backoff.config().stable_after

@@ -26,7 +26,7 @@ use stagebox_proto::signal::{ClientMsg, MediaParams, Member, Role};
 
 use crate::button::{Button, ButtonId, ButtonTiming, Gesture, GestureKind};
 use crate::led::LedState;
-use crate::session::{ConnId, Session, SessionConfig, SessionEvent, SessionStats};
+use crate::session::{ConnId, ConnectFailure, Session, SessionConfig, SessionEvent, SessionStats};
 use crate::stage::{StageEvent, StageView};
 
 /// Everything a station core needs.
@@ -164,6 +164,12 @@ impl Station {
 
     pub fn handle_closed(&mut self, now: Instant, conn: ConnId, code: Option<u16>) {
         self.session.handle_closed(now, conn, code);
+        self.update(now);
+    }
+
+    /// Connection `conn` could not be opened (see [`ConnectFailure`]).
+    pub fn handle_connect_failed(&mut self, now: Instant, conn: ConnId, failure: ConnectFailure) {
+        self.session.handle_connect_failed(now, conn, failure);
         self.update(now);
     }
 

@@ -1,7 +1,7 @@
 //! Everything that wakes the network task, from the connection tasks, the control socket,
 //! the keyboard and signals.
 
-use stagebox_core::{ButtonId, ConnId};
+use stagebox_core::{ButtonId, ConnId, ConnectFailure};
 
 #[derive(Debug)]
 pub enum Input {
@@ -15,6 +15,11 @@ pub enum Input {
     Closed {
         conn: ConnId,
         code: Option<u16>,
+    },
+    /// The connection could not be opened (TCP, TLS or the WebSocket upgrade failed).
+    ConnectFailed {
+        conn: ConnId,
+        failure: ConnectFailure,
     },
     /// A button's contact opened or closed (sampled, not yet debounced).
     Button {

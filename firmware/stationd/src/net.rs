@@ -180,6 +180,10 @@ impl<L: Indicator> NetTask<L> {
     fn handle_input(&mut self, now: Instant, input: Input) {
         match input {
             Input::Connected { conn } => self.station.handle_connected(now, conn),
+            Input::ConnectFailed { conn, failure } => {
+                self.conns.remove(&conn);
+                self.station.handle_connect_failed(now, conn, failure);
+            }
             Input::Text { conn, text } => self.station.handle_text(now, conn, &text),
             Input::Closed { conn, code } => {
                 self.conns.remove(&conn);

@@ -51,9 +51,15 @@ impl ServerCertVerifier for PinVerifier {
         _ocsp_response: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        if fingerprint(end_entity) == self.pin {
+        let presented = fingerprint(end_entity);
+        if presented == self.pin {
             Ok(ServerCertVerified::assertion())
         } else {
+            log::error!(
+                "server certificate SHA-256 is {}, the configuration pins {}",
+                hex::encode(presented),
+                hex::encode(self.pin)
+            );
             Err(rustls::Error::InvalidCertificate(
                 rustls::CertificateError::ApplicationVerificationFailure,
             ))

@@ -10,7 +10,7 @@ use async_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use futures_util::StreamExt;
 use rustls::ClientConfig;
 use rustls::pki_types::ServerName;
-use stagebox_core::ConnId;
+use stagebox_core::{ConnId, ConnectFailure};
 use stagebox_proto::signal::MAX_MESSAGE_LEN;
 
 use crate::input::Input;
@@ -58,8 +58,18 @@ pub async fn run(
     let ws = match connect(&url, tls).await {
         Ok(ws) => ws,
         Err(e) => {
-            log::warn!("connect to {url} failed: {e}");
-            let _ = inputs.send(Input::Closed { conn, code: None }).await;
+            match e.failure {
+                ConnectFailure::ServerNotTrusted => log::error!(
+                    "connect to {url} failed: {}; the server is not the one in the \
+                     configuration (check [server] pin_sha256 or ca_file)",
+                    e.message
+                ),
+                ConnectFailure::Unreachable => {
+                    log::warn!("connect to {url} failed: {}", e.message);
+                }
+            }
+            let failure = e.failure;
+            let _ = inputs.send(Input::ConnectFailed { conn, failure }).await;
             return;
         }
     };
@@ -136,30 +146,80 @@ pub async fn run(
 type Ws =
     async_tungstenite::WebSocketStream<futures_rustls::client::TlsStream<async_net::TcpStream>>;
 
-async fn connect(url: &str, tls: Arc<ClientConfig>) -> Result<Ws, String> {
-    let (host, port) = host_port(url)?;
+/// Why [`connect`] failed, and what kind of failure it is for the session.
+#[derive(Debug)]
+struct ConnectError {
+    message: String,
+    failure: ConnectFailure,
+}
+
+impl ConnectError {
+    fn unreachable(message: String) -> ConnectError {
+        ConnectError {
+            message,
+            failure: ConnectFailure::Unreachable,
+        }
+    }
+}
+
+/// A TLS handshake error is about the server's identity when rustls refused its
+/// certificate; anything else (reset, timeout, protocol) is the network's.
+fn classify_tls(e: &std::io::Error) -> ConnectFailure {
+    match e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
+        Some(rustls::Error::InvalidCertificate(_)) => ConnectFailure::ServerNotTrusted,
+        _ => ConnectFailure::Unreachable,
+    }
+}
+
+async fn connect(url: &str, tls: Arc<ClientConfig>) -> Result<Ws, ConnectError> {
+    let (host, port) = host_port(url).map_err(ConnectError::unreachable)?;
     let tcp = async_net::TcpStream::connect((host.as_str(), port))
         .await
-        .map_err(|e| format!("TCP: {e}"))?;
+        .map_err(|e| ConnectError::unreachable(format!("TCP: {e}")))?;
     let _ = tcp.set_nodelay(true);
-    let name =
-        ServerName::try_from(host.clone()).map_err(|e| format!("server name {host}: {e}"))?;
+    let name = ServerName::try_from(host.clone())
+        .map_err(|e| ConnectError::unreachable(format!("server name {host}: {e}")))?;
     let stream = futures_rustls::TlsConnector::from(tls)
         .connect(name, tcp)
         .await
-        .map_err(|e| format!("TLS: {e}"))?;
+        .map_err(|e| ConnectError {
+            message: format!("TLS: {e}"),
+            failure: classify_tls(&e),
+        })?;
     let config = WebSocketConfig::default()
         .max_message_size(Some(MAX_MESSAGE_LEN))
         .max_frame_size(Some(MAX_MESSAGE_LEN));
     let (ws, _) = async_tungstenite::client_async_with_config(url, stream, Some(config))
         .await
-        .map_err(|e| format!("WebSocket: {e}"))?;
+        .map_err(|e| ConnectError::unreachable(format!("WebSocket: {e}")))?;
     Ok(ws)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_certificate_is_an_untrusted_server_and_the_rest_is_the_network() {
+        use std::io::{Error, ErrorKind};
+        let refused = Error::new(
+            ErrorKind::InvalidData,
+            rustls::Error::InvalidCertificate(
+                rustls::CertificateError::ApplicationVerificationFailure,
+            ),
+        );
+        assert_eq!(classify_tls(&refused), ConnectFailure::ServerNotTrusted);
+        let garbled = Error::new(
+            ErrorKind::InvalidData,
+            rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType),
+        );
+        assert_eq!(classify_tls(&garbled), ConnectFailure::Unreachable);
+        let reset = Error::from(ErrorKind::ConnectionReset);
+        assert_eq!(classify_tls(&reset), ConnectFailure::Unreachable);
+    }
 
     #[test]
     fn urls() {

@@ -50,7 +50,10 @@ fn glyph(state: LedState) -> (&'static str, &'static str) {
         LedState::Reconnecting => ("36", "◌ reconnecting"),
         LedState::Offline => ("36", "· offline (still trying)"),
         LedState::ButtonStuck => ("31", "✖ button held too long: not transmitting"),
-        LedState::Error => ("31", "✖ error: server refuses this station"),
+        LedState::Error => (
+            "31",
+            "✖ error: server refuses this station, or is not the one configured",
+        ),
         LedState::Updating => ("37", "↻ updating"),
     }
 }
