@@ -16,6 +16,7 @@ pub const APT_PACKAGES: &[&str] = &[
     "espeak-ng",
     "sox",
     "tshark",
+    "iproute2",
 ];
 
 /// Whether a Debian package is installed.

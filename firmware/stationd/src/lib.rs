@@ -21,4 +21,5 @@ pub mod net;
 pub mod notify;
 pub mod report;
 pub mod tls;
+pub mod udp;
 pub mod ws;

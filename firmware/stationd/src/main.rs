@@ -24,7 +24,7 @@ use stagebox_stationd::audio_thread::{self, AudioShared};
 use stagebox_stationd::config::{Config, LogFormat, LogLevel};
 use stagebox_stationd::control::SimControls;
 use stagebox_stationd::net::NetTask;
-use stagebox_stationd::{devices, hardware, report, tls};
+use stagebox_stationd::{devices, hardware, report, tls, udp};
 
 const DEFAULT_CONFIG: &str = "/etc/stagebox/station.toml";
 
@@ -280,8 +280,8 @@ fn run(cfg: Config, board: BoardProfile) -> Result<()> {
     );
 
     let result = smol::block_on(async {
-        let udp = async_net::UdpSocket::bind("0.0.0.0:0")
-            .await
+        let udp = udp::bind()
+            .and_then(async_net::UdpSocket::try_from)
             .context("UDP socket")?;
         if let Some(path) = cfg.sim.control_socket.clone() {
             let c = controls.clone();

@@ -357,7 +357,10 @@ impl<L: Indicator> NetTask<L> {
         if dest.is_none() {
             log::error!("cannot resolve media server {}", params.host);
         }
-        self.media_dest = dest;
+        self.media_dest = match (dest, self.udp.local_addr()) {
+            (Some(dest), Ok(local)) => Some(crate::udp::peer_address(local, dest)),
+            (dest, _) => dest,
+        };
         self.shared.ssrc.store(params.ssrc, Ordering::Relaxed);
         if self.milestones.ready_unix_ns == 0 {
             self.milestones.ready_unix_ns = unix_ns();
