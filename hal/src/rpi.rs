@@ -4,7 +4,7 @@
 
 use embedded_hal::pwm::{ErrorKind, ErrorType, SetDutyCycle};
 use rppal::gpio::{Gpio, InputPin, OutputPin};
-use rppal::pwm::{Channel, Pwm};
+use rppal::pwm::Pwm;
 use rppal::spi::{Bus, Mode, SlaveSelect, Spi};
 
 use crate::gpio::{OpenError, Pull};
@@ -51,17 +51,12 @@ impl embedded_hal::pwm::Error for RppalPwmError {
     }
 }
 
-/// Hardware PWM channel `channel` (0-3) on this Pi's PWM chip (rppal knows which).
-pub fn hard_pwm(channel: u8, hz: u32, what: &str) -> Result<HardPwm, OpenError> {
-    let resource = format!("PWM channel {channel}");
-    let ch = match channel {
-        0 => Channel::Pwm0,
-        1 => Channel::Pwm1,
-        2 => Channel::Pwm2,
-        3 => Channel::Pwm3,
-        _ => return Err(OpenError::new(what, resource, "no such PWM channel")),
-    };
-    let pwm = Pwm::new(ch).map_err(|e| OpenError::new(what, resource.clone(), e))?;
+/// Hardware PWM channel `channel` of `/sys/class/pwm/pwmchip{chip}` (see
+/// [`crate::sysfs_pwm::find_chip`] for finding the number).
+pub fn hard_pwm(chip: u8, channel: u8, hz: u32, what: &str) -> Result<HardPwm, OpenError> {
+    let resource = format!("PWM channel {channel} of pwmchip{chip}");
+    let pwm =
+        Pwm::with_pwmchip(chip, channel).map_err(|e| OpenError::new(what, resource.clone(), e))?;
     pwm.set_frequency(f64::from(hz), 0.0)
         .and_then(|()| pwm.enable())
         .map_err(|e| OpenError::new(what, resource, e))?;

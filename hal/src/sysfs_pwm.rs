@@ -104,6 +104,15 @@ pub fn find_chip(class_dir: &Path, device: &str) -> Result<PathBuf, PwmError> {
     )))
 }
 
+/// N of a `…/pwmchipN` path.
+pub fn chip_number(chip: &Path) -> Option<u8> {
+    chip.file_name()?
+        .to_str()?
+        .strip_prefix("pwmchip")?
+        .parse()
+        .ok()
+}
+
 impl ErrorType for SysfsPwm {
     type Error = PwmError;
 }
@@ -173,10 +182,10 @@ mod tests {
     fn finds_the_chip_by_its_device_not_its_number() {
         let root = fake_class("find");
         let class = root.join("class");
-        assert_eq!(
-            find_chip(&class, "1f00098000.pwm").unwrap(),
-            class.join("pwmchip2")
-        );
+        let chip = find_chip(&class, "1f00098000.pwm").unwrap();
+        assert_eq!(chip, class.join("pwmchip2"));
+        assert_eq!(chip_number(&chip), Some(2));
+        assert_eq!(chip_number(Path::new("/sys/class/pwm/pwm2")), None);
         let err = find_chip(&class, "fe20c000.pwm").unwrap_err().to_string();
         assert!(
             err.contains("fe20c000.pwm")

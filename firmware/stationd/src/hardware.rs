@@ -136,8 +136,15 @@ fn open_rppal(board: &BoardProfile) -> Result<(Buttons, AnyIndicator), OpenError
             AnyIndicator(Box::new(Led::new(OnOffLed::new(out, *active_low))))
         }
         LedProfile::Pwm { pin: p, pwm_hz } => {
-            let channel = pwm_channel(board, *p)?;
-            let pwm = rpi::hard_pwm(channel, *pwm_hz, "LED")?;
+            let (chip, channel) = pwm_chip(board, *p)?;
+            let number = stagebox_hal::sysfs_pwm::chip_number(&chip).ok_or_else(|| {
+                OpenError::new(
+                    "LED",
+                    chip.display().to_string(),
+                    "not a pwmchipN directory",
+                )
+            })?;
+            let pwm = rpi::hard_pwm(number, channel, *pwm_hz, "LED")?;
             AnyIndicator(Box::new(Led::new(PwmLed::new(pwm))))
         }
         LedProfile::Rgb {
@@ -186,7 +193,7 @@ fn open_cdev(board: &BoardProfile) -> Result<(Buttons, AnyIndicator), OpenError>
     use stagebox_hal::cdev;
     use stagebox_hal::drivers::Led;
     use stagebox_hal::drivers::single::{OnOffLed, PwmLed};
-    use stagebox_hal::sysfs_pwm::{self, SysfsPwm};
+    use stagebox_hal::sysfs_pwm::SysfsPwm;
 
     let label = board.gpio.chip_label.as_deref().unwrap_or("");
     let chip = cdev::find_chip(label, "buttons")?;
@@ -208,12 +215,9 @@ fn open_cdev(board: &BoardProfile) -> Result<(Buttons, AnyIndicator), OpenError>
             AnyIndicator(Box::new(Led::new(OnOffLed::new(out, *active_low))))
         }
         LedProfile::Pwm { pin, pwm_hz } => {
-            let channel = pwm_channel(board, *pin)?;
-            let device = board.soc.as_ref().map_or("", |s| s.pwm_device.as_str());
-            let led_error = |e| OpenError::new("LED", format!("GPIO {pin}"), e);
-            let chip_dir = sysfs_pwm::find_chip(std::path::Path::new("/sys/class/pwm"), device)
-                .map_err(led_error)?;
-            let pwm = SysfsPwm::open(&chip_dir, channel.into(), *pwm_hz).map_err(led_error)?;
+            let (chip_dir, channel) = pwm_chip(board, *pin)?;
+            let pwm = SysfsPwm::open(&chip_dir, channel.into(), *pwm_hz)
+                .map_err(|e| OpenError::new("LED", format!("GPIO {pin}"), e))?;
             AnyIndicator(Box::new(Led::new(PwmLed::new(pwm))))
         }
         LedProfile::Rgb { .. } => {
@@ -256,14 +260,24 @@ fn pull(p: &stagebox_board::Pull) -> stagebox_hal::gpio::Pull {
     }
 }
 
-/// The hardware PWM channel of an LED pin on this board's SoC.
+/// The sysfs PWM chip and channel of an LED pin on this board's SoC. The chip is found by the
+/// controller's device-tree name: its `pwmchipN` number differs between kernels (on a Pi 5,
+/// pwmchip2 on older kernels, pwmchip0 on newer ones, and the fan's controller may take
+/// either), so neither a fixed number nor rppal's per-model guess is trusted.
 #[cfg(any(feature = "rppal", feature = "cdev"))]
-fn pwm_channel(board: &BoardProfile, pin: u32) -> Result<u8, OpenError> {
-    board
+fn pwm_chip(board: &BoardProfile, pin: u32) -> Result<(std::path::PathBuf, u8), OpenError> {
+    let resource = format!("GPIO {pin}");
+    let soc = board
         .soc
         .as_ref()
-        .and_then(|s| s.pwm_channel(pin))
-        .ok_or_else(|| OpenError::new("LED", format!("GPIO {pin}"), "no hardware PWM"))
+        .ok_or_else(|| OpenError::new("LED", resource.clone(), "no SoC, no hardware PWM"))?;
+    let channel = soc
+        .pwm_channel(pin)
+        .ok_or_else(|| OpenError::new("LED", resource.clone(), "no hardware PWM"))?;
+    let chip =
+        stagebox_hal::sysfs_pwm::find_chip(std::path::Path::new("/sys/class/pwm"), &soc.pwm_device)
+            .map_err(|e| OpenError::new("LED", resource, e))?;
+    Ok((chip, channel))
 }
 
 /// An APA102 string on `spi`, with the pin that powers it (if any).
