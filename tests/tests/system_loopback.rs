@@ -8,6 +8,7 @@
 mod common;
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
 use common::{Stage, a_talks_and_b_hears, quit_all, stats, wait_until, write_speech};
@@ -33,6 +34,9 @@ fn stations_talk_through_the_server_and_rejoin_after_it_restarts() {
             && stats(&sa)["led"] == "audience"
             && stats(&sb)["led"] == "audience"
     });
+    // Only the station's user may press its buttons through the control socket.
+    let mode = std::fs::metadata(&sa).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "control socket mode {mode:o}");
     a_talks_and_b_hears(&stage, &sa, &sb);
 
     // The server dies and comes back: both stations rejoin by themselves.

@@ -128,10 +128,13 @@ impl SimControls {
         }
     }
 
-    /// Serves the control socket at `path` (replacing a stale one).
+    /// Serves the control socket at `path` (replacing a stale one). The socket is the
+    /// station's user's alone (mode 0600): whoever can connect can press its buttons.
     pub async fn serve_socket(self, path: &Path) -> std::io::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
         let _ = std::fs::remove_file(path);
         let listener = Async::<std::os::unix::net::UnixListener>::bind(path)?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
         loop {
             let (stream, _) = listener.accept().await?;
             let stream = std::sync::Arc::new(stream);
