@@ -23,11 +23,14 @@ pub struct Alignment {
     /// Piecewise-aligned normalized cross-correlation (see `stagebox-judge`).
     pub correlation: f64,
     pub latency_ms: f64,
+    /// Output sample `i + lag` answers input sample `i`.
+    pub lag_samples: i64,
 }
 
 /// Finds where the speaker's input reappears in the listener's output. `clock_offset_s` is
-/// when the listener's audio clock started relative to the speaker's; latencies from 0 to
-/// 1 s are searched.
+/// when the listener's first output sample left for the loudspeaker relative to when the
+/// speaker's first input sample reached the microphone; latencies from 0 to 1 s are
+/// searched.
 pub fn align(speaker: &[f64], listener: &[f64], clock_offset_s: f64) -> Result<Alignment> {
     let lag_of = |latency_s: f64| ((latency_s - clock_offset_s) * RATE).round() as i64;
     let a = stagebox_judge::align(speaker, listener, lag_of(0.0)..=lag_of(1.0))
@@ -35,7 +38,13 @@ pub fn align(speaker: &[f64], listener: &[f64], clock_offset_s: f64) -> Result<A
     Ok(Alignment {
         correlation: a.correlation,
         latency_ms: (a.lag_samples as f64 / RATE + clock_offset_s) * 1000.0,
+        lag_samples: a.lag_samples,
     })
+}
+
+/// Index of the first sample louder than −40 dBFS.
+pub fn first_sound(samples: &[f64]) -> Option<usize> {
+    samples.iter().position(|s| s.abs() > 328.0)
 }
 
 /// `tshark -z rtp,streams` over a capture, decoding `media_port` as RTP.

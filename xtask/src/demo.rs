@@ -30,6 +30,7 @@ pub struct DemoOptions {
 /// What the demo measured; the test asserts on it.
 pub struct DemoOutcome {
     pub correlation: f64,
+    pub pesq: f64,
     pub report: Value,
 }
 
@@ -38,6 +39,11 @@ const SPEECH: &str = "Good evening, everyone, and welcome to the town hall. \
     Tonight we talk about the new library, the bus lines, and the summer festival.";
 
 const ADMIN_TOKEN: &str = "demo-admin-token-0123456789";
+
+/// Opus's algorithmic delay beyond the frame at 48 kHz in VoIP mode (`OPUS_GET_LOOKAHEAD`:
+/// 312 samples). Nothing can reach the ear sooner than one frame plus this after it reached
+/// the microphone.
+pub const OPUS_LOOKAHEAD_MS: f64 = 6.5;
 
 /// Kills a child process when dropped, so a failed demo leaves nothing running.
 struct Proc(Child, &'static str);
@@ -401,18 +407,39 @@ token = "token-b-1-demo"
     std::fs::copy(out.join("b-1-speaker.wav"), out.join("listener-out.wav"))?;
     let speaker_in = analysis::read_wav(&out.join("speaker-in.wav"))?;
     let listener_out = analysis::read_wav(&out.join("listener-out.wav"))?;
-    let start_a = stats_a["audio"]["capture_start_unix_ns"]
+    // Mouth to ear: from when a sample reached A's microphone (A's capture start + its
+    // position) to when it left B for the loudspeaker (B's playback start + its position).
+    let capture_start_a = stats_a["audio"]["capture_start_unix_ns"]
         .as_u64()
         .unwrap_or(0);
-    let start_b = stats_b["audio"]["capture_start_unix_ns"]
+    let playback_start_b = stats_b["audio"]["playback_start_unix_ns"]
         .as_u64()
         .unwrap_or(0);
-    let clock_offset = (start_b as f64 - start_a as f64) / 1e9;
+    let clock_offset = (playback_start_b as f64 - capture_start_a as f64) / 1e9;
     let alignment = analysis::align(&speaker_in, &listener_out, clock_offset)?;
+    let pesq = crate::quality::pesq_wb(
+        &speaker_in,
+        &crate::quality::aligned(&listener_out, alignment.lag_samples, speaker_in.len()),
+        &out,
+        "demo",
+    )?;
+    // Time to first audio: from the first spoken sample to the first one B played.
+    let first_audio_ms = match (
+        analysis::first_sound(&speaker_in),
+        analysis::first_sound(&listener_out),
+    ) {
+        (Some(i), Some(j)) => Some(
+            (playback_start_b as f64 - capture_start_a as f64) / 1e6
+                + (j as f64 - i as f64) * 1000.0 / analysis::RATE,
+        ),
+        _ => None,
+    };
 
     let ns = |v: &Value| v.as_u64().unwrap_or(0) as f64 / 1e6;
     let sent = stats_a["media"]["rtp_sent"].as_u64().unwrap_or(0);
     let received = stats_b["media"]["rtp_received"].as_u64().unwrap_or(0);
+    let playout = &stats_b["playout"];
+    let count = |k: &str| playout[k].as_u64().unwrap_or(0);
     let rtp_streams = out
         .join("media.pcap")
         .exists()
@@ -426,10 +453,22 @@ token = "token-b-1-demo"
             "sent_by_speaker": sent,
             "forwarded_by_server": server_stats["media_forwarded"],
             "received_by_listener": received,
-            "lost": sent.saturating_sub(received),
-            "concealed_at_listener": stats_b["playout"]["frames_concealed"],
+            "lost_on_the_wire": sent.saturating_sub(received),
         },
+        "listener_frames": {
+            "played": count("frames_played"),
+            "recovered_fec": count("frames_recovered_fec"),
+            "concealed": count("frames_concealed"),
+            "late": count("frames_late"),
+            "lost": count("frames_lost"),
+            "underruns": count("underruns"),
+            "quiet_frames_left_out": count("quiet_frames_left_out"),
+            "jitter_target_delay_ms": playout["jitter_target_delay_ms"],
+            "jitter_current_delay_ms": playout["jitter_current_delay_ms"],
+        },
+        "pesq_wb_listener_vs_speaker": pesq,
         "mouth_to_ear_latency_ms": alignment.latency_ms,
+        "mouth_to_ear_floor_ms": f64::from(opts.frame_ms) + OPUS_LOOKAHEAD_MS,
         "listener_matches_speaker_correlation": alignment.correlation,
         "join_time_ms": {
             "a-1": ns(&stats_a["milestones"]["ready_unix_ns"]) - ns(&stats_a["milestones"]["start_unix_ns"]),
@@ -437,7 +476,7 @@ token = "token-b-1-demo"
         },
         "time_to_first_audio_ms": {
             "after_join": ns(&stats_b["milestones"]["first_audio_unix_ns"]) - ns(&stats_b["milestones"]["ready_unix_ns"]),
-            "after_speaker_went_live": ns(&stats_b["milestones"]["first_audio_unix_ns"]) - ns(&stats_a["milestones"]["transmit_unix_ns"]),
+            "from_first_spoken_sample": first_audio_ms,
         },
         "led_timeline_ms": {
             "a-1": stats_a["led_timeline_ms"],
@@ -464,7 +503,21 @@ token = "token-b-1-demo"
         "  packets: A sent {sent}, server forwarded {}, B received {received}",
         server_stats["media_forwarded"]
     );
-    println!("  mouth-to-ear latency: {:.1} ms", alignment.latency_ms);
+    println!(
+        "  B's listener: {} frames played, {} recovered by FEC, {} concealed, {} late; \
+         jitter buffer target {} ms",
+        count("frames_played"),
+        count("frames_recovered_fec"),
+        count("frames_concealed"),
+        count("frames_late"),
+        playout["jitter_target_delay_ms"]
+    );
+    println!("  wideband PESQ, B's output against A's input: {pesq:.2}");
+    println!(
+        "  mouth-to-ear latency: {:.1} ms (A's microphone to B's loudspeaker, sound-card \
+         buffers excluded; floor {} ms frame + {OPUS_LOOKAHEAD_MS} ms codec look-ahead)",
+        alignment.latency_ms, opts.frame_ms
+    );
     println!(
         "  listener output vs speaker input: normalized cross-correlation {:.3} ({})",
         alignment.correlation,
@@ -475,10 +528,8 @@ token = "token-b-1-demo"
         }
     );
     println!(
-        "  time to first audio: {:.0} ms after A went live; joins took {:.0} / {:.0} ms",
-        report["time_to_first_audio_ms"]["after_speaker_went_live"]
-            .as_f64()
-            .unwrap_or(0.0),
+        "  time to first audio: {} from A's first spoken sample; joins took {:.0} / {:.0} ms",
+        first_audio_ms.map_or("none".to_string(), |ms| format!("{ms:.0} ms")),
         report["join_time_ms"]["a-1"].as_f64().unwrap_or(0.0),
         report["join_time_ms"]["b-1"].as_f64().unwrap_or(0.0)
     );
@@ -502,6 +553,7 @@ token = "token-b-1-demo"
     }
     Ok(DemoOutcome {
         correlation: alignment.correlation,
+        pesq,
         report,
     })
 }

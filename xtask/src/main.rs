@@ -12,6 +12,7 @@ mod analysis;
 mod cross;
 mod deb;
 mod demo;
+mod quality;
 mod setup;
 mod sh;
 mod test;
@@ -27,6 +28,7 @@ fn main() -> Result<()> {
         Some("test") => test::run(),
         Some("demo") => {
             setup::ensure_apt()?;
+            quality::ensure_venv()?;
             let out = flag_string(&args, "--out").unwrap_or_else(|| "demo-out".into());
             let frame_ms = flag_value(&args, "--frame-ms")?.unwrap_or(20) as u32;
             let jitter_frames = flag_value(&args, "--jitter-frames")?.unwrap_or(1) as u32;

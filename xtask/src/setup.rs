@@ -17,6 +17,10 @@ pub const APT_PACKAGES: &[&str] = &[
     "sox",
     "tshark",
     "iproute2",
+    // The quality judge's venv (pesq builds a C extension).
+    "python3-venv",
+    "python3-dev",
+    "gcc",
 ];
 
 /// Whether a Debian package is installed.
@@ -86,6 +90,7 @@ pub fn ensure_fuzz_tools() -> Result<()> {
 
 pub fn ensure_all() -> Result<()> {
     ensure_apt()?;
+    crate::quality::ensure_venv()?;
     ensure_rust_components()?;
     ensure_fuzz_tools()
 }

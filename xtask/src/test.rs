@@ -39,7 +39,10 @@ fn run_all() -> Result<()> {
         aarch64_stations: false,
     })?;
     check_demo(&outcome)?;
-    println!("demo check: listener matches speaker, every packet delivered, RTP streams clean");
+    println!(
+        "demo check: PESQ {:.2}, every frame sent was played, none concealed, RTP streams clean",
+        outcome.pesq
+    );
     // The firmware on its target architecture: aarch64 build, tests under qemu.
     crate::cross::run_cross(true)?;
     // The same demo with the stations as aarch64 binaries under qemu, judged the same way.
@@ -59,9 +62,27 @@ fn run_all() -> Result<()> {
     Ok(())
 }
 
+/// Least wideband PESQ of the listener on the lossless loopback (plain libopus at the same
+/// bitrate scores about 4.1 on the same speech).
+const DEMO_MIN_PESQ: f64 = 3.8;
+
 /// What the demo must show for the test to pass.
 fn check_demo(outcome: &DemoOutcome) -> Result<()> {
     let r = &outcome.report;
+    if outcome.pesq < DEMO_MIN_PESQ {
+        bail!(
+            "listener quality: wideband PESQ {:.2} < {DEMO_MIN_PESQ}",
+            outcome.pesq
+        );
+    }
+    let latency = r["mouth_to_ear_latency_ms"].as_f64().unwrap_or(0.0);
+    let floor = r["mouth_to_ear_floor_ms"].as_f64().unwrap_or(f64::MAX);
+    if latency < floor {
+        bail!(
+            "mouth-to-ear {latency:.1} ms is below the physical floor of {floor} ms: \
+             the measurement is wrong"
+        );
+    }
     if outcome.correlation < 0.8 {
         bail!(
             "listener output does not match speaker input: correlation {:.3} < 0.8",
@@ -72,6 +93,18 @@ fn check_demo(outcome: &DemoOutcome) -> Result<()> {
     let received = r["packets"]["received_by_listener"].as_u64().unwrap_or(0);
     if sent < 100 || received != sent {
         bail!("speaker sent {sent} packets, listener received {received}");
+    }
+    // What the listener heard, not only what the wire carried: on a lossless loopback every
+    // frame sent is played from its own packet, and nothing is late or concealed.
+    let frames = &r["listener_frames"];
+    let played = frames["played"].as_u64().unwrap_or(0);
+    let concealed = frames["concealed"].as_u64().unwrap_or(u64::MAX);
+    let late = frames["late"].as_u64().unwrap_or(u64::MAX);
+    if played != sent || concealed != 0 || late != 0 {
+        bail!(
+            "speaker sent {sent} frames; the listener played {played}, concealed {concealed}, \
+             dropped {late} late: {frames}"
+        );
     }
     let leds: Vec<&str> = r["led_timeline_ms"]["a-1"]
         .as_array()

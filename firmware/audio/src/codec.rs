@@ -24,7 +24,9 @@ fn opus(e: audiopus::Error) -> CodecError {
 pub struct EncoderConfig {
     pub frame: FrameDuration,
     pub bitrate_bps: i32,
-    /// Expected loss, tells Opus how much FEC to spend.
+    /// Expected loss, tells Opus how much in-band FEC to spend. FEC is not free: at 32 kbit/s
+    /// a 10 % setting costs about 0.7 wideband PESQ on a link that loses nothing, so it
+    /// starts at 0 and follows the loss receivers report ([`OpusEncoder::set_expected_loss`]).
     pub expected_loss_percent: u8,
 }
 
@@ -33,7 +35,7 @@ impl Default for EncoderConfig {
         EncoderConfig {
             frame: FrameDuration::Ms20,
             bitrate_bps: 32_000,
-            expected_loss_percent: 10,
+            expected_loss_percent: 0,
         }
     }
 }
@@ -70,6 +72,13 @@ impl OpusEncoder {
         }
         let limit = out.len().min(MAX_OPUS_PACKET);
         self.inner.encode(pcm, &mut out[..limit]).map_err(opus)
+    }
+
+    /// Expected loss in percent (0–100): how much in-band FEC the next frames carry.
+    pub fn set_expected_loss(&mut self, percent: u8) -> Result<(), CodecError> {
+        self.inner
+            .set_packet_loss_perc(percent.min(100))
+            .map_err(opus)
     }
 
     pub fn frame(&self) -> FrameDuration {
@@ -151,7 +160,11 @@ mod tests {
 
     #[test]
     fn fec_and_plc_fill_a_lost_frame() {
-        let mut enc = OpusEncoder::new(EncoderConfig::default()).unwrap();
+        let mut enc = OpusEncoder::new(EncoderConfig {
+            expected_loss_percent: 10,
+            ..EncoderConfig::default()
+        })
+        .unwrap();
         let mut dec = OpusDecoder::new().unwrap();
         let mut packets = Vec::new();
         for f in 0..20 {

@@ -1,36 +1,64 @@
-//! Per-speaker jitter buffer: reorders by sequence number, drops late and duplicate packets,
-//! and tells the decoder what to do each time it needs a frame — decode, recover from the
-//! next packet's FEC, conceal, or stay idle between talk spurts.
+//! Per-speaker adaptive jitter buffer: reorders by sequence number, drops late and duplicate
+//! packets, decides when a talk spurt starts playing, and tells the decoder what to do each
+//! time it needs a frame — decode, recover from the next packet's FEC, conceal, or stay idle
+//! between talk spurts.
 //!
-//! Loss shows in two ways. On the last hop it leaves a sequence gap. Before the server it does
-//! not — the server renumbers each receiver's stream without gaps — but the timestamp still
-//! jumps: a packet without the marker bit whose timestamp is ahead of the expected one means
-//! frames are missing before it. Both are repaired the same way: the frame just before a
-//! packet is recovered from that packet's in-band FEC, earlier ones are concealed.
+//! **Target delay** (NetEQ's idea): every packet's `arrival − media time` goes to a
+//! [`DelayEstimator`]; the fastest of the recent ones is the path's base delay and a high
+//! quantile of the spread above it is the jitter to absorb. A frame's *ideal* playout time is
+//! its media time + base delay + target (spread + margin). A talk spurt starts at the first
+//! period at or after its first frame's ideal time, so the buffer holds exactly what the
+//! measured jitter needs — not a fixed count of frames.
 //!
-//! Fixed capacity, no allocation. This is a fixed-target buffer; the adaptive one (target
-//! following measured jitter) replaces the target policy, not this structure.
+//! **Underrun**: when the next frame is missing and nothing later has arrived, the frame is
+//! concealed *without* giving its place up, so the packet still plays when it comes (the
+//! delay grew by a frame, and the spike raised the target). The delay shrinks again by
+//! leaving out quiet frames while the stream plays a frame or more behind its ideal time, and
+//! at the next talk spurt, which starts on time.
+//!
+//! **Loss or silence**: a frame missing while a later one is here was lost: it is recovered
+//! from the next packet's in-band FEC, or concealed. A frame missing with nothing later, right
+//! after quiet frames (the sender closes each talk spurt with encoded silence), is the end of
+//! the spurt: the stream goes idle without concealing anything, and the next spurt — whose
+//! first packet the server numbers straight on, marked — starts cleanly.
+//!
+//! Loss before the server does not leave a sequence gap (the server renumbers each receiver's
+//! stream), but the timestamp still jumps: a packet without the marker whose timestamp is
+//! ahead of the expected one means frames are missing before it, repaired the same way.
+//!
+//! Times are µs on any monotonic clock the caller chooses; the buffer never reads one.
+//! Fixed capacity, no allocation after construction.
 
 use stagebox_proto::seq::SeqExtender;
 
-use crate::frame::MediaFrame;
+use crate::delay::DelayEstimator;
+use crate::frame::{MediaFrame, SAMPLE_RATE};
 
 /// Slots in the ring: the furthest ahead of playout a packet may be.
-pub const SLOTS: usize = 16;
+pub const SLOTS: usize = 32;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct JitterConfig {
-    /// Frames buffered before playout starts (per talk spurt).
-    pub target_frames: u16,
-    /// Consecutive missing frames after which the stream is taken as ended (silence).
+    /// Added to the measured jitter: the audio thread's own wake-up jitter.
+    pub margin_us: u32,
+    /// The least target delay beyond the fastest packet.
+    pub min_target_us: u32,
+    /// The most target delay beyond the fastest packet.
+    pub max_target_us: u32,
+    /// Consecutive frames concealed while waiting, after which the stream is taken as ended.
     pub max_conceal_frames: u16,
+    /// Quantile of the arrival spread the target covers, in thousandths.
+    pub quantile_permille: u16,
 }
 
 impl Default for JitterConfig {
     fn default() -> Self {
         JitterConfig {
-            target_frames: 1,
+            margin_us: 2_000,
+            min_target_us: 0,
+            max_target_us: 400_000,
             max_conceal_frames: 5,
+            quantile_permille: 950,
         }
     }
 }
@@ -38,32 +66,97 @@ impl Default for JitterConfig {
 /// What to feed the decoder for the next frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Playout<'a> {
-    /// The packet for this frame.
-    Packet(&'a [u8]),
+    /// The packet for this frame. `droppable`: the stream plays a frame or more behind its
+    /// ideal time, so if this frame decodes quiet it may be left out (see
+    /// [`JitterBuffer::frame_left_out`]).
+    Packet { payload: &'a [u8], droppable: bool },
     /// This frame was lost but the next packet is here: decode its FEC.
     Fec(&'a [u8]),
-    /// Lost: conceal.
+    /// Lost or late: conceal.
     Conceal,
-    /// Nothing to play (between talk spurts, or still filling).
+    /// Nothing to play (between talk spurts, or still buffering).
     Idle,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct JitterStats {
     pub received: u64,
+    /// Frames decoded from their own packet.
     pub played: u64,
     pub recovered_fec: u64,
     pub concealed: u64,
+    /// Frames found missing (a sequence gap, or a timestamp jump within a spurt).
+    pub lost: u64,
+    /// Packets that came after their frame's time had passed.
     pub late: u64,
     pub duplicate: u64,
+    /// Times the next frame had not arrived yet and nothing later had either.
+    pub underruns: u64,
+    /// Quiet frames left out to bring the delay back down.
+    pub left_out: u64,
     pub resyncs: u64,
+    /// Target delay beyond the fastest packet, µs.
+    pub target_delay_us: u64,
+    /// How far behind the fastest packet the last frame played, µs.
+    pub current_delay_us: u64,
+}
+
+impl JitterStats {
+    /// Counters summed over streams (delays: the largest).
+    pub fn add(&mut self, o: &JitterStats) {
+        self.received += o.received;
+        self.played += o.played;
+        self.recovered_fec += o.recovered_fec;
+        self.concealed += o.concealed;
+        self.lost += o.lost;
+        self.late += o.late;
+        self.duplicate += o.duplicate;
+        self.underruns += o.underruns;
+        self.left_out += o.left_out;
+        self.resyncs += o.resyncs;
+        self.target_delay_us = self.target_delay_us.max(o.target_delay_us);
+        self.current_delay_us = self.current_delay_us.max(o.current_delay_us);
+    }
 }
 
 #[derive(Debug, Clone)]
 struct Slot {
     ext: u64,
+    /// Extended RTP timestamp.
+    media: i64,
     valid: bool,
     frame: MediaFrame,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Between talk spurts, or before the first packet.
+    Idle,
+    Playing,
+}
+
+/// Extends 32-bit RTP timestamps to a signed 64-bit count of samples.
+#[derive(Debug, Clone, Copy, Default)]
+struct TimestampExtender {
+    last: Option<(u32, i64)>,
+}
+
+impl TimestampExtender {
+    fn extend(&mut self, ts: u32) -> i64 {
+        let Some((last_ts, last_ext)) = self.last else {
+            self.last = Some((ts, i64::from(ts)));
+            return i64::from(ts);
+        };
+        let ext = last_ext.saturating_add(i64::from(ts.wrapping_sub(last_ts) as i32));
+        if ext > last_ext {
+            self.last = Some((ts, ext));
+        }
+        ext
+    }
+}
+
+fn samples_to_us(samples: i64) -> i64 {
+    samples.saturating_mul(1_000_000) / i64::from(SAMPLE_RATE)
 }
 
 #[derive(Debug, Clone)]
@@ -72,17 +165,29 @@ pub struct JitterBuffer {
     /// Allocated once at construction (too large for an audio thread's stack), never resized.
     slots: Box<[Slot]>,
     ext: SeqExtender,
+    timestamps: TimestampExtender,
+    delays: DelayEstimator,
     /// Extended sequence number of the next frame to play.
     next: Option<u64>,
     highest: Option<u64>,
-    playing: bool,
-    missing_run: u16,
+    mode: Mode,
+    /// Frames concealed in a row while waiting for the next one.
+    waiting_run: u16,
     /// RTP timestamp the next frame should carry, once a frame of the spurt was played.
     expected_ts: Option<u32>,
     /// Samples per frame of this stream (the decoder tells, see [`Self::set_frame_samples`]).
     frame_samples: u32,
+    /// The last frame given to the listener was quiet.
+    last_quiet: bool,
+    /// Recent share of frames found lost, in millionths (exponential average over ~100
+    /// frames).
+    loss_ppm: u32,
     stats: JitterStats,
 }
+
+/// Above this recent loss, the target keeps one more frame so that a lost frame's successor
+/// (with its FEC) is already here when the frame is due.
+const LOSSY_PPM: u32 = 5_000;
 
 impl JitterBuffer {
     pub fn new(cfg: JitterConfig) -> JitterBuffer {
@@ -91,6 +196,7 @@ impl JitterBuffer {
             slots: vec![
                 Slot {
                     ext: 0,
+                    media: 0,
                     valid: false,
                     frame: MediaFrame::empty(),
                 };
@@ -98,13 +204,26 @@ impl JitterBuffer {
             ]
             .into_boxed_slice(),
             ext: SeqExtender::new(),
+            timestamps: TimestampExtender::default(),
+            delays: DelayEstimator::new(cfg.quantile_permille),
             next: None,
             highest: None,
-            playing: false,
-            missing_run: 0,
+            mode: Mode::Idle,
+            waiting_run: 0,
             expected_ts: None,
             frame_samples: 960,
+            last_quiet: true,
+            loss_ppm: 0,
             stats: JitterStats::default(),
+        }
+    }
+
+    /// Counts one frame towards the recent loss rate.
+    fn note_frame(&mut self, lost: bool) {
+        let sample = if lost { 1_000_000 } else { 0 };
+        self.loss_ppm = self.loss_ppm - self.loss_ppm / 100 + sample / 100;
+        if lost {
+            self.stats.lost += 1;
         }
     }
 
@@ -113,43 +232,86 @@ impl JitterBuffer {
         self.frame_samples = samples.clamp(120, 5760);
     }
 
+    /// Whether what the listener last heard of this stream was quiet (the pipeline tells
+    /// after each frame it decodes): a gap after quiet frames is the end of a talk spurt.
+    pub fn set_last_quiet(&mut self, quiet: bool) {
+        self.last_quiet = quiet;
+    }
+
+    /// The pipeline left out a [`Playout::Packet`] marked `droppable` because it was quiet.
+    pub fn frame_left_out(&mut self) {
+        self.stats.played = self.stats.played.saturating_sub(1);
+        self.stats.left_out += 1;
+    }
+
     /// Forgets everything, for a new stream.
     pub fn reset(&mut self) {
-        for s in self.slots.iter_mut() {
-            s.valid = false;
-        }
+        self.clear_slots();
         self.ext = SeqExtender::new();
+        self.timestamps = TimestampExtender::default();
+        self.delays.reset();
         self.next = None;
-        self.highest = None;
-        self.playing = false;
-        self.missing_run = 0;
+        self.mode = Mode::Idle;
+        self.waiting_run = 0;
         self.expected_ts = None;
+        self.last_quiet = true;
     }
 
     pub fn stats(&self) -> JitterStats {
         self.stats
     }
 
-    /// Whether the stream is playing (not idle or filling).
+    /// Whether the stream is playing (not idle or buffering).
     pub fn is_playing(&self) -> bool {
-        self.playing
+        self.mode == Mode::Playing
     }
 
-    pub fn push(&mut self, frame: MediaFrame) {
+    /// Target delay beyond the fastest packet, µs: the measured spread and the margin, and
+    /// a frame more while frames are being lost (so FEC is at hand).
+    pub fn target_delay_us(&mut self) -> i64 {
+        let spread = self.delays.summary().map_or(0, |(_, s)| s);
+        let for_fec = if self.loss_ppm > LOSSY_PPM {
+            samples_to_us(i64::from(self.frame_samples))
+        } else {
+            0
+        };
+        spread
+            .saturating_add(for_fec)
+            .saturating_add(i64::from(self.cfg.margin_us))
+            .clamp(
+                i64::from(self.cfg.min_target_us),
+                i64::from(self.cfg.max_target_us.max(self.cfg.min_target_us)),
+            )
+    }
+
+    /// When the frame with extended timestamp `media` should ideally play, µs.
+    fn ideal_us(&mut self, media: i64) -> i64 {
+        let fastest = self.delays.summary().map_or(0, |(f, _)| f);
+        samples_to_us(media)
+            .saturating_add(fastest)
+            .saturating_add(self.target_delay_us())
+    }
+
+    /// A received frame, with the time it arrived.
+    pub fn push(&mut self, frame: MediaFrame, arrival_us: u64) {
         self.stats.received += 1;
         let e = self.ext.extend(frame.sequence);
+        let media = self.timestamps.extend(frame.timestamp);
+        let arrival = i64::try_from(arrival_us).unwrap_or(i64::MAX);
+        self.delays
+            .push(arrival.saturating_sub(samples_to_us(media)));
         if let Some(next) = self.next {
             if e < next {
                 self.stats.late += 1;
                 return;
             }
             if e >= next + SLOTS as u64 {
-                // Far ahead of playout (a long stall): start over from this packet.
+                // Far ahead of playout (a long stall, a flood): start over from this packet.
                 self.stats.resyncs += 1;
                 self.clear_slots();
                 self.next = Some(e);
-                self.playing = false;
-                self.missing_run = 0;
+                self.mode = Mode::Idle;
+                self.waiting_run = 0;
                 self.expected_ts = None;
             }
         } else {
@@ -161,67 +323,110 @@ impl JitterBuffer {
             return;
         }
         slot.ext = e;
+        slot.media = media;
         slot.valid = true;
         slot.frame = frame;
         self.highest = Some(self.highest.map_or(e, |h| h.max(e)));
     }
 
-    /// The next frame's playout decision. Call once per frame the decoder needs.
-    pub fn pop(&mut self) -> Playout<'_> {
-        let Some(next) = self.next else {
+    fn present(&self, e: u64) -> bool {
+        let s = &self.slots[(e % SLOTS as u64) as usize];
+        s.valid && s.ext == e
+    }
+
+    fn slot(&self, e: u64) -> &Slot {
+        &self.slots[(e % SLOTS as u64) as usize]
+    }
+
+    /// The next frame's playout decision, at `now_us` (the start of the period the frame is
+    /// for). Call once per frame the decoder needs.
+    pub fn pop(&mut self, now_us: u64) -> Playout<'_> {
+        let now = i64::try_from(now_us).unwrap_or(i64::MAX);
+        let Some(mut next) = self.next else {
             return Playout::Idle;
         };
-        if !self.playing {
-            let buffered = self.highest.map_or(0, |h| h + 1 - next);
-            if buffered < u64::from(self.cfg.target_frames.max(1)) {
+        let target = self.target_delay_us();
+        self.stats.target_delay_us = target.max(0) as u64;
+        if self.mode == Mode::Idle {
+            let highest = self.highest.unwrap_or(next);
+            let Some(first) = (next..=highest).find(|&e| self.present(e)) else {
+                return Playout::Idle;
+            };
+            let buffered = (first..=highest).filter(|&e| self.present(e)).count();
+            let media = self.slot(first).media;
+            if now < self.ideal_us(media) && buffered < SLOTS / 2 {
                 return Playout::Idle;
             }
-            self.playing = true;
-            self.missing_run = 0;
+            // A talk spurt starts: from its first frame here, whatever came before it.
+            next = first;
+            self.next = Some(first);
+            self.mode = Mode::Playing;
+            self.waiting_run = 0;
+            self.expected_ts = None;
         }
         let step = self.frame_samples;
-        let idx = (next % SLOTS as u64) as usize;
-        if self.slots[idx].valid && self.slots[idx].ext == next {
-            let (ts, marker) = (
-                self.slots[idx].frame.timestamp,
-                self.slots[idx].frame.marker,
-            );
+        if self.present(next) {
+            let (ts, marker, media) = {
+                let s = self.slot(next);
+                (s.frame.timestamp, s.frame.marker, s.media)
+            };
             // Frames lost before the server: the timestamp is ahead within a spurt.
             let ahead = self.expected_ts.map_or(0, |e| ts.wrapping_sub(e) as i32);
             let limit = i64::from(self.cfg.max_conceal_frames) * i64::from(step);
             if !marker && ahead >= step as i32 && i64::from(ahead) <= limit {
                 self.expected_ts = self.expected_ts.map(|e| e.wrapping_add(step));
+                self.note_frame(true);
                 if ahead == step as i32 {
                     self.stats.recovered_fec += 1;
-                    return Playout::Fec(&self.slots[idx].frame.payload);
+                    return Playout::Fec(&self.slot(next).frame.payload);
                 }
                 self.stats.concealed += 1;
                 return Playout::Conceal;
             }
+            let behind = now.saturating_sub(self.ideal_us(media));
+            let frame_us = samples_to_us(i64::from(step));
+            let droppable = self.last_quiet && behind >= frame_us && self.present(next + 1);
+            let fastest = self.delays.summary().map_or(0, |(f, _)| f);
+            self.stats.current_delay_us = now
+                .saturating_sub(samples_to_us(media))
+                .saturating_sub(fastest)
+                .max(0) as u64;
             self.next = Some(next + 1);
-            self.slots[idx].valid = false;
-            self.missing_run = 0;
+            self.waiting_run = 0;
             self.expected_ts = Some(ts.wrapping_add(step));
+            self.note_frame(false);
             self.stats.played += 1;
-            return Playout::Packet(&self.slots[idx].frame.payload);
+            let slot = &mut self.slots[(next % SLOTS as u64) as usize];
+            slot.valid = false;
+            return Playout::Packet {
+                payload: &slot.frame.payload,
+                droppable,
+            };
         }
-        self.next = Some(next + 1);
-        self.expected_ts = self.expected_ts.map(|e| e.wrapping_add(step));
-        self.missing_run += 1;
-        if self.missing_run > self.cfg.max_conceal_frames {
-            // Nothing for a while: the talk spurt ended. Wait for the next one.
-            self.playing = false;
-            self.next = None;
-            self.highest = None;
-            self.missing_run = 0;
+        if self.highest.is_some_and(|h| h > next) {
+            // A later frame is here: this one was lost.
+            self.next = Some(next + 1);
+            self.expected_ts = self.expected_ts.map(|e| e.wrapping_add(step));
+            self.waiting_run = 0;
+            self.note_frame(true);
+            if self.present(next + 1) {
+                self.stats.recovered_fec += 1;
+                return Playout::Fec(&self.slot(next + 1).frame.payload);
+            }
+            self.stats.concealed += 1;
+            return Playout::Conceal;
+        }
+        if self.last_quiet || self.waiting_run >= self.cfg.max_conceal_frames {
+            // Nothing more after quiet frames: the talk spurt ended (or the sender stopped).
+            // Wait for the next one, keeping the place: its first packet is numbered next.
+            self.mode = Mode::Idle;
+            self.waiting_run = 0;
             self.expected_ts = None;
             return Playout::Idle;
         }
-        let after = ((next + 1) % SLOTS as u64) as usize;
-        if self.slots[after].valid && self.slots[after].ext == next + 1 {
-            self.stats.recovered_fec += 1;
-            return Playout::Fec(&self.slots[after].frame.payload);
-        }
+        // Mid-speech and the next frame is not here yet: conceal, and keep its place.
+        self.waiting_run += 1;
+        self.stats.underruns += 1;
         self.stats.concealed += 1;
         Playout::Conceal
     }
@@ -238,89 +443,161 @@ impl JitterBuffer {
 mod tests {
     use super::*;
 
+    const FRAME_US: u64 = 20_000;
+
     fn f(seq: u16) -> MediaFrame {
         MediaFrame::new(1, seq, u32::from(seq) * 960, false, &[seq as u8]).unwrap()
     }
 
-    fn run(jb: &mut JitterBuffer, n: usize) -> Vec<String> {
+    /// Pops `n` frames one frame-time apart from `*now`, as the pipeline would, telling the
+    /// buffer that decoded frames were loud (`quiet` false) or quiet.
+    fn run(jb: &mut JitterBuffer, now: &mut u64, n: usize, quiet: bool) -> Vec<String> {
         (0..n)
-            .map(|_| match jb.pop() {
-                Playout::Packet(p) => format!("P{}", p[0]),
-                Playout::Fec(p) => format!("F{}", p[0]),
-                Playout::Conceal => "C".into(),
-                Playout::Idle => "-".into(),
+            .map(|_| {
+                let r = match jb.pop(*now) {
+                    Playout::Packet { payload, .. } => format!("P{}", payload[0]),
+                    Playout::Fec(p) => format!("F{}", p[0]),
+                    Playout::Conceal => "C".into(),
+                    Playout::Idle => "-".into(),
+                };
+                if r != "-" {
+                    jb.set_last_quiet(quiet);
+                }
+                *now += FRAME_US;
+                r
             })
             .collect()
     }
 
+    /// Frame `seq` arriving exactly on its media time (+ a constant 5 ms path).
+    fn on_time(seq: u16) -> u64 {
+        u64::from(seq) * FRAME_US + 5_000
+    }
+
+    fn config() -> JitterConfig {
+        JitterConfig {
+            margin_us: 0,
+            ..JitterConfig::default()
+        }
+    }
+
     #[test]
     fn reorders_and_recovers() {
-        let mut jb = JitterBuffer::new(JitterConfig {
-            target_frames: 2,
-            max_conceal_frames: 5,
-        });
-        assert_eq!(run(&mut jb, 1), vec!["-"]);
-        jb.push(f(10));
-        assert_eq!(run(&mut jb, 1), vec!["-"], "filling to 2");
-        jb.push(f(12));
-        jb.push(f(11));
-        jb.push(f(14)); // 13 lost, 14 carries its FEC
-        jb.push(f(11)); // duplicate
-        assert_eq!(run(&mut jb, 5), vec!["P10", "P11", "P12", "F14", "P14"]);
-        jb.push(f(12)); // late
+        let mut jb = JitterBuffer::new(config());
+        let mut now = on_time(10);
+        jb.pop(now);
+        assert_eq!(jb.pop(now), Playout::Idle, "nothing yet");
+        jb.push(f(10), on_time(10));
+        jb.push(f(12), on_time(12));
+        jb.push(f(11), on_time(12));
+        jb.push(f(14), on_time(14)); // 13 lost, 14 carries its FEC
+        jb.push(f(11), on_time(14)); // duplicate
+        now = on_time(14) + 100_000;
+        assert_eq!(
+            run(&mut jb, &mut now, 5, false),
+            vec!["P10", "P11", "P12", "F14", "P14"]
+        );
+        jb.push(f(12), on_time(15)); // late
         let s = jb.stats();
         assert_eq!(
-            (s.played, s.recovered_fec, s.late, s.duplicate),
-            (4, 1, 1, 1)
+            (s.played, s.recovered_fec, s.lost, s.late, s.duplicate),
+            (4, 1, 1, 1, 1)
+        );
+    }
+
+    /// Frame `index` of the stream (its media time), numbered `seq` by the server.
+    fn g(seq: u16, index: u32, marker: bool) -> MediaFrame {
+        MediaFrame::new(1, seq, index.wrapping_mul(960), marker, &[seq as u8]).unwrap()
+    }
+
+    #[test]
+    fn a_spurt_ends_quietly_and_the_next_one_starts_cleanly() {
+        let mut jb = JitterBuffer::new(config());
+        let mut now = on_time(65533);
+        for seq in 65533..=65535u16 {
+            jb.push(f(seq), on_time(seq));
+        }
+        // The last frames of a spurt are quiet (the sender's closing silence): then nothing.
+        assert_eq!(
+            run(&mut jb, &mut now, 5, true),
+            vec!["P253", "P254", "P255", "-", "-"]
+        );
+        // Next spurt 4 s later, numbered straight on by the server (the sequence wraps),
+        // marked: nothing is late, nothing concealed.
+        let at = |index: u32| u64::from(index) * FRAME_US + 5_000;
+        jb.push(g(0, 65736, true), at(65736));
+        jb.push(g(1, 65737, false), at(65737));
+        now = at(65736);
+        assert_eq!(run(&mut jb, &mut now, 3, false), vec!["P0", "P1", "C"]);
+        let s = jb.stats();
+        assert_eq!((s.late, s.lost, s.concealed, s.underruns), (0, 0, 1, 1));
+    }
+
+    #[test]
+    fn an_underrun_keeps_the_frame_place_and_the_late_packet_still_plays() {
+        let mut jb = JitterBuffer::new(config());
+        let mut now = on_time(0);
+        jb.push(f(0), on_time(0));
+        assert_eq!(run(&mut jb, &mut now, 1, false), vec!["P0"]);
+        // Frame 1 is 30 ms late: one frame concealed while waiting, then it plays.
+        assert_eq!(run(&mut jb, &mut now, 1, false), vec!["C"]);
+        jb.push(f(1), on_time(1) + 30_000);
+        jb.push(f(2), on_time(2) + 5_000);
+        assert_eq!(run(&mut jb, &mut now, 2, false), vec!["P1", "P2"]);
+        let s = jb.stats();
+        assert_eq!((s.late, s.underruns, s.concealed, s.played), (0, 1, 1, 3));
+        assert!(
+            jb.target_delay_us() >= 30_000,
+            "the spike raised the target: {}",
+            jb.target_delay_us()
         );
     }
 
     #[test]
-    fn goes_idle_after_a_spurt_and_restarts_on_the_next() {
-        let mut jb = JitterBuffer::new(JitterConfig {
-            target_frames: 1,
-            max_conceal_frames: 2,
-        });
-        jb.push(f(65534));
-        jb.push(f(65535));
-        assert_eq!(run(&mut jb, 6), vec!["P254", "P255", "C", "C", "-", "-"]);
-        // Next spurt, sequence wrapped.
-        jb.push(f(0));
-        jb.push(f(1));
-        assert_eq!(run(&mut jb, 3), vec!["P0", "P1", "C"]);
-    }
-
-    #[test]
-    fn loss_hidden_by_renumbering_is_found_by_timestamp() {
-        // The server renumbered 10, 11, 12 consecutively, but the frame between the second
-        // and third (timestamp 11 × 960) was lost before it: the third packet's timestamp is
-        // one frame ahead, so that frame comes from its FEC; two frames ahead: conceal, FEC.
-        let ts = |n: u32| n * 960;
-        let mut jb = JitterBuffer::new(JitterConfig {
-            target_frames: 1,
-            max_conceal_frames: 5,
-        });
-        jb.push(MediaFrame::new(1, 10, ts(10), false, &[10]).unwrap());
-        jb.push(MediaFrame::new(1, 11, ts(12), false, &[12]).unwrap());
-        jb.push(MediaFrame::new(1, 12, ts(15), false, &[15]).unwrap());
-        assert_eq!(
-            run(&mut jb, 6),
-            vec!["P10", "F12", "P12", "C", "F15", "P15"]
+    fn start_waits_for_the_measured_jitter_then_catches_up_on_quiet_frames() {
+        let mut jb = JitterBuffer::new(config());
+        // A first spurt teaches the buffer that packets come up to 15 ms after the fastest.
+        for seq in 0..40u16 {
+            let extra = if seq % 4 == 1 { 15_000 } else { 0 };
+            jb.push(f(seq), on_time(seq) + extra);
+        }
+        let mut now = on_time(40) + 5_000;
+        run(&mut jb, &mut now, 45, true);
+        let target = jb.target_delay_us();
+        assert_eq!(target, 15_000);
+        // A new spurt at 1000: it does not start before its first frame's ideal time.
+        jb.push(f(1000), on_time(1000));
+        let mut now = on_time(1000);
+        assert_eq!(jb.pop(now), Playout::Idle, "buffering");
+        now += 10_000;
+        assert_eq!(jb.pop(now), Playout::Idle, "still buffering at +10 ms");
+        now += 10_000;
+        jb.push(f(1001), on_time(1001));
+        assert!(
+            matches!(jb.pop(now), Playout::Packet { .. }),
+            "starts at +20 ms"
         );
-        // A new talk spurt (marker) jumps ahead without anything being repaired.
-        jb.push(MediaFrame::new(1, 13, ts(100), true, &[100]).unwrap());
-        assert_eq!(run(&mut jb, 1), vec!["P100"]);
-        let s = jb.stats();
-        assert_eq!((s.played, s.recovered_fec, s.concealed), (4, 2, 1));
+        assert!(jb.stats().current_delay_us >= 15_000);
     }
 
     #[test]
-    fn far_ahead_packet_resyncs() {
+    fn far_ahead_packet_resyncs_and_bad_timestamps_do_not_panic() {
         let mut jb = JitterBuffer::new(JitterConfig::default());
-        jb.push(f(1));
-        assert_eq!(run(&mut jb, 1), vec!["P1"]);
-        jb.push(f(1000));
+        let mut now = on_time(1) + 10_000;
+        jb.push(f(1), on_time(1));
+        assert_eq!(run(&mut jb, &mut now, 1, false), vec!["P1"]);
+        jb.push(f(1000), on_time(1000));
         assert_eq!(jb.stats().resyncs, 1);
-        assert_eq!(run(&mut jb, 1), vec!["P232"]); // 1000 as u8
+        let mut now = on_time(1000) + 10_000;
+        assert_eq!(run(&mut jb, &mut now, 1, false), vec!["P232"]); // 1000 as u8
+        for (i, ts) in [u32::MAX, 0, 1 << 31, 7, u32::MAX / 3]
+            .into_iter()
+            .enumerate()
+        {
+            let frame = MediaFrame::new(1, 1001 + i as u16, ts, i == 2, &[1]).unwrap();
+            jb.push(frame, u64::MAX - i as u64);
+            jb.pop(u64::MAX);
+            jb.pop(0);
+        }
     }
 }

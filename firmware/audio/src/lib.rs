@@ -11,14 +11,16 @@
 //! - [`vad`]: voice activity from frame energy over an adaptive noise floor.
 //! - [`gate`]: silence suppression: hangover, closing silence frames, marker bits.
 //! - [`codec`]: Opus via audiopus (in-band FEC, PLC).
-//! - [`jitter`]: per-speaker reordering, late-drop and loss decisions.
+//! - [`jitter`]: per-speaker adaptive jitter buffer: target delay from measured arrival
+//!   jitter ([`delay`]), reordering, loss versus the sender's silence, FEC and concealment.
 //! - [`mixer`]: mixing with ducking and a peak limiter.
 //! - [`pipeline`]: the capture and playout paths built from the above.
 //!
 //! Echo cancellation, noise suppression, AGC and beamforming slot into `CapturePath` between
-//! the downmix and the VAD; the adaptive jitter target slots into `JitterBuffer`.
+//! the downmix and the VAD.
 
 pub mod codec;
+pub mod delay;
 pub mod frame;
 pub mod gate;
 pub mod jitter;

@@ -115,6 +115,11 @@ impl CapturePath {
         self.timestamp.wrapping_add(self.filled as u32)
     }
 
+    /// Expected loss on the way to the listeners, in percent: how much in-band FEC to send.
+    pub fn set_expected_loss(&mut self, percent: u8) -> Result<(), AudioError> {
+        Ok(self.encoder.set_expected_loss(percent)?)
+    }
+
     /// Feeds one 10 ms mono period. `allowed`: the station may transmit now. `ssrc`: the
     /// session's SSRC. Returns an output each time a frame completes.
     pub fn push_period(
@@ -179,30 +184,56 @@ struct Stream {
     idle_periods: u32,
 }
 
+/// A decoded frame below this RMS (about −60 dBFS) is quiet: it may be left out to shorten
+/// the delay, and a gap right after it is the end of a talk spurt, not a loss.
+const QUIET_RMS: f32 = 32.0;
+
+fn is_quiet(pcm: &[i16]) -> bool {
+    if pcm.is_empty() {
+        return true;
+    }
+    let energy: f32 = pcm.iter().map(|&s| f32::from(s) * f32::from(s)).sum();
+    energy / (pcm.len() as f32) < QUIET_RMS * QUIET_RMS
+}
+
 impl Stream {
     /// Makes sure one period is in the fifo (decoding, recovering or concealing as the jitter
     /// buffer says), unless the stream is idle. Returns whether a period is available.
-    fn fill(&mut self, errors: &mut u64) -> bool {
+    fn fill(&mut self, now_us: u64, errors: &mut u64) -> bool {
         while self.fifo_len < PERIOD_SAMPLES {
             let start = self.fifo_len;
             let out = &mut self.fifo[start..start + MAX_FRAME_SAMPLES];
-            let result = match self.jitter.pop() {
+            let (result, droppable) = match self.jitter.pop(now_us) {
                 Playout::Idle => return false,
-                Playout::Packet(p) => self.decoder.decode(p, out),
-                Playout::Fec(p) => self.decoder.decode_fec(p, &mut out[..self.frame_samples]),
-                Playout::Conceal => self.decoder.conceal(&mut out[..self.frame_samples]),
+                Playout::Packet { payload, droppable } => {
+                    (self.decoder.decode(payload, out), droppable)
+                }
+                Playout::Fec(p) => (
+                    self.decoder.decode_fec(p, &mut out[..self.frame_samples]),
+                    false,
+                ),
+                Playout::Conceal => (self.decoder.conceal(&mut out[..self.frame_samples]), false),
             };
             match result {
                 Ok(n) if n > 0 => {
-                    self.fifo_len += n;
+                    let n = n.min(MAX_FRAME_SAMPLES);
+                    let quiet = is_quiet(&self.fifo[start..start + n]);
+                    self.jitter.set_last_quiet(quiet);
                     self.frame_samples = n.clamp(PERIOD_SAMPLES, MAX_FRAME_SAMPLES);
                     self.jitter.set_frame_samples(self.frame_samples as u32);
+                    if droppable && quiet {
+                        // Playing behind the ideal time: leave the quiet frame out.
+                        self.jitter.frame_left_out();
+                        continue;
+                    }
+                    self.fifo_len += n;
                 }
                 _ => {
                     *errors += 1;
                     let n = self.frame_samples;
                     self.fifo[start..start + n].fill(0);
                     self.fifo_len += n;
+                    self.jitter.set_last_quiet(true);
                 }
             }
         }
@@ -260,14 +291,7 @@ impl PlayoutPath {
         let mut s = self.stats;
         s.jitter = JitterStats::default();
         for st in &self.streams {
-            let j = st.jitter.stats();
-            s.jitter.received += j.received;
-            s.jitter.played += j.played;
-            s.jitter.recovered_fec += j.recovered_fec;
-            s.jitter.concealed += j.concealed;
-            s.jitter.late += j.late;
-            s.jitter.duplicate += j.duplicate;
-            s.jitter.resyncs += j.resyncs;
+            s.jitter.add(&st.jitter.stats());
         }
         s
     }
@@ -281,8 +305,9 @@ impl PlayoutPath {
         false
     }
 
-    /// A received frame. Frames from a new SSRC take a free slot, or the one idle longest.
-    pub fn push(&mut self, frame: MediaFrame) {
+    /// A received frame and when it arrived (µs, on the clock [`Self::next_period`] gets).
+    /// Frames from a new SSRC take a free slot, or the one idle longest.
+    pub fn push(&mut self, frame: MediaFrame, arrival_us: u64) {
         let ssrc = frame.ssrc;
         let idx = match self.streams.iter().position(|s| s.ssrc == Some(ssrc)) {
             Some(i) => i,
@@ -309,11 +334,11 @@ impl PlayoutPath {
                 i
             }
         };
-        self.streams[idx].jitter.push(frame);
+        self.streams[idx].jitter.push(frame, arrival_us);
     }
 
-    /// Produces the next 10 ms of output.
-    pub fn next_period(&mut self, out: &mut [i16; PERIOD_SAMPLES]) {
+    /// Produces the 10 ms of output that start playing at `now_us`.
+    pub fn next_period(&mut self, now_us: u64, out: &mut [i16; PERIOD_SAMPLES]) {
         self.mixer.clear();
         let priority_active = self.priority.is_some_and(|p| {
             self.streams
@@ -322,7 +347,7 @@ impl PlayoutPath {
         });
         let mut any = false;
         for s in self.streams.iter_mut() {
-            if s.ssrc.is_none() || !s.fill(&mut self.stats.decode_errors) {
+            if s.ssrc.is_none() || !s.fill(now_us, &mut self.stats.decode_errors) {
                 s.idle_periods = s.idle_periods.saturating_add(1);
                 continue;
             }
@@ -407,9 +432,9 @@ mod tests {
             if let Some(o) = cap.push_period(&speech_like(p), true, 42).unwrap()
                 && let Some(f) = o.frame
             {
-                play.push(numbered(f, &mut seq));
+                play.push(numbered(f, &mut seq), p as u64 * 10_000);
             }
-            play.next_period(&mut out);
+            play.next_period(p as u64 * 10_000, &mut out);
             if play.take_first_audio() {
                 first = Some(p);
             }
@@ -455,10 +480,10 @@ mod tests {
             let tone = speech_like(p);
             for (ssrc, cap, seq) in &mut caps {
                 if let Some(f) = cap.push_period(&tone, true, *ssrc).unwrap().unwrap().frame {
-                    play.push(numbered(f, seq));
+                    play.push(numbered(f, seq), p as u64 * 10_000);
                 }
             }
-            play.next_period(&mut out);
+            play.next_period(p as u64 * 10_000, &mut out);
             if p > 20 {
                 energy += out.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>();
             }

@@ -3,12 +3,14 @@
 //! It talks to the network task only through fixed-capacity lock-free queues and atomics,
 //! never waits on the network, and allocates nothing once [`run`] has started its loop.
 
+use std::os::unix::net::UnixDatagram;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use heapless::spsc::{Consumer, Producer, Queue};
-use stagebox_audio::frame::{MediaFrame, PERIOD_SAMPLES};
+use stagebox_audio::frame::{MediaFrame, PERIOD_SAMPLES, SAMPLE_RATE};
 use stagebox_audio::gate::SpurtChange;
+use stagebox_audio::jitter::JitterStats;
 use stagebox_audio::pipeline::{CapturePath, PlayoutPath, downmix};
 use stagebox_hal::{AudioCapture, AudioError, AudioErrorKind, AudioPlayback};
 
@@ -18,6 +20,8 @@ pub const QUEUE_LEN: usize = 64;
 /// State shared with the network task, all lock-free.
 #[derive(Debug)]
 pub struct AudioShared {
+    /// The clock both threads stamp media times on (see [`AudioShared::now_us`]).
+    pub epoch: Instant,
     pub running: AtomicBool,
     /// The station core allows sending the mic.
     pub transmit: AtomicBool,
@@ -31,17 +35,61 @@ pub struct AudioShared {
     pub tx_queue_full: AtomicU64,
     pub periods: AtomicU64,
     pub device_errors: AtomicU64,
+    /// When the first captured sample reached the microphone (wall clock, ns).
     pub capture_start_unix_ns: AtomicU64,
-    pub playout_received: AtomicU64,
-    pub playout_played: AtomicU64,
-    pub playout_fec: AtomicU64,
-    pub playout_concealed: AtomicU64,
-    pub playout_late: AtomicU64,
+    /// When the first played sample left for the loudspeaker (wall clock, ns).
+    pub playback_start_unix_ns: AtomicU64,
+    /// Expected loss towards the listeners (percent) for the encoder's FEC.
+    pub expected_loss_percent: AtomicU8,
+    pub playout: PlayoutCounters,
+}
+
+/// The playout side's figures, published by the audio thread every 100 ms.
+#[derive(Debug, Default)]
+pub struct PlayoutCounters {
+    pub received: AtomicU64,
+    pub played: AtomicU64,
+    pub recovered_fec: AtomicU64,
+    pub concealed: AtomicU64,
+    pub lost: AtomicU64,
+    pub late: AtomicU64,
+    pub underruns: AtomicU64,
+    pub left_out: AtomicU64,
+    pub target_delay_us: AtomicU64,
+    pub current_delay_us: AtomicU64,
+}
+
+impl PlayoutCounters {
+    fn publish(&self, j: &JitterStats) {
+        for (a, v) in [
+            (&self.received, j.received),
+            (&self.played, j.played),
+            (&self.recovered_fec, j.recovered_fec),
+            (&self.concealed, j.concealed),
+            (&self.lost, j.lost),
+            (&self.late, j.late),
+            (&self.underruns, j.underruns),
+            (&self.left_out, j.left_out),
+            (&self.target_delay_us, j.target_delay_us),
+            (&self.current_delay_us, j.current_delay_us),
+        ] {
+            a.store(v, Ordering::Relaxed);
+        }
+    }
+}
+
+impl AudioShared {
+    /// µs since [`AudioShared::epoch`]: arrival stamps (network task) and playout times
+    /// (audio thread) on one monotonic clock.
+    pub fn now_us(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_micros()).unwrap_or(u64::MAX)
+    }
 }
 
 impl Default for AudioShared {
     fn default() -> Self {
         AudioShared {
+            epoch: Instant::now(),
             running: AtomicBool::new(true),
             transmit: AtomicBool::new(false),
             ssrc: AtomicU32::new(0),
@@ -52,11 +100,9 @@ impl Default for AudioShared {
             periods: AtomicU64::new(0),
             device_errors: AtomicU64::new(0),
             capture_start_unix_ns: AtomicU64::new(0),
-            playout_received: AtomicU64::new(0),
-            playout_played: AtomicU64::new(0),
-            playout_fec: AtomicU64::new(0),
-            playout_concealed: AtomicU64::new(0),
-            playout_late: AtomicU64::new(0),
+            playback_start_unix_ns: AtomicU64::new(0),
+            expected_loss_percent: AtomicU8::new(0),
+            playout: PlayoutCounters::default(),
         }
     }
 }
@@ -70,40 +116,57 @@ pub enum AudioEvent {
     FirstAudio { unix_ns: u64 },
 }
 
+/// A frame from the network and when it arrived ([`AudioShared::now_us`]).
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub frame: MediaFrame,
+    pub arrival_us: u64,
+}
+
 /// The audio thread's ends of the queues.
 pub struct AudioEnds {
     pub to_net: Producer<'static, MediaFrame>,
-    pub from_net: Consumer<'static, MediaFrame>,
+    pub from_net: Consumer<'static, Received>,
     pub events: Producer<'static, AudioEvent>,
+    /// Wakes the network task when something was queued for it (a datagram of one byte; the
+    /// socket is non-blocking, and a full socket means a wake-up is pending anyway).
+    pub wake: UnixDatagram,
 }
 
 /// The network task's ends of the queues.
 pub struct NetEnds {
     pub from_audio: Consumer<'static, MediaFrame>,
-    pub to_audio: Producer<'static, MediaFrame>,
+    pub to_audio: Producer<'static, Received>,
     pub events: Consumer<'static, AudioEvent>,
+    /// Readable when the audio thread queued something.
+    pub woken: UnixDatagram,
 }
 
 /// Makes the queues. They live for the rest of the process (leaked once at start-up).
-pub fn queues() -> (AudioEnds, NetEnds) {
+pub fn queues() -> std::io::Result<(AudioEnds, NetEnds)> {
     let up: &'static mut Queue<MediaFrame, QUEUE_LEN> = Box::leak(Box::new(Queue::new()));
-    let down: &'static mut Queue<MediaFrame, QUEUE_LEN> = Box::leak(Box::new(Queue::new()));
+    let down: &'static mut Queue<Received, QUEUE_LEN> = Box::leak(Box::new(Queue::new()));
     let events: &'static mut Queue<AudioEvent, QUEUE_LEN> = Box::leak(Box::new(Queue::new()));
     let (up_p, up_c) = up.split();
     let (down_p, down_c) = down.split();
     let (ev_p, ev_c) = events.split();
-    (
+    let (wake, woken) = UnixDatagram::pair()?;
+    wake.set_nonblocking(true)?;
+    woken.set_nonblocking(true)?;
+    Ok((
         AudioEnds {
             to_net: up_p,
             from_net: down_c,
             events: ev_p,
+            wake,
         },
         NetEnds {
             from_audio: up_c,
             to_audio: down_p,
             events: ev_c,
+            woken,
         },
-    )
+    ))
 }
 
 fn unix_ns() -> u64 {
@@ -144,8 +207,10 @@ pub fn run<C: AudioCapture, P: AudioPlayback>(
     let mut mixed = [0i16; PERIOD_SAMPLES];
     let in_channels = usize::from(in_format.channels);
     let out_channels = usize::from(out_format.channels.max(1));
+    let period_ns = PERIOD_SAMPLES as u64 * 1_000_000_000 / u64::from(SAMPLE_RATE);
     let mut consecutive_errors = 0u32;
     let mut first_period = true;
+    let mut expected_loss = 0u8;
     shared
         .rtp_clock
         .store(capture_path.rtp_clock(), Ordering::Relaxed);
@@ -161,37 +226,39 @@ pub fn run<C: AudioCapture, P: AudioPlayback>(
         } else {
             consecutive_errors = 0;
         }
+        // The period just read began one period ago: that is when its first sample reached
+        // the microphone (the card's own buffering aside).
+        let now_us = shared.now_us();
         if first_period {
             shared
                 .capture_start_unix_ns
-                .store(unix_ns(), Ordering::Relaxed);
-            first_period = false;
+                .store(unix_ns().saturating_sub(period_ns), Ordering::Relaxed);
         }
         let period = shared.periods.fetch_add(1, Ordering::Relaxed);
         if period % 10 == 0 {
-            let j = playout.stats().jitter;
-            shared.playout_received.store(j.received, Ordering::Relaxed);
-            shared.playout_played.store(j.played, Ordering::Relaxed);
-            shared.playout_fec.store(j.recovered_fec, Ordering::Relaxed);
-            shared
-                .playout_concealed
-                .store(j.concealed, Ordering::Relaxed);
-            shared.playout_late.store(j.late, Ordering::Relaxed);
+            shared.playout.publish(&playout.stats().jitter);
+        }
+        let wanted_loss = shared.expected_loss_percent.load(Ordering::Relaxed);
+        if wanted_loss != expected_loss && capture_path.set_expected_loss(wanted_loss).is_ok() {
+            expected_loss = wanted_loss;
         }
 
         downmix(&input, in_channels, mics, &mut mono);
         let allowed = shared.transmit.load(Ordering::Relaxed);
         let ssrc = shared.ssrc.load(Ordering::Relaxed);
+        let mut woke_net = false;
         match capture_path.push_period(&mono, allowed && ssrc != 0, ssrc) {
             Ok(Some(out)) => {
                 let percent = ((out.level_db + 60.0).clamp(0.0, 60.0) * 100.0 / 60.0) as u8;
                 shared.level_percent.store(percent, Ordering::Relaxed);
-                if let Some(frame) = out.frame
-                    && ends.to_net.enqueue(frame).is_err()
-                {
-                    shared.tx_queue_full.fetch_add(1, Ordering::Relaxed);
+                if let Some(frame) = out.frame {
+                    woke_net = true;
+                    if ends.to_net.enqueue(frame).is_err() {
+                        shared.tx_queue_full.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
                 if let Some(change) = out.spurt {
+                    woke_net = true;
                     let _ = ends
                         .events
                         .enqueue(AudioEvent::Spurt(change == SpurtChange::Started));
@@ -206,19 +273,31 @@ pub fn run<C: AudioCapture, P: AudioPlayback>(
         shared
             .rtp_clock
             .store(capture_path.rtp_clock(), Ordering::Relaxed);
-        while let Some(frame) = ends.from_net.dequeue() {
-            playout.push(frame);
+        while let Some(r) = ends.from_net.dequeue() {
+            playout.push(r.frame, r.arrival_us);
         }
         let priority = shared.priority.load(Ordering::Relaxed);
         playout.set_priority(u32::try_from(priority).ok());
-        playout.next_period(&mut mixed);
+        playout.next_period(now_us, &mut mixed);
         if playout.take_first_audio() {
+            woke_net = true;
             let _ = ends
                 .events
                 .enqueue(AudioEvent::FirstAudio { unix_ns: unix_ns() });
         }
+        if woke_net {
+            // Non-blocking; a full socket means the network task has a wake-up pending.
+            let _ = ends.wake.send(&[1]);
+        }
         for (frame, &s) in output.chunks_exact_mut(out_channels).zip(mixed.iter()) {
             frame.fill(s);
+        }
+        if first_period {
+            // With no buffering on the card, the first period starts playing now.
+            shared
+                .playback_start_unix_ns
+                .store(unix_ns(), Ordering::Relaxed);
+            first_period = false;
         }
         if let Err(e) = playback.write(&output) {
             shared.device_errors.fetch_add(1, Ordering::Relaxed);

@@ -121,9 +121,14 @@ impl<'de> Deserialize<'de> for FrameMs {
 pub struct AudioSection {
     #[serde(default = "default_frame")]
     pub frame_ms: FrameMs,
-    /// Frames buffered before a talk spurt starts playing.
+    /// The least a listener buffers, in frames: the jitter buffer adapts its delay to the
+    /// measured arrival jitter, and never goes below `jitter_frames − 1` frames beyond the
+    /// fastest packet (1, the default, leaves it all to the measurement).
     #[serde(default = "default_jitter")]
     pub jitter_frames: u16,
+    /// Opus bitrate of the microphone stream, 8 to 128 kbit/s.
+    #[serde(default = "default_bitrate")]
+    pub bitrate_kbps: u16,
     /// ALSA devices, overriding the board profile's.
     pub capture_device: Option<String>,
     pub playback_device: Option<String>,
@@ -137,11 +142,16 @@ fn default_jitter() -> u16 {
     1
 }
 
+fn default_bitrate() -> u16 {
+    32
+}
+
 impl Default for AudioSection {
     fn default() -> Self {
         AudioSection {
             frame_ms: default_frame(),
             jitter_frames: default_jitter(),
+            bitrate_kbps: default_bitrate(),
             capture_device: None,
             playback_device: None,
         }
@@ -319,6 +329,12 @@ impl Config {
                 "field `audio.jitter_frames`: must be 1 to 10",
             ));
         }
+        if !(8..=128).contains(&cfg.audio.bitrate_kbps) {
+            return Err(invalid(
+                "audio",
+                "field `audio.bitrate_kbps`: must be 8 to 128",
+            ));
+        }
         Ok(cfg)
     }
 
@@ -375,6 +391,11 @@ profile = "sim"
                 "colour",
             ),
             (format!("{GOOD}\n[audio]\nframe_ms = 30\n"), 15, "10 or 20"),
+            (
+                format!("{GOOD}\n[audio]\nbitrate_kbps = 4\n"),
+                14,
+                "bitrate_kbps",
+            ),
             (GOOD.replace("pin_sha256", "# pin_sha256"), 6, "pin_sha256"),
             (GOOD.replace("token = \"secret\"\n", ""), 2, "token"),
         ];

@@ -170,10 +170,12 @@ fn run(cfg: Config, board: BoardProfile) -> Result<()> {
     let tls = tls::client_config(&cfg.trust()).context("TLS set-up")?;
     let frame = FrameDuration::from_ms(cfg.audio.frame_ms.0).unwrap_or(FrameDuration::Ms20);
     let seed = random_u64();
-    let capture_path = CapturePath::new(CaptureConfig::new(frame), (seed >> 16) as u32)
-        .context("audio encoder")?;
+    let mut capture_config = CaptureConfig::new(frame);
+    capture_config.encoder.bitrate_bps = i32::from(cfg.audio.bitrate_kbps) * 1000;
+    let capture_path =
+        CapturePath::new(capture_config, (seed >> 16) as u32).context("audio encoder")?;
     let playout = PlayoutPath::new(JitterConfig {
-        target_frames: cfg.audio.jitter_frames,
+        min_target_us: u32::from(cfg.audio.jitter_frames.saturating_sub(1)) * frame.ms() * 1000,
         ..JitterConfig::default()
     })
     .context("audio decoders")?;
@@ -187,7 +189,7 @@ fn run(cfg: Config, board: BoardProfile) -> Result<()> {
     shared
         .rtp_clock
         .store(capture_path.rtp_clock(), Ordering::Relaxed);
-    let (mut audio_ends, net_ends) = audio_thread::queues();
+    let (mut audio_ends, net_ends) = audio_thread::queues().context("audio queues")?;
     // The devices are opened on the audio thread (ALSA handles stay on the thread that opened
     // them), which reports back once they are open.
     let (opened_tx, opened_rx) = std::sync::mpsc::channel::<Result<MicControl, String>>();

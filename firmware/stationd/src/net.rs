@@ -19,14 +19,13 @@ use stagebox_hal::Indicator;
 use stagebox_proto::media::MAX_DATAGRAM;
 use stagebox_proto::signal::MediaParams;
 
-use crate::audio_thread::{AudioEvent, AudioShared, NetEnds};
+use crate::audio_thread::{AudioEvent, AudioShared, NetEnds, Received};
 use crate::input::{Command, Input};
 use crate::report::Milestones;
 use crate::ws::{self, WsOut};
 
-/// How often queued audio is collected while a media session is up.
-const AUDIO_POLL: Duration = Duration::from_millis(2);
-/// How often the loop wakes with nothing to do (signals, LED level).
+/// How often the loop wakes with nothing to do (signals, LED level). Audio from the audio
+/// thread wakes it at once (see `NetEnds::woken`).
 const IDLE_POLL: Duration = Duration::from_millis(50);
 
 /// Builds the stats report on request.
@@ -54,6 +53,8 @@ pub struct NetTask<L> {
 enum Wake {
     Input(Input),
     Datagram(usize, SocketAddr),
+    /// The audio thread queued frames or events.
+    Audio,
     Tick,
 }
 
@@ -101,6 +102,19 @@ impl<L: Indicator> NetTask<L> {
         let mut sealed = [0u8; MAX_DATAGRAM];
         let inputs = self.inputs.1.clone();
         let udp = self.udp.clone();
+        let woken = match self
+            .audio
+            .woken
+            .try_clone()
+            .map(async_net::unix::UnixDatagram::try_from)
+        {
+            Ok(Ok(w)) => Some(w),
+            _ => {
+                log::error!("cannot watch the audio thread's wake-ups; polling it instead");
+                None
+            }
+        };
+        let mut wake_bytes = [0u8; 64];
         self.milestones.start_unix_ns = unix_ns();
         loop {
             let now = Instant::now();
@@ -123,8 +137,9 @@ impl<L: Indicator> NetTask<L> {
             if self.quit || self.shutdown.load(Ordering::Relaxed) {
                 break;
             }
-            let poll = if self.media_dest.is_some() {
-                AUDIO_POLL
+            // Without the wake-up socket, poll the audio queues every period instead.
+            let poll = if woken.is_none() && self.media_dest.is_some() {
+                Duration::from_millis(10)
             } else {
                 IDLE_POLL
             };
@@ -153,10 +168,21 @@ impl<L: Indicator> NetTask<L> {
                             Err(_) => Wake::Tick,
                         }
                     },
-                    async {
-                        smol::Timer::at(deadline).await;
-                        Wake::Tick
-                    },
+                    future::or(
+                        async {
+                            match &woken {
+                                Some(w) => {
+                                    let _ = w.recv(&mut wake_bytes).await;
+                                    Wake::Audio
+                                }
+                                None => future::pending().await,
+                            }
+                        },
+                        async {
+                            smol::Timer::at(deadline).await;
+                            Wake::Tick
+                        },
+                    ),
                 ),
             )
             .await;
@@ -166,7 +192,7 @@ impl<L: Indicator> NetTask<L> {
                 Wake::Datagram(n, from) => {
                     self.handle_datagram(from, datagram.get_mut(..n).unwrap_or(&mut []))
                 }
-                Wake::Tick => {}
+                Wake::Audio | Wake::Tick => {}
             }
         }
         // Leave politely: the server may keep the session for a resume, which is what a
@@ -227,7 +253,14 @@ impl<L: Indicator> NetTask<L> {
         let payload = packet.get(opened.payload).unwrap_or(&[]);
         let h = opened.header;
         if let Some(frame) = MediaFrame::new(h.ssrc, h.sequence, h.timestamp, h.marker, payload)
-            && self.audio.to_audio.enqueue(frame).is_err()
+            && self
+                .audio
+                .to_audio
+                .enqueue(Received {
+                    frame,
+                    arrival_us: self.shared.now_us(),
+                })
+                .is_err()
         {
             log::debug!("playout queue full, frame dropped");
         }

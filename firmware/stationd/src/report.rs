@@ -38,6 +38,7 @@ pub fn build(
         .map(|(ms, state)| json!([ms, state.name()]))
         .collect();
     let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    let p = &shared.playout;
     json!({
         "station_id": station_id,
         "led": station.led().name(),
@@ -57,17 +58,23 @@ pub fn build(
             "dropped_malformed": m.dropped_malformed,
         },
         "playout": {
-            "frames_received": load(&shared.playout_received),
-            "frames_played": load(&shared.playout_played),
-            "frames_recovered_fec": load(&shared.playout_fec),
-            "frames_concealed": load(&shared.playout_concealed),
-            "frames_late": load(&shared.playout_late),
+            "frames_received": load(&p.received),
+            "frames_played": load(&p.played),
+            "frames_recovered_fec": load(&p.recovered_fec),
+            "frames_concealed": load(&p.concealed),
+            "frames_lost": load(&p.lost),
+            "frames_late": load(&p.late),
+            "underruns": load(&p.underruns),
+            "quiet_frames_left_out": load(&p.left_out),
+            "jitter_target_delay_ms": load(&p.target_delay_us) as f64 / 1000.0,
+            "jitter_current_delay_ms": load(&p.current_delay_us) as f64 / 1000.0,
         },
         "audio": {
             "periods": load(&shared.periods),
             "device_errors": load(&shared.device_errors),
             "tx_queue_full": load(&shared.tx_queue_full),
             "capture_start_unix_ns": load(&shared.capture_start_unix_ns),
+            "playback_start_unix_ns": load(&shared.playback_start_unix_ns),
         },
         "milestones": {
             "start_unix_ns": milestones.start_unix_ns,

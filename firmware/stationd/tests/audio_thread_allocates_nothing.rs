@@ -13,7 +13,7 @@ use stagebox_audio::jitter::JitterConfig;
 use stagebox_audio::pipeline::{CaptureConfig, CapturePath, PlayoutPath};
 use stagebox_hal::StreamFormat;
 use stagebox_hal::sim::{SimCapture, SimPlayback};
-use stagebox_stationd::audio_thread::{self, AudioShared};
+use stagebox_stationd::audio_thread::{self, AudioShared, Received};
 
 thread_local! {
     static COUNTING: Cell<bool> = const { Cell::new(false) };
@@ -72,7 +72,7 @@ fn audio_thread_allocates_nothing_after_start_up() {
     let mut playback = SimPlayback::discard(StreamFormat::mono());
     let mut capture_path = CapturePath::new(CaptureConfig::new(FrameDuration::Ms20), 0).unwrap();
     let mut playout = PlayoutPath::new(JitterConfig::default()).unwrap();
-    let (mut audio_ends, mut net_ends) = audio_thread::queues();
+    let (mut audio_ends, mut net_ends) = audio_thread::queues().unwrap();
     let shared = Arc::new(AudioShared::default());
     shared.transmit.store(true, Ordering::SeqCst);
     shared.ssrc.store(7, Ordering::SeqCst);
@@ -105,7 +105,8 @@ fn audio_thread_allocates_nothing_after_start_up() {
             frame.sequence = seq_a;
             seq_a = seq_a.wrapping_add(1);
             sent += 1;
-            let _ = net_ends.to_audio.enqueue(frame);
+            let arrival_us = shared.now_us();
+            let _ = net_ends.to_audio.enqueue(Received { frame, arrival_us });
         }
         if net_ends.to_audio.len() < 8 {
             let start = (period * PERIOD_SAMPLES) % (other_signal.len() - PERIOD_SAMPLES);
@@ -116,7 +117,8 @@ fn audio_thread_allocates_nothing_after_start_up() {
             {
                 frame.sequence = seq_b;
                 seq_b = seq_b.wrapping_add(1);
-                let _ = net_ends.to_audio.enqueue(frame);
+                let arrival_us = shared.now_us();
+                let _ = net_ends.to_audio.enqueue(Received { frame, arrival_us });
             }
             period += 1;
         }
@@ -126,7 +128,7 @@ fn audio_thread_allocates_nothing_after_start_up() {
     shared.running.store(false, Ordering::SeqCst);
     audio.join().unwrap().unwrap();
 
-    let played = shared.playout_played.load(Ordering::SeqCst);
+    let played = shared.playout.played.load(Ordering::SeqCst);
     assert!(sent > 100, "the capture path sent {sent} frames");
     assert!(played > 200, "the playout path played {played} frames");
     assert_eq!(
