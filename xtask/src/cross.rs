@@ -19,6 +19,7 @@ const CROSS_PACKAGES: &[&str] = &[
     "g++-aarch64-linux-gnu",
     "libasound2-dev:arm64",
     "libopus-dev:arm64",
+    "libwebrtc-audio-processing-dev:arm64",
     "qemu-user-static",
 ];
 
@@ -27,6 +28,7 @@ const EMULATED_TEST_CRATES: &[&str] = &[
     "stagebox-proto",
     "stagebox-core",
     "stagebox-audio",
+    "stagebox-apm",
     "stagebox-hal",
     "stagebox-board",
 ];

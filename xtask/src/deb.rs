@@ -164,7 +164,7 @@ pub fn build() -> Result<PathBuf> {
          Architecture: arm64\n\
          Maintainer: stagebox developers <dev@stagebox.invalid>\n\
          Installed-Size: {installed_kib}\n\
-         Depends: libc6 (>= 2.36), libasound2 (>= 1.2), libopus0 (>= 1.3), adduser, systemd\n\
+         Depends: libc6 (>= 2.36), libasound2 (>= 1.2), libopus0 (>= 1.3), libwebrtc-audio-processing1 (>= 0.3), adduser, systemd\n\
          Recommends: alsa-utils\n\
          Section: sound\n\
          Priority: optional\n\
@@ -256,7 +256,7 @@ pub fn test() -> Result<()> {
             "--arch=arm64",
             "--variant=apt",
             "--mode=root",
-            "--include=systemd,udev,adduser,libasound2,libopus0",
+            "--include=systemd,udev,adduser,libasound2,libopus0,libwebrtc-audio-processing1",
         ])
         .arg(format!("--customize-hook=copy-in {} /tmp", deb.display()))
         .arg(format!(

@@ -13,6 +13,11 @@ pub const APT_PACKAGES: &[&str] = &[
     "pkg-config",
     "libopus-dev",
     "libasound2-dev",
+    // Echo cancellation, noise suppression, gain control (the WebRTC audio processing module;
+    // its Rust bindings are generated with libclang and its C++ shim built with g++).
+    "libwebrtc-audio-processing-dev",
+    "libclang-dev",
+    "g++",
     "espeak-ng",
     "sox",
     "tshark",

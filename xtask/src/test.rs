@@ -15,6 +15,7 @@ pub const FUZZ_TARGETS: &[&str] = &[
     "station_config",
     "board_profile",
     "admin_request",
+    "playout",
 ];
 
 fn run_all() -> Result<()> {

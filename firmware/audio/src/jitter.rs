@@ -13,8 +13,8 @@
 //! **Underrun**: when the next frame is missing and nothing later has arrived, the frame is
 //! concealed *without* giving its place up, so the packet still plays when it comes (the
 //! delay grew by a frame, and the spike raised the target). The delay shrinks again by
-//! leaving out quiet frames while the stream plays a frame or more behind its ideal time, and
-//! at the next talk spurt, which starts on time.
+//! leaving out as many quiet frames as were concealed, while the stream plays a frame or
+//! more behind its ideal time, and at the next talk spurt, which starts on time.
 //!
 //! **Loss or silence**: a frame missing while a later one is here was lost: it is recovered
 //! from the next packet's in-band FEC, or concealed. A frame missing with nothing later, right
@@ -173,6 +173,10 @@ pub struct JitterBuffer {
     mode: Mode,
     /// Frames concealed in a row while waiting for the next one.
     waiting_run: u16,
+    /// Frames concealed this talk spurt while waiting (each put the stream a frame later):
+    /// as many quiet frames may be left out again. Nothing else is ever left out, so a
+    /// lossless link plays every frame.
+    stretched: u16,
     /// RTP timestamp the next frame should carry, once a frame of the spurt was played.
     expected_ts: Option<u32>,
     /// Samples per frame of this stream (the decoder tells, see [`Self::set_frame_samples`]).
@@ -210,6 +214,7 @@ impl JitterBuffer {
             highest: None,
             mode: Mode::Idle,
             waiting_run: 0,
+            stretched: 0,
             expected_ts: None,
             frame_samples: 960,
             last_quiet: true,
@@ -240,6 +245,7 @@ impl JitterBuffer {
 
     /// The pipeline left out a [`Playout::Packet`] marked `droppable` because it was quiet.
     pub fn frame_left_out(&mut self) {
+        self.stretched = self.stretched.saturating_sub(1);
         self.stats.played = self.stats.played.saturating_sub(1);
         self.stats.left_out += 1;
     }
@@ -362,6 +368,7 @@ impl JitterBuffer {
             self.next = Some(first);
             self.mode = Mode::Playing;
             self.waiting_run = 0;
+            self.stretched = 0;
             self.expected_ts = None;
         }
         let step = self.frame_samples;
@@ -385,7 +392,10 @@ impl JitterBuffer {
             }
             let behind = now.saturating_sub(self.ideal_us(media));
             let frame_us = samples_to_us(i64::from(step));
-            let droppable = self.last_quiet && behind >= frame_us && self.present(next + 1);
+            let droppable = self.stretched > 0
+                && self.last_quiet
+                && behind >= frame_us
+                && self.present(next + 1);
             let fastest = self.delays.summary().map_or(0, |(f, _)| f);
             self.stats.current_delay_us = now
                 .saturating_sub(samples_to_us(media))
@@ -426,6 +436,7 @@ impl JitterBuffer {
         }
         // Mid-speech and the next frame is not here yet: conceal, and keep its place.
         self.waiting_run += 1;
+        self.stretched = self.stretched.saturating_add(1);
         self.stats.underruns += 1;
         self.stats.concealed += 1;
         Playout::Conceal
@@ -554,7 +565,7 @@ mod tests {
     }
 
     #[test]
-    fn start_waits_for_the_measured_jitter_then_catches_up_on_quiet_frames() {
+    fn a_spurt_starts_after_the_measured_jitter() {
         let mut jb = JitterBuffer::new(config());
         // A first spurt teaches the buffer that packets come up to 15 ms after the fastest.
         for seq in 0..40u16 {
@@ -578,6 +589,47 @@ mod tests {
             "starts at +20 ms"
         );
         assert!(jb.stats().current_delay_us >= 15_000);
+    }
+
+    #[test]
+    fn only_a_stretch_is_given_back_and_only_on_quiet_frames() {
+        let mut jb = JitterBuffer::new(config());
+        let mut now = on_time(0);
+        jb.push(f(0), on_time(0));
+        assert_eq!(run(&mut jb, &mut now, 1, false), vec!["P0"]);
+        assert_eq!(
+            run(&mut jb, &mut now, 1, false),
+            vec!["C"],
+            "frame 1 is late"
+        );
+        for seq in 1..8 {
+            jb.push(f(seq), on_time(seq));
+        }
+        let droppable = |p: Playout<'_>| {
+            matches!(
+                p,
+                Playout::Packet {
+                    droppable: true,
+                    ..
+                }
+            )
+        };
+        // Loud: kept, though a frame behind.
+        assert!(!droppable(jb.pop(now)));
+        jb.set_last_quiet(false);
+        now += FRAME_US;
+        assert!(!droppable(jb.pop(now)));
+        // Quiet now: one frame may go, the one the stretch added, and no more.
+        jb.set_last_quiet(true);
+        now += FRAME_US;
+        assert!(droppable(jb.pop(now)));
+        jb.frame_left_out();
+        for _ in 0..3 {
+            jb.set_last_quiet(true);
+            assert!(!droppable(jb.pop(now)));
+            now += FRAME_US;
+        }
+        assert_eq!(jb.stats().left_out, 1);
     }
 
     #[test]

@@ -19,6 +19,7 @@
 //! Echo cancellation, noise suppression, AGC and beamforming slot into `CapturePath` between
 //! the downmix and the VAD.
 
+pub mod beamform;
 pub mod codec;
 pub mod delay;
 pub mod frame;
@@ -30,3 +31,4 @@ pub mod vad;
 
 pub use frame::{FrameDuration, MediaFrame, PERIOD_SAMPLES, SAMPLE_RATE};
 pub use pipeline::{AudioError, CaptureConfig, CaptureOutput, CapturePath, PlayoutPath};
+pub use stagebox_apm::{ApmConfig, NoiseSuppression};

@@ -1,12 +1,15 @@
 //! The two halves of the station's audio path, period by period (10 ms):
 //!
-//! - [`CapturePath`]: mic channels → downmix → (DSP seam) → VAD → silence gate → Opus →
-//!   [`MediaFrame`] with RTP sequence, timestamp and marker.
+//! - [`CapturePath`]: the beamformed microphone → audio processing (high-pass, echo
+//!   cancellation against what the station plays, noise suppression, gain control, voice
+//!   detection: [`stagebox_apm`]) → VAD → silence gate → Opus → [`MediaFrame`] with RTP
+//!   sequence, timestamp and marker.
 //! - [`PlayoutPath`]: [`MediaFrame`]s from any number of speakers → per-speaker jitter buffer
 //!   and decoder (FEC, PLC) → mixer with ducking under the priority speaker → limiter.
 //!
 //! Both are built once at start-up and never allocate afterwards.
 
+use stagebox_apm::{Apm, ApmConfig, ApmError, FRAME as APM_FRAME};
 use thiserror::Error;
 
 use crate::codec::{CodecError, EncoderConfig, OpusDecoder, OpusEncoder};
@@ -25,25 +28,8 @@ pub enum AudioError {
     Codec(#[from] CodecError),
     #[error("period of {0} samples, expected {PERIOD_SAMPLES} per channel")]
     PeriodSize(usize),
-}
-
-/// Averages the microphone channels `mics` of interleaved `channels` into mono (other
-/// channels, such as a codec's loopback, are ignored). Beamforming replaces this for arrays.
-pub fn downmix(interleaved: &[i16], channels: usize, mics: &[u16], mono: &mut [i16]) {
-    let channels = channels.max(1);
-    let count = mics
-        .iter()
-        .filter(|&&m| usize::from(m) < channels)
-        .count()
-        .max(1) as i32;
-    for (o, frame) in mono.iter_mut().zip(interleaved.chunks_exact(channels)) {
-        let sum: i32 = mics
-            .iter()
-            .filter_map(|&m| frame.get(usize::from(m)))
-            .map(|&s| i32::from(s))
-            .sum();
-        *o = (sum / count) as i16;
-    }
+    #[error(transparent)]
+    Processing(#[from] ApmError),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -51,6 +37,22 @@ pub struct CaptureConfig {
     pub encoder: EncoderConfig,
     pub vad: VadConfig,
     pub gate: GateConfig,
+    /// Echo cancellation, noise suppression, gain control, high-pass and voice detection;
+    /// `None`: the microphone goes to the encoder as it is (tests, measurements).
+    pub processing: Option<ApmConfig>,
+}
+
+/// What the processing chain reports, for the station's status.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct CaptureStats {
+    /// Estimated delay from the loudspeaker back into the microphones, ms.
+    pub echo_delay_ms: Option<i32>,
+    /// How much the echo canceller removed, dB.
+    pub echo_return_loss_enhancement_db: Option<f64>,
+    /// How much quieter the echo is than what was played, dB.
+    pub echo_return_loss_db: Option<f64>,
+    /// Frames the processing module failed on (sent unprocessed).
+    pub processing_errors: u64,
 }
 
 impl CaptureConfig {
@@ -62,6 +64,54 @@ impl CaptureConfig {
             },
             vad: VadConfig::default(),
             gate: GateConfig::for_frame_ms(frame.ms()),
+            processing: None,
+        }
+    }
+}
+
+/// The processing module and its work buffer.
+struct Processing {
+    apm: Apm,
+    work: [f32; APM_FRAME],
+    /// Voice in any period of the frame being captured.
+    voice_in_frame: bool,
+    periods: u32,
+    stats: CaptureStats,
+}
+
+impl Processing {
+    fn load(&mut self, pcm: &[i16]) {
+        for (w, &s) in self.work.iter_mut().zip(pcm) {
+            *w = f32::from(s) / 32768.0;
+        }
+    }
+
+    /// What the loudspeaker plays now.
+    fn render(&mut self, played: &[i16]) {
+        self.load(played);
+        if self.apm.process_render(&mut self.work).is_err() {
+            self.stats.processing_errors += 1;
+        }
+    }
+
+    /// Processes one captured period into `out`.
+    fn capture(&mut self, mono: &[i16], out: &mut [i16]) {
+        self.load(mono);
+        if self.apm.process_capture(&mut self.work).is_err() {
+            self.stats.processing_errors += 1;
+            out.copy_from_slice(mono);
+            return;
+        }
+        for (o, &w) in out.iter_mut().zip(&self.work) {
+            *o = (w * 32768.0).clamp(-32768.0, 32767.0) as i16;
+        }
+        let s = self.apm.stats();
+        self.voice_in_frame |= s.has_voice.unwrap_or(false);
+        self.periods = self.periods.wrapping_add(1);
+        if self.periods % 50 == 0 {
+            self.stats.echo_delay_ms = s.echo_delay_ms;
+            self.stats.echo_return_loss_enhancement_db = s.echo_return_loss_enhancement_db;
+            self.stats.echo_return_loss_db = s.echo_return_loss_db;
         }
     }
 }
@@ -79,6 +129,7 @@ pub struct CaptureOutput {
 
 pub struct CapturePath {
     frame: FrameDuration,
+    processing: Option<Processing>,
     pcm: [i16; MAX_FRAME_SAMPLES],
     filled: usize,
     silence: [i16; MAX_FRAME_SAMPLES],
@@ -93,8 +144,19 @@ impl CapturePath {
     /// `initial_timestamp` should be random (RFC 3550 §5.1). Sequence numbers are the media
     /// link's: it numbers everything it sends.
     pub fn new(cfg: CaptureConfig, initial_timestamp: u32) -> Result<CapturePath, AudioError> {
+        let processing = match cfg.processing {
+            Some(p) => Some(Processing {
+                apm: Apm::new(p)?,
+                work: [0.0; APM_FRAME],
+                voice_in_frame: false,
+                periods: 0,
+                stats: CaptureStats::default(),
+            }),
+            None => None,
+        };
         Ok(CapturePath {
             frame: cfg.encoder.frame,
+            processing,
             pcm: [0; MAX_FRAME_SAMPLES],
             filled: 0,
             silence: [0; MAX_FRAME_SAMPLES],
@@ -115,6 +177,20 @@ impl CapturePath {
         self.timestamp.wrapping_add(self.filled as u32)
     }
 
+    /// What the loudspeaker plays now, one period: the echo canceller's reference.
+    pub fn push_reference(&mut self, played: &[i16; PERIOD_SAMPLES]) {
+        if let Some(p) = self.processing.as_mut() {
+            p.render(played);
+        }
+    }
+
+    /// What the processing chain reports.
+    pub fn stats(&self) -> CaptureStats {
+        self.processing
+            .as_ref()
+            .map_or_else(CaptureStats::default, |p| p.stats)
+    }
+
     /// Expected loss on the way to the listeners, in percent: how much in-band FEC to send.
     pub fn set_expected_loss(&mut self, percent: u8) -> Result<(), AudioError> {
         Ok(self.encoder.set_expected_loss(percent)?)
@@ -132,13 +208,23 @@ impl CapturePath {
             return Err(AudioError::PeriodSize(mono.len()));
         }
         let n = self.frame.samples();
-        self.pcm[self.filled..self.filled + PERIOD_SAMPLES].copy_from_slice(mono);
+        let period = &mut self.pcm[self.filled..self.filled + PERIOD_SAMPLES];
+        match self.processing.as_mut() {
+            Some(p) => p.capture(mono, period),
+            None => period.copy_from_slice(mono),
+        }
         self.filled += PERIOD_SAMPLES;
         if self.filled < n {
             return Ok(None);
         }
         self.filled = 0;
-        let voice = self.vad.is_voice(&self.pcm[..n]);
+        // The level detector always runs (the LED meter); the processing module's voice
+        // detector decides where there is one.
+        let energy_voice = self.vad.is_voice(&self.pcm[..n]);
+        let voice = match self.processing.as_mut() {
+            Some(p) if p.apm.config().voice_detection => std::mem::take(&mut p.voice_in_frame),
+            _ => energy_voice,
+        };
         let (decision, spurt) = self.gate.decide(voice, allowed);
         let timestamp = self.timestamp;
         self.timestamp = self.timestamp.wrapping_add(n as u32);
@@ -500,12 +586,39 @@ mod tests {
         assert!((0.3..0.5).contains(&ratio), "energy ratio {ratio}");
     }
 
+    /// Frames sent while the microphone hears only the station's own loudspeaker (another
+    /// speaker's voice, 30 ms later at half the level), after the first 3 s.
+    fn frames_sent_on_echo_alone(processing: Option<ApmConfig>) -> usize {
+        let mut cfg = CaptureConfig::new(FrameDuration::Ms20);
+        cfg.processing = processing;
+        let mut cap = CapturePath::new(cfg, 0).unwrap();
+        let voice: Vec<i16> = (0..1000).flat_map(speech_like).collect();
+        let delay = 30 * 48;
+        let mut sent = 0;
+        for p in 0..800 {
+            let at = p * PERIOD_SAMPLES;
+            let played: [i16; PERIOD_SAMPLES] = core::array::from_fn(|i| voice[at + i]);
+            cap.push_reference(&played);
+            let mic: [i16; PERIOD_SAMPLES] =
+                core::array::from_fn(|i| (at + i).checked_sub(delay).map_or(0, |n| voice[n] / 2));
+            if let Some(o) = cap.push_period(&mic, true, 9).unwrap()
+                && o.frame.is_some()
+                && p > 300
+            {
+                sent += 1;
+            }
+        }
+        sent
+    }
+
     #[test]
-    fn downmix_averages_channels() {
-        let mut mono = [0i16; 2];
-        downmix(&[100, 300, -200, 0], 2, &[0, 1], &mut mono);
-        assert_eq!(mono, [200, -100]);
-        downmix(&[100, 300, -200, 0], 2, &[1], &mut mono);
-        assert_eq!(mono, [300, 0]);
+    fn the_station_does_not_transmit_its_own_loudspeaker() {
+        let raw = frames_sent_on_echo_alone(None);
+        let processed = frames_sent_on_echo_alone(Some(ApmConfig::default()));
+        assert!(raw > 100, "without processing the echo is sent: {raw}");
+        assert!(
+            processed * 10 < raw,
+            "with echo cancellation {processed} frames of echo were sent (raw {raw})"
+        );
     }
 }

@@ -4,14 +4,15 @@
 //! never waits on the network, and allocates nothing once [`run`] has started its loop.
 
 use std::os::unix::net::UnixDatagram;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use heapless::spsc::{Consumer, Producer, Queue};
+use stagebox_audio::beamform::Beamformer;
 use stagebox_audio::frame::{MediaFrame, PERIOD_SAMPLES, SAMPLE_RATE};
 use stagebox_audio::gate::SpurtChange;
 use stagebox_audio::jitter::JitterStats;
-use stagebox_audio::pipeline::{CapturePath, PlayoutPath, downmix};
+use stagebox_audio::pipeline::{CapturePath, CaptureStats, PlayoutPath};
 use stagebox_hal::{AudioCapture, AudioError, AudioErrorKind, AudioPlayback};
 
 /// Frames in flight each way: 64 frames is over a second of 20 ms audio.
@@ -42,6 +43,50 @@ pub struct AudioShared {
     /// Expected loss towards the listeners (percent) for the encoder's FEC.
     pub expected_loss_percent: AtomicU8,
     pub playout: PlayoutCounters,
+    pub capture: CaptureCounters,
+}
+
+/// The capture side's processing figures, published every 100 ms; `i64::MIN`: not known.
+#[derive(Debug)]
+pub struct CaptureCounters {
+    pub echo_delay_ms: AtomicI64,
+    /// Echo return loss enhancement, hundredths of a dB.
+    pub erle_centi_db: AtomicI64,
+    /// Echo return loss, hundredths of a dB.
+    pub erl_centi_db: AtomicI64,
+    pub processing_errors: AtomicU64,
+    /// Level of the processed microphone signal, hundredths of a dBFS.
+    pub input_level_centi_db: AtomicI64,
+}
+
+impl Default for CaptureCounters {
+    fn default() -> Self {
+        CaptureCounters {
+            echo_delay_ms: AtomicI64::new(i64::MIN),
+            erle_centi_db: AtomicI64::new(i64::MIN),
+            erl_centi_db: AtomicI64::new(i64::MIN),
+            processing_errors: AtomicU64::new(0),
+            input_level_centi_db: AtomicI64::new(i64::MIN),
+        }
+    }
+}
+
+impl CaptureCounters {
+    fn publish(&self, c: &CaptureStats, level_db: f32) {
+        let centi = |v: Option<f64>| v.map_or(i64::MIN, |v| (v * 100.0) as i64);
+        self.echo_delay_ms.store(
+            c.echo_delay_ms.map_or(i64::MIN, i64::from),
+            Ordering::Relaxed,
+        );
+        self.erle_centi_db
+            .store(centi(c.echo_return_loss_enhancement_db), Ordering::Relaxed);
+        self.erl_centi_db
+            .store(centi(c.echo_return_loss_db), Ordering::Relaxed);
+        self.processing_errors
+            .store(c.processing_errors, Ordering::Relaxed);
+        self.input_level_centi_db
+            .store((level_db * 100.0) as i64, Ordering::Relaxed);
+    }
 }
 
 /// The playout side's figures, published by the audio thread every 100 ms.
@@ -103,6 +148,7 @@ impl Default for AudioShared {
             playback_start_unix_ns: AtomicU64::new(0),
             expected_loss_percent: AtomicU8::new(0),
             playout: PlayoutCounters::default(),
+            capture: CaptureCounters::default(),
         }
     }
 }
@@ -187,6 +233,7 @@ pub fn run<C: AudioCapture, P: AudioPlayback>(
     capture: &mut C,
     playback: &mut P,
     mics: &[u16],
+    mic_geometry_mm: &[[f32; 3]],
     capture_path: &mut CapturePath,
     playout: &mut PlayoutPath,
     ends: &mut AudioEnds,
@@ -206,6 +253,8 @@ pub fn run<C: AudioCapture, P: AudioPlayback>(
     let mut mono = [0i16; PERIOD_SAMPLES];
     let mut mixed = [0i16; PERIOD_SAMPLES];
     let in_channels = usize::from(in_format.channels);
+    let mut beamformer = Beamformer::new(in_channels, mics, mic_geometry_mm);
+    let mut level_db = -100.0f32;
     let out_channels = usize::from(out_format.channels.max(1));
     let period_ns = PERIOD_SAMPLES as u64 * 1_000_000_000 / u64::from(SAMPLE_RATE);
     let mut consecutive_errors = 0u32;
@@ -237,18 +286,20 @@ pub fn run<C: AudioCapture, P: AudioPlayback>(
         let period = shared.periods.fetch_add(1, Ordering::Relaxed);
         if period % 10 == 0 {
             shared.playout.publish(&playout.stats().jitter);
+            shared.capture.publish(&capture_path.stats(), level_db);
         }
         let wanted_loss = shared.expected_loss_percent.load(Ordering::Relaxed);
         if wanted_loss != expected_loss && capture_path.set_expected_loss(wanted_loss).is_ok() {
             expected_loss = wanted_loss;
         }
 
-        downmix(&input, in_channels, mics, &mut mono);
+        beamformer.process(&input, &mut mono);
         let allowed = shared.transmit.load(Ordering::Relaxed);
         let ssrc = shared.ssrc.load(Ordering::Relaxed);
         let mut woke_net = false;
         match capture_path.push_period(&mono, allowed && ssrc != 0, ssrc) {
             Ok(Some(out)) => {
+                level_db = out.level_db;
                 let percent = ((out.level_db + 60.0).clamp(0.0, 60.0) * 100.0 / 60.0) as u8;
                 shared.level_percent.store(percent, Ordering::Relaxed);
                 if let Some(frame) = out.frame {
@@ -279,6 +330,8 @@ pub fn run<C: AudioCapture, P: AudioPlayback>(
         let priority = shared.priority.load(Ordering::Relaxed);
         playout.set_priority(u32::try_from(priority).ok());
         playout.next_period(now_us, &mut mixed);
+        // What the loudspeaker plays is what the echo canceller listens for.
+        capture_path.push_reference(&mixed);
         if playout.take_first_audio() {
             woke_net = true;
             let _ = ends

@@ -129,6 +129,18 @@ pub struct AudioSection {
     /// Opus bitrate of the microphone stream, 8 to 128 kbit/s.
     #[serde(default = "default_bitrate")]
     pub bitrate_kbps: u16,
+    /// Remove the station's own loudspeaker from its microphones.
+    #[serde(default = "yes")]
+    pub echo_cancellation: bool,
+    /// off, low (the default: light on speech), moderate, high or very-high (noisy halls).
+    #[serde(default)]
+    pub noise_suppression: NoiseSuppressionLevel,
+    /// Bring quiet and loud talkers to one level (with a limiter).
+    #[serde(default = "yes")]
+    pub gain_control: bool,
+    /// Remove rumble and hum below about 80 Hz.
+    #[serde(default = "yes")]
+    pub high_pass: bool,
     /// ALSA devices, overriding the board profile's.
     pub capture_device: Option<String>,
     pub playback_device: Option<String>,
@@ -146,12 +158,47 @@ fn default_bitrate() -> u16 {
     32
 }
 
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NoiseSuppressionLevel {
+    Off,
+    #[default]
+    Low,
+    Moderate,
+    High,
+    VeryHigh,
+}
+
+impl AudioSection {
+    /// The capture chain's processing, as configured.
+    pub fn processing(&self) -> stagebox_audio::ApmConfig {
+        use stagebox_audio::NoiseSuppression as Ns;
+        stagebox_audio::ApmConfig {
+            echo_cancellation: self.echo_cancellation,
+            noise_suppression: match self.noise_suppression {
+                NoiseSuppressionLevel::Off => Ns::Off,
+                NoiseSuppressionLevel::Low => Ns::Low,
+                NoiseSuppressionLevel::Moderate => Ns::Moderate,
+                NoiseSuppressionLevel::High => Ns::High,
+                NoiseSuppressionLevel::VeryHigh => Ns::VeryHigh,
+            },
+            agc_target_dbfs: self.gain_control.then_some(3),
+            high_pass: self.high_pass,
+            ..stagebox_audio::ApmConfig::default()
+        }
+    }
+}
+
 impl Default for AudioSection {
     fn default() -> Self {
         AudioSection {
             frame_ms: default_frame(),
             jitter_frames: default_jitter(),
             bitrate_kbps: default_bitrate(),
+            echo_cancellation: true,
+            noise_suppression: NoiseSuppressionLevel::default(),
+            gain_control: true,
+            high_pass: true,
             capture_device: None,
             playback_device: None,
         }

@@ -172,6 +172,7 @@ fn run(cfg: Config, board: BoardProfile) -> Result<()> {
     let seed = random_u64();
     let mut capture_config = CaptureConfig::new(frame);
     capture_config.encoder.bitrate_bps = i32::from(cfg.audio.bitrate_kbps) * 1000;
+    capture_config.processing = Some(cfg.audio.processing());
     let capture_path =
         CapturePath::new(capture_config, (seed >> 16) as u32).context("audio encoder")?;
     let playout = PlayoutPath::new(JitterConfig {
@@ -218,6 +219,7 @@ fn run(cfg: Config, board: BoardProfile) -> Result<()> {
                     &mut capture,
                     &mut playback,
                     &board.audio.mic_channels,
+                    &board.audio.mic_geometry_mm,
                     &mut capture_path,
                     &mut playout,
                     &mut audio_ends,

@@ -39,6 +39,8 @@ pub fn build(
         .collect();
     let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
     let p = &shared.playout;
+    let c = &shared.capture;
+    let known = |v: i64, scale: f64| (v != i64::MIN).then(|| v as f64 / scale);
     json!({
         "station_id": station_id,
         "led": station.led().name(),
@@ -68,6 +70,13 @@ pub fn build(
             "quiet_frames_left_out": load(&p.left_out),
             "jitter_target_delay_ms": load(&p.target_delay_us) as f64 / 1000.0,
             "jitter_current_delay_ms": load(&p.current_delay_us) as f64 / 1000.0,
+        },
+        "capture": {
+            "echo_delay_ms": known(c.echo_delay_ms.load(Ordering::Relaxed), 1.0),
+            "echo_return_loss_enhancement_db": known(c.erle_centi_db.load(Ordering::Relaxed), 100.0),
+            "echo_return_loss_db": known(c.erl_centi_db.load(Ordering::Relaxed), 100.0),
+            "input_level_dbfs": known(c.input_level_centi_db.load(Ordering::Relaxed), 100.0),
+            "processing_errors": load(&c.processing_errors),
         },
         "audio": {
             "periods": load(&shared.periods),

@@ -70,7 +70,10 @@ fn audio_thread_allocates_nothing_after_start_up() {
     const PERIODS: u64 = 3000;
     let mut capture = SimCapture::new(StreamFormat::mono(), bursts(40), false).autoplay();
     let mut playback = SimPlayback::discard(StreamFormat::mono());
-    let mut capture_path = CapturePath::new(CaptureConfig::new(FrameDuration::Ms20), 0).unwrap();
+    // The whole chain: beamforming, echo cancellation, noise suppression, gain control.
+    let mut capture_config = CaptureConfig::new(FrameDuration::Ms20);
+    capture_config.processing = Some(stagebox_audio::ApmConfig::default());
+    let mut capture_path = CapturePath::new(capture_config, 0).unwrap();
     let mut playout = PlayoutPath::new(JitterConfig::default()).unwrap();
     let (mut audio_ends, mut net_ends) = audio_thread::queues().unwrap();
     let shared = Arc::new(AudioShared::default());
@@ -84,6 +87,7 @@ fn audio_thread_allocates_nothing_after_start_up() {
             &mut capture,
             &mut playback,
             &[0],
+            &[],
             &mut capture_path,
             &mut playout,
             &mut audio_ends,

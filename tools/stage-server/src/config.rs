@@ -19,6 +19,9 @@ pub struct Listen {
     pub admin: SocketAddr,
     /// Media address advertised to stations (default: the media listen IP).
     pub media_public_host: Option<String>,
+    /// Media port advertised to stations (default: the media listen port), for a server
+    /// behind a port forward or an impairment relay.
+    pub media_public_port: Option<u16>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -150,7 +153,11 @@ impl Config {
             .media_public_host
             .clone()
             .unwrap_or_else(|| self.listen.media.ip().to_string());
-        let mut cfg = ServerConfig::new(&host, self.listen.media.port());
+        let port = self
+            .listen
+            .media_public_port
+            .unwrap_or(self.listen.media.port());
+        let mut cfg = ServerConfig::new(&host, port);
         cfg.stages = self.stages.iter().map(|s| s.id.clone()).collect();
         cfg.stations = self
             .stations
