@@ -25,6 +25,28 @@ pub struct DemoOptions {
     pub jitter_frames: u32,
     /// Run the stations as aarch64 binaries under qemu-aarch64 instead of host binaries.
     pub aarch64_stations: bool,
+    /// What A says (16-bit WAV at 48 kHz); generated speech when `None`.
+    pub speech: Option<PathBuf>,
+    /// `impair-relay` flags for the link between the server and the stations (loss, delay,
+    /// …); empty: the stations reach the server directly.
+    pub impairment: Vec<String>,
+    /// Extra `[audio]` lines in both stations' configuration.
+    pub station_audio: Vec<String>,
+}
+
+impl DemoOptions {
+    /// The demo as `cargo xtask demo` runs it: 20 ms frames, the host build, a clean link.
+    pub fn new(out: impl Into<PathBuf>) -> DemoOptions {
+        DemoOptions {
+            out: out.into(),
+            frame_ms: 20,
+            jitter_frames: 1,
+            aarch64_stations: false,
+            speech: None,
+            impairment: Vec::new(),
+            station_audio: Vec::new(),
+        }
+    }
 }
 
 /// What the demo measured; the test asserts on it.
@@ -117,6 +139,8 @@ pub fn build_binaries() -> Result<PathBuf> {
         "stagebox-stationd",
         "-p",
         "stagebox-stage-server",
+        "-p",
+        "stagebox-impair",
     ]))?;
     Ok(PathBuf::from("target/release"))
 }
@@ -213,6 +237,7 @@ profile = "sim"
 [audio]
 frame_ms = {frame_ms}
 jitter_frames = {jitter}
+{extra}
 
 [sim]
 mic_wav = "{speech}"
@@ -222,7 +247,8 @@ control_socket = "{dir}/{id}.sock"
 draw_leds = false
 "#,
         speech = speech.display(),
-        dir = dir.display()
+        dir = dir.display(),
+        extra = opts.station_audio.join("\n"),
     );
     std::fs::write(&path, text)?;
     Ok(path)
@@ -273,10 +299,21 @@ pub fn run_demo(opts: &DemoOptions) -> Result<DemoOutcome> {
     } else {
         StationProgram::Host(bin.join("stationd"))
     };
-    let speech = speech_sample(&out)?;
+    let speech = match &opts.speech {
+        Some(path) => path.canonicalize()?,
+        None => speech_sample(&out)?,
+    };
     let speech_seconds = analysis::read_wav(&speech)?.len() as f64 / 48_000.0;
 
     let (gateway, media, admin_port) = (free_tcp_port()?, free_port()?, free_tcp_port()?);
+    // With an impairment, the stations are told to send to the relay, which forwards to the
+    // server's media port.
+    let relay_port = free_port()?;
+    let advertised_port = if opts.impairment.is_empty() {
+        media
+    } else {
+        relay_port
+    };
     let server_cfg = out.join("server.toml");
     std::fs::write(
         &server_cfg,
@@ -285,6 +322,7 @@ pub fn run_demo(opts: &DemoOptions) -> Result<DemoOutcome> {
 gateway = "127.0.0.1:{gateway}"
 media = "127.0.0.1:{media}"
 admin = "127.0.0.1:{admin_port}"
+media_public_port = {advertised_port}
 
 [tls]
 cert = "{dir}/cert.pem"
@@ -308,6 +346,21 @@ token = "token-b-1-demo"
         ),
     )?;
     let tshark = start_tshark(&out, media);
+    let _relay = if opts.impairment.is_empty() {
+        None
+    } else {
+        let log = std::fs::File::create(out.join("relay.log"))?;
+        let child = Command::new(bin.join("impair-relay"))
+            .args(["--listen", &format!("127.0.0.1:{relay_port}")])
+            .args(["--upstream", &format!("127.0.0.1:{media}")])
+            .args(["--for", "600"])
+            .args(&opts.impairment)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .context("starting impair-relay")?;
+        Some(Proc(child, "impair-relay"))
+    };
 
     println!(
         "demo: starting the stage server and two sim stations ({}) on loopback",
@@ -447,6 +500,8 @@ token = "token-b-1-demo"
         .transpose()?;
     let report = json!({
         "stations_run_as": station_program.describe(),
+        "impairment": opts.impairment,
+        "station_audio": opts.station_audio,
         "frame_ms": opts.frame_ms,
         "jitter_frames": opts.jitter_frames,
         "packets": {

@@ -4,11 +4,14 @@
 //! - `cargo xtask demo [--out DIR] [--aarch64]`: a stage server and two sim stations on
 //!   loopback (with `--aarch64`, the stations run as aarch64 binaries under qemu).
 //! - `cargo xtask fuzz [--seconds N]`: runs every fuzz target for a while.
+//! - `cargo xtask bench <latency|quality|cpu>`: measurements through real processes, written to
+//!   `target/bench/NAME.json`.
 //! - `cargo xtask cross [--test]`: builds for aarch64 (and runs the firmware tests under qemu).
 //! - `cargo xtask deb [--test]`: the arm64 Debian package (and its install test).
 //! - `cargo xtask setup`: only installs what is missing.
 
 mod analysis;
+mod bench;
 mod cross;
 mod deb;
 mod demo;
@@ -33,13 +36,17 @@ fn main() -> Result<()> {
             let frame_ms = flag_value(&args, "--frame-ms")?.unwrap_or(20) as u32;
             let jitter_frames = flag_value(&args, "--jitter-frames")?.unwrap_or(1) as u32;
             demo::run_demo(&demo::DemoOptions {
-                out: out.into(),
                 frame_ms,
                 jitter_frames,
                 aarch64_stations: args.iter().any(|a| a == "--aarch64"),
+                ..demo::DemoOptions::new(out)
             })?;
             Ok(())
         }
+        Some("bench") => match args.get(1) {
+            Some(name) => bench::run_bench(name),
+            None => bail!("usage: cargo xtask bench <latency|quality|cpu>"),
+        },
         Some("cross") => cross::run_cross(args.iter().any(|a| a == "--test")),
         Some("deb") => {
             if args.iter().any(|a| a == "--test") {
@@ -54,7 +61,7 @@ fn main() -> Result<()> {
         }
         Some("help") | Some("--help") | None => {
             println!(
-                "usage: cargo xtask <test|demo [--aarch64]|cross [--test]|deb [--test]|fuzz|setup>"
+                "usage: cargo xtask <test|demo [--aarch64]|bench <latency|quality|cpu>|cross [--test]|deb [--test]|fuzz|setup>"
             );
             Ok(())
         }

@@ -33,12 +33,7 @@ fn run_all() -> Result<()> {
     // The fuzz targets must keep building; `cargo xtask fuzz` runs them.
     sh(nightly_cargo().args(["fuzz", "build", "--dev"]))?;
     // The demo, as a test: real processes on loopback, judged by what B played.
-    let outcome = demo::run_demo(&DemoOptions {
-        out: "target/demo-test".into(),
-        frame_ms: 20,
-        jitter_frames: 1,
-        aarch64_stations: false,
-    })?;
+    let outcome = demo::run_demo(&DemoOptions::new("target/demo-test"))?;
     check_demo(&outcome)?;
     println!(
         "demo check: PESQ {:.2}, every frame sent was played, none concealed, RTP streams clean",
@@ -48,10 +43,8 @@ fn run_all() -> Result<()> {
     crate::cross::run_cross(true)?;
     // The same demo with the stations as aarch64 binaries under qemu, judged the same way.
     let outcome = demo::run_demo(&DemoOptions {
-        out: "target/demo-test-aarch64".into(),
-        frame_ms: 20,
-        jitter_frames: 1,
         aarch64_stations: true,
+        ..DemoOptions::new("target/demo-test-aarch64")
     })?;
     check_demo(&outcome)?;
     println!(

@@ -59,6 +59,15 @@ impl DelayEstimator {
         self.cached = None;
     }
 
+    /// Packets remembered so far (at most [`HISTORY`]).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
     /// The fastest packet's delay and the spread above it at the quantile, in µs; `None`
     /// before the first packet.
     pub fn summary(&mut self) -> Option<(i64, i64)> {

@@ -49,7 +49,13 @@ pub struct JitterConfig {
     pub max_conceal_frames: u16,
     /// Quantile of the arrival spread the target covers, in thousandths.
     pub quantile_permille: u16,
+    /// The target until [`WARM_UP_PACKETS`] have been measured (NetEQ likewise starts
+    /// cautious): a first talk spurt on a path not yet known does not underrun.
+    pub start_target_us: u32,
 }
+
+/// Packets measured before the target follows the measurement alone.
+pub const WARM_UP_PACKETS: usize = 50;
 
 impl Default for JitterConfig {
     fn default() -> Self {
@@ -59,6 +65,7 @@ impl Default for JitterConfig {
             max_target_us: 400_000,
             max_conceal_frames: 5,
             quantile_permille: 950,
+            start_target_us: 40_000,
         }
     }
 }
@@ -281,9 +288,15 @@ impl JitterBuffer {
         } else {
             0
         };
+        let warming_up = if self.delays.len() < WARM_UP_PACKETS {
+            i64::from(self.cfg.start_target_us)
+        } else {
+            0
+        };
         spread
             .saturating_add(for_fec)
             .saturating_add(i64::from(self.cfg.margin_us))
+            .max(warming_up)
             .clamp(
                 i64::from(self.cfg.min_target_us),
                 i64::from(self.cfg.max_target_us.max(self.cfg.min_target_us)),
@@ -488,6 +501,7 @@ mod tests {
     fn config() -> JitterConfig {
         JitterConfig {
             margin_us: 0,
+            start_target_us: 0,
             ..JitterConfig::default()
         }
     }
@@ -633,8 +647,27 @@ mod tests {
     }
 
     #[test]
+    fn a_new_path_starts_cautious_then_follows_the_measurement() {
+        let mut jb = JitterBuffer::new(JitterConfig {
+            margin_us: 0,
+            start_target_us: 40_000,
+            ..JitterConfig::default()
+        });
+        jb.push(f(0), on_time(0));
+        assert_eq!(jb.target_delay_us(), 40_000);
+        assert_eq!(jb.pop(on_time(0) + 20_000), Playout::Idle, "waits 40 ms");
+        for seq in 1..WARM_UP_PACKETS as u16 {
+            jb.push(f(seq), on_time(seq));
+        }
+        assert_eq!(jb.target_delay_us(), 0, "a steady path needs nothing more");
+    }
+
+    #[test]
     fn far_ahead_packet_resyncs_and_bad_timestamps_do_not_panic() {
-        let mut jb = JitterBuffer::new(JitterConfig::default());
+        let mut jb = JitterBuffer::new(JitterConfig {
+            start_target_us: 0,
+            ..JitterConfig::default()
+        });
         let mut now = on_time(1) + 10_000;
         jb.push(f(1), on_time(1));
         assert_eq!(run(&mut jb, &mut now, 1, false), vec!["P1"]);

@@ -129,6 +129,11 @@ pub struct AudioSection {
     /// Opus bitrate of the microphone stream, 8 to 128 kbit/s.
     #[serde(default = "default_bitrate")]
     pub bitrate_kbps: u16,
+    /// Loss the station's listeners are expected to see, percent (0 to 50): how much in-band
+    /// FEC the microphone stream carries. FEC costs quality on a clean link, so 0 unless the
+    /// venue's network is known to lose packets.
+    #[serde(default)]
+    pub expected_loss_percent: u8,
     /// Remove the station's own loudspeaker from its microphones.
     #[serde(default = "yes")]
     pub echo_cancellation: bool,
@@ -195,6 +200,7 @@ impl Default for AudioSection {
             frame_ms: default_frame(),
             jitter_frames: default_jitter(),
             bitrate_kbps: default_bitrate(),
+            expected_loss_percent: 0,
             echo_cancellation: true,
             noise_suppression: NoiseSuppressionLevel::default(),
             gain_control: true,
@@ -374,6 +380,12 @@ impl Config {
             return Err(invalid(
                 "audio",
                 "field `audio.jitter_frames`: must be 1 to 10",
+            ));
+        }
+        if cfg.audio.expected_loss_percent > 50 {
+            return Err(invalid(
+                "audio",
+                "field `audio.expected_loss_percent`: must be 0 to 50",
             ));
         }
         if !(8..=128).contains(&cfg.audio.bitrate_kbps) {

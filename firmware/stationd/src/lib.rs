@@ -19,6 +19,7 @@ pub mod hardware;
 pub mod input;
 pub mod net;
 pub mod notify;
+pub mod realtime;
 pub mod report;
 pub mod tls;
 pub mod udp;

@@ -24,7 +24,7 @@ use stagebox_stationd::audio_thread::{self, AudioShared};
 use stagebox_stationd::config::{Config, LogFormat, LogLevel};
 use stagebox_stationd::control::SimControls;
 use stagebox_stationd::net::NetTask;
-use stagebox_stationd::{devices, hardware, report, tls, udp};
+use stagebox_stationd::{devices, hardware, realtime, report, tls, udp};
 
 const DEFAULT_CONFIG: &str = "/etc/stagebox/station.toml";
 
@@ -172,6 +172,7 @@ fn run(cfg: Config, board: BoardProfile) -> Result<()> {
     let seed = random_u64();
     let mut capture_config = CaptureConfig::new(frame);
     capture_config.encoder.bitrate_bps = i32::from(cfg.audio.bitrate_kbps) * 1000;
+    capture_config.encoder.expected_loss_percent = cfg.audio.expected_loss_percent;
     capture_config.processing = Some(cfg.audio.processing());
     let capture_path =
         CapturePath::new(capture_config, (seed >> 16) as u32).context("audio encoder")?;
@@ -186,6 +187,9 @@ fn run(cfg: Config, board: BoardProfile) -> Result<()> {
     }
 
     let shared = Arc::new(AudioShared::default());
+    shared
+        .expected_loss_percent
+        .store(cfg.audio.expected_loss_percent, Ordering::Relaxed);
     // The audio clock is valid before the first period: keepalives may go out first.
     shared
         .rtp_clock
@@ -200,6 +204,7 @@ fn run(cfg: Config, board: BoardProfile) -> Result<()> {
         std::thread::Builder::new()
             .name("audio".into())
             .spawn(move || {
+                realtime::promote_current_thread().log();
                 let (mut capture, mut playback) = match devices::open_audio(&board, &cfg) {
                     Ok(d) => d,
                     Err(e) => {

@@ -21,6 +21,19 @@ pub struct Milestones {
     pub first_audio_unix_ns: u64,
 }
 
+/// The daemon's resident memory, KiB (from /proc/self/status), if the system says.
+fn resident_kib() -> Option<u64> {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
+}
+
 pub fn build(
     station_id: &str,
     station: &Station,
@@ -77,6 +90,9 @@ pub fn build(
             "echo_return_loss_db": known(c.erl_centi_db.load(Ordering::Relaxed), 100.0),
             "input_level_dbfs": known(c.input_level_centi_db.load(Ordering::Relaxed), 100.0),
             "processing_errors": load(&c.processing_errors),
+        },
+        "process": {
+            "rss_kib": resident_kib(),
         },
         "audio": {
             "periods": load(&shared.periods),

@@ -1,19 +1,15 @@
 //! The audio thread allocates nothing once started: a counting global allocator counts every
-//! allocation made on that thread after `on_started`, while the thread captures, encodes,
-//! decodes two incoming speakers, mixes and plays for 3000 periods (30 s of audio, unpaced).
+//! allocation made on that thread after `on_started`, while the thread captures, processes
+//! (echo cancellation, noise suppression, gain control), encodes, decodes two incoming
+//! speakers, mixes and plays for 3000 periods (30 s of audio, unpaced).
 #![allow(unsafe_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use stagebox_audio::frame::{FrameDuration, PERIOD_SAMPLES};
-use stagebox_audio::jitter::JitterConfig;
-use stagebox_audio::pipeline::{CaptureConfig, CapturePath, PlayoutPath};
-use stagebox_hal::StreamFormat;
-use stagebox_hal::sim::{SimCapture, SimPlayback};
-use stagebox_stationd::audio_thread::{self, AudioShared, Received};
+mod common;
+use common::AudioRig;
 
 thread_local! {
     static COUNTING: Cell<bool> = const { Cell::new(false) };
@@ -52,86 +48,13 @@ unsafe impl GlobalAlloc for CountingAllocator {
 #[global_allocator]
 static ALLOCATOR: CountingAllocator = CountingAllocator;
 
-/// Speech-like test signal: 300 Hz bursts, 700 ms on, 300 ms off.
-fn bursts(seconds: usize) -> Vec<i16> {
-    (0..seconds * 48_000)
-        .map(|i| {
-            if i % 48_000 < 33_600 {
-                (6000.0 * (2.0 * std::f32::consts::PI * 300.0 * i as f32 / 48_000.0).sin()) as i16
-            } else {
-                0
-            }
-        })
-        .collect()
-}
-
 #[test]
 fn audio_thread_allocates_nothing_after_start_up() {
-    const PERIODS: u64 = 3000;
-    let mut capture = SimCapture::new(StreamFormat::mono(), bursts(40), false).autoplay();
-    let mut playback = SimPlayback::discard(StreamFormat::mono());
-    // The whole chain: beamforming, echo cancellation, noise suppression, gain control.
-    let mut capture_config = CaptureConfig::new(FrameDuration::Ms20);
-    capture_config.processing = Some(stagebox_audio::ApmConfig::default());
-    let mut capture_path = CapturePath::new(capture_config, 0).unwrap();
-    let mut playout = PlayoutPath::new(JitterConfig::default()).unwrap();
-    let (mut audio_ends, mut net_ends) = audio_thread::queues().unwrap();
-    let shared = Arc::new(AudioShared::default());
-    shared.transmit.store(true, Ordering::SeqCst);
-    shared.ssrc.store(7, Ordering::SeqCst);
-    shared.priority.store(100, Ordering::SeqCst);
-
-    let thread_shared = shared.clone();
-    let audio = std::thread::spawn(move || {
-        let result = audio_thread::run(
-            &mut capture,
-            &mut playback,
-            &[0],
-            &[],
-            &mut capture_path,
-            &mut playout,
-            &mut audio_ends,
-            &thread_shared,
-            || COUNTING.with(|c| c.set(true)),
-        );
-        COUNTING.with(|c| c.set(false));
-        result
-    });
-
-    // The network side: what the station sends comes back as speaker 100 (as if forwarded),
-    // and a second speaker 200 talks too, so two streams are decoded and mixed with ducking.
-    let mut other = CapturePath::new(CaptureConfig::new(FrameDuration::Ms10), 0).unwrap();
-    let other_signal = bursts(1);
-    let (mut seq_a, mut seq_b, mut sent, mut period) = (0u16, 0u16, 0u64, 0usize);
-    while shared.periods.load(Ordering::SeqCst) < PERIODS {
-        while let Some(mut frame) = net_ends.from_audio.dequeue() {
-            frame.ssrc = 100;
-            frame.sequence = seq_a;
-            seq_a = seq_a.wrapping_add(1);
-            sent += 1;
-            let arrival_us = shared.now_us();
-            let _ = net_ends.to_audio.enqueue(Received { frame, arrival_us });
-        }
-        if net_ends.to_audio.len() < 8 {
-            let start = (period * PERIOD_SAMPLES) % (other_signal.len() - PERIOD_SAMPLES);
-            if let Some(out) = other
-                .push_period(&other_signal[start..start + PERIOD_SAMPLES], true, 200)
-                .unwrap()
-                && let Some(mut frame) = out.frame
-            {
-                frame.sequence = seq_b;
-                seq_b = seq_b.wrapping_add(1);
-                let arrival_us = shared.now_us();
-                let _ = net_ends.to_audio.enqueue(Received { frame, arrival_us });
-            }
-            period += 1;
-        }
-        while net_ends.events.dequeue().is_some() {}
-        std::thread::yield_now();
-    }
-    shared.running.store(false, Ordering::SeqCst);
-    audio.join().unwrap().unwrap();
-
+    let mut rig = AudioRig::start(|| COUNTING.with(|c| c.set(true)));
+    rig.serve_until(3000);
+    let shared = rig.shared.clone();
+    let sent = rig.sent;
+    rig.stop().unwrap();
     let played = shared.playout.played.load(Ordering::SeqCst);
     assert!(sent > 100, "the capture path sent {sent} frames");
     assert!(played > 200, "the playout path played {played} frames");

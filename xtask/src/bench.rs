@@ -1,0 +1,602 @@
+//! `cargo xtask bench NAME`: measurements through real processes, written to
+//! `target/bench/NAME.json` (figures, the machine, the commit) and printed as a table.
+//! Benchmarks measure; nothing here passes or fails on a figure (a missed target is printed
+//! as missed).
+//!
+//! - `latency`: mouth-to-ear with 10 ms and 20 ms frames, over many short sounds placed at
+//!   random positions within frames: from the moment each reached A's microphone to the
+//!   moment it left B for the loudspeaker (sound-card buffers excluded).
+//! - `cpu`: the station's whole audio pipeline (2-mic capture, beamforming, echo
+//!   cancellation, noise suppression, gain control, VAD, encode; 3 speakers decoded and
+//!   mixed) against GStreamer doing only the encode and the 3 decodes and mix, in the same
+//!   run: CPU seconds per audio second and instructions per 10 ms (callgrind); and the
+//!   daemon's resident memory in the demo.
+//! - `quality`: wideband PESQ of B's output against A's input for several voices, over the
+//!   impairment relay at 0, 5, 10, 20 % random loss and a bursty profile, with and without
+//!   loss protection, beside plain libopus (opus-tools, PLC only) on the same speech.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+
+use crate::analysis::{self, RATE};
+use crate::demo::{self, DemoOptions, OPUS_LOOKAHEAD_MS};
+use crate::quality;
+use crate::sh::run;
+
+const OUT: &str = "target/bench";
+
+pub fn run_bench(name: &str) -> Result<()> {
+    crate::setup::ensure_apt()?;
+    quality::ensure_venv()?;
+    std::fs::create_dir_all(OUT)?;
+    match name {
+        "latency" => latency(),
+        "quality" => quality_sweep(),
+        "cpu" => cpu(),
+        other => bail!("unknown benchmark {other:?}: latency, quality or cpu"),
+    }
+}
+
+/// The machine and the commit, for every result file.
+fn provenance() -> Value {
+    let text = |cmd: &mut Command| {
+        cmd.output()
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default()
+    };
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_default();
+    json!({
+        "commit": text(Command::new("git").args(["rev-parse", "HEAD"])),
+        "dirty": !text(Command::new("git").args(["status", "--porcelain"])).is_empty(),
+        "machine": text(Command::new("uname").args(["-srm"])),
+        "cpu": cpu,
+        "cores": std::thread::available_parallelism().map_or(0, |n| n.get()),
+        "date": text(Command::new("date").args(["-u", "+%Y-%m-%dT%H:%M:%SZ"])),
+    })
+}
+
+fn write_result(name: &str, figures: Value, table: &str) -> Result<()> {
+    let path = Path::new(OUT).join(format!("{name}.json"));
+    let doc = json!({ "benchmark": name, "provenance": provenance(), "figures": figures, "table": table });
+    std::fs::write(&path, serde_json::to_string_pretty(&doc)?)?;
+    println!("\n{table}");
+    println!("written to {}", path.display());
+    Ok(())
+}
+
+fn write_wav(path: &Path, samples: &[f64]) -> Result<()> {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 48_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec)?;
+    for &s in samples {
+        w.write_sample(s.round().clamp(-32768.0, 32767.0) as i16)?;
+    }
+    w.finalize()?;
+    Ok(())
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+// ---------------------------------------------------------------------------------------
+// latency
+
+/// Samples in one test sound: a 30 ms chirp (300 Hz to 3 kHz, Hann-shaped), which the voice
+/// detector takes for voice and whose correlation peak is one sample wide.
+const CHIRP: usize = 1440;
+
+fn chirp() -> Vec<f64> {
+    (0..CHIRP)
+        .map(|n| {
+            let t = n as f64 / RATE;
+            let d = CHIRP as f64 / RATE;
+            let phase = 2.0 * std::f64::consts::PI * (300.0 * t + (2700.0 / (2.0 * d)) * t * t);
+            let window = 0.5 - 0.5 * (2.0 * std::f64::consts::PI * n as f64 / CHIRP as f64).cos();
+            12_000.0 * window * phase.sin()
+        })
+        .collect()
+}
+
+/// A sound track of chirps 250 to 450 ms apart at random sample positions (seeded), and
+/// where each starts.
+fn chirp_track(seconds: f64, seed: u64) -> (Vec<f64>, Vec<usize>) {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let c = chirp();
+    let len = (seconds * RATE) as usize;
+    let mut track = vec![0.0; len];
+    let mut starts = Vec::new();
+    let mut at = (0.3 * RATE) as usize;
+    while at + CHIRP < len {
+        track[at..at + CHIRP].copy_from_slice(&c);
+        starts.push(at);
+        at += rng.usize((0.25 * RATE) as usize..(0.45 * RATE) as usize);
+    }
+    (track, starts)
+}
+
+/// Normalized cross-correlation of `template` with `signal` at `at`.
+fn correlation_at(template: &[f64], signal: &[f64], at: usize) -> f64 {
+    let Some(window) = signal.get(at..at + template.len()) else {
+        return 0.0;
+    };
+    let (mut xy, mut xx, mut yy) = (0.0, 0.0, 0.0);
+    for (&x, &y) in template.iter().zip(window) {
+        xy += x * y;
+        xx += x * x;
+        yy += y * y;
+    }
+    if xx <= 0.0 || yy <= 0.0 {
+        0.0
+    } else {
+        xy / (xx * yy).sqrt()
+    }
+}
+
+/// Each sound's mouth-to-ear latency, ms: where the sound A's microphone recorded at
+/// `start` reappears in B's output, searched from 0 to 400 ms.
+fn sound_latencies(dir: &Path, report: &Value) -> Result<(Vec<f64>, usize)> {
+    let mic = analysis::read_wav(&dir.join("speaker-in.wav"))?;
+    let out = analysis::read_wav(&dir.join("listener-out.wav"))?;
+    let ns = |v: &Value| v.as_u64().unwrap_or(0) as f64;
+    let capture_start = ns(&report["stations"]["a-1"]["audio"]["capture_start_unix_ns"]);
+    let playback_start = ns(&report["stations"]["b-1"]["audio"]["playback_start_unix_ns"]);
+    // B's output index of the moment A's microphone recorded sample 0.
+    let offset = (capture_start - playback_start) / 1e9 * RATE;
+    // The sounds as A's microphone recorded them: onsets above −40 dBFS after quiet.
+    let mut starts = Vec::new();
+    let mut n = 0;
+    while n < mic.len() {
+        if mic[n].abs() > 328.0 {
+            // The chirp's window rises slowly: step back to where it began.
+            let begin = n.saturating_sub(CHIRP / 8);
+            starts.push(begin);
+            n = begin + CHIRP + (0.1 * RATE) as usize;
+        } else {
+            n += 1;
+        }
+    }
+    let mut latencies = Vec::new();
+    let mut missing = 0;
+    for &s in &starts {
+        let Some(template) = mic.get(s..s + CHIRP) else {
+            continue;
+        };
+        let base = s as f64 + offset;
+        let mut best = (0.0, f64::NAN);
+        for lag in 0..(0.4 * RATE) as usize {
+            let at = base + lag as f64;
+            if at < 0.0 {
+                continue;
+            }
+            let c = correlation_at(template, &out, at as usize);
+            if c > best.0 {
+                best = (c, lag as f64 * 1000.0 / RATE);
+            }
+        }
+        if best.0 > 0.5 {
+            latencies.push(best.1);
+        } else {
+            missing += 1;
+        }
+    }
+    Ok((latencies, missing))
+}
+
+fn latency() -> Result<()> {
+    let mut figures = Vec::new();
+    let mut table = String::from(
+        "mouth-to-ear (A's microphone → B's loudspeaker, sound-card buffers excluded)\n\
+         frame | sounds | p50 ms | p95 ms | min ms | max ms | floor ms | budget (p50)\n\
+         ------|--------|--------|--------|--------|--------|----------|-------------\n",
+    );
+    for (frame_ms, budget) in [(10u32, 30.0), (20, 50.0)] {
+        let dir = PathBuf::from(OUT).join(format!("latency-{frame_ms}ms"));
+        std::fs::create_dir_all(&dir)?;
+        let (track, _) = chirp_track(20.0, u64::from(frame_ms));
+        let wav = dir.join("chirps.wav");
+        write_wav(&wav, &track)?;
+        let outcome = demo::run_demo(&DemoOptions {
+            frame_ms,
+            speech: Some(wav),
+            ..DemoOptions::new(&dir)
+        })?;
+        let (mut l, missing) = sound_latencies(&dir, &outcome.report)?;
+        l.sort_by(f64::total_cmp);
+        let floor = f64::from(frame_ms) + OPUS_LOOKAHEAD_MS;
+        let p50 = percentile(&l, 0.5);
+        let verdict = if p50 <= budget { "met" } else { "MISSED" };
+        table.push_str(&format!(
+            "{frame_ms:>3} ms | {:>6} | {:>6.1} | {:>6.1} | {:>6.1} | {:>6.1} | {floor:>8.1} | ≤ {budget} {verdict}\n",
+            l.len(),
+            p50,
+            percentile(&l, 0.95),
+            l.first().copied().unwrap_or(f64::NAN),
+            l.last().copied().unwrap_or(f64::NAN),
+        ));
+        if l.first().is_some_and(|&m| m < floor) {
+            table.push_str("      (a figure below the floor: the measurement is wrong)\n");
+        }
+        figures.push(json!({
+            "frame_ms": frame_ms,
+            "sounds_measured": l.len(),
+            "sounds_not_found": missing,
+            "p50_ms": p50,
+            "p95_ms": percentile(&l, 0.95),
+            "min_ms": l.first(),
+            "max_ms": l.last(),
+            "floor_ms": floor,
+            "budget_p50_ms": budget,
+            "latencies_ms": l,
+            "listener_frames": outcome.report["listener_frames"],
+        }));
+    }
+    write_result("latency", Value::Array(figures), &table)
+}
+
+// ---------------------------------------------------------------------------------------
+// quality
+
+/// Voices and what they say (espeak-ng voices; none of it is the demo's sample).
+const VOICES: &[(&str, &str)] = &[
+    (
+        "en-us+m3",
+        "The committee will now hear from the residents of the east side. \
+         Please keep your remarks to two minutes, and speak clearly into the microphone.",
+    ),
+    (
+        "en+f3",
+        "Thank you. I have lived on Maple Street for eleven years, and the new bus line \
+         would pass right in front of the school. We ask for a crossing guard.",
+    ),
+];
+
+/// Loss profiles: name, relay flags (losses towards the listener), nominal loss in percent.
+fn profiles() -> Vec<(&'static str, Vec<&'static str>, u8)> {
+    vec![
+        ("clean", vec![], 0),
+        ("random 5 %", vec!["--loss", "5"], 5),
+        ("random 10 %", vec!["--loss", "10"], 10),
+        ("random 20 %", vec!["--loss", "20"], 20),
+        // Gilbert–Elliott: 4 % chance to enter a burst, 30 % to leave it: about 12 % loss
+        // in bursts of ~3 packets.
+        ("bursty ~12 %", vec!["--gilbert", "4,30"], 12),
+    ]
+}
+
+/// Processing off: what the listener gets from the codec and the network alone.
+const PROCESSING_OFF: &[&str] = &[
+    "echo_cancellation = false",
+    "noise_suppression = \"off\"",
+    "gain_control = false",
+    "high_pass = false",
+];
+
+fn voice_sample(dir: &Path, index: usize, voice: &str, text: &str) -> Result<PathBuf> {
+    let raw = dir.join(format!("voice{index}-raw.wav"));
+    let wav = dir.join(format!("voice{index}.wav"));
+    run(Command::new("espeak-ng")
+        .args(["-v", voice, "-s", "150", "-w"])
+        .arg(&raw)
+        .arg(text))?;
+    run(Command::new("sox")
+        .arg(&raw)
+        .args(["-r", "48000", "-b", "16", "-c", "1"])
+        .arg(&wav)
+        .args(["pad", "0.3", "0.3", "gain", "-n", "-3"]))?;
+    Ok(wav)
+}
+
+/// Plain libopus on `wav` (32 kbit/s, 20 ms, opus-tools), decoded with `loss` percent random
+/// loss and its PLC only: wideband PESQ.
+fn plain_libopus(dir: &Path, wav: &Path, loss: u8, tag: &str) -> Result<f64> {
+    let encoded = dir.join(format!("{tag}.opus"));
+    let decoded = dir.join(format!("{tag}-dec.wav"));
+    run(Command::new("opusenc")
+        .args(["--quiet", "--bitrate", "32", "--framesize", "20"])
+        .arg(wav)
+        .arg(&encoded))?;
+    run(Command::new("opusdec")
+        .args([
+            "--quiet",
+            "--rate",
+            "48000",
+            "--packet-loss",
+            &loss.to_string(),
+        ])
+        .arg(&encoded)
+        .arg(&decoded))?;
+    let reference = analysis::read_wav(wav)?;
+    let output = analysis::read_wav(&decoded)?;
+    quality::pesq_wb(&reference, &output, dir, tag)
+}
+
+fn quality_sweep() -> Result<()> {
+    crate::setup::ensure_packages(&["opus-tools"])?;
+    let dir = PathBuf::from(OUT).join("quality");
+    std::fs::create_dir_all(&dir)?;
+    let voices: Vec<PathBuf> = VOICES
+        .iter()
+        .enumerate()
+        .map(|(i, (v, t))| voice_sample(&dir, i, v, t))
+        .collect::<Result<_>>()?;
+    let mut figures = Vec::new();
+    let mut table = String::from(
+        "wideband PESQ of B's output against A's input (mean over voices), 32 kbit/s, 20 ms\n\
+         link          | chain | protection | PESQ | played | FEC | concealed | late | plain libopus (PLC)\n\
+         --------------|-------|------------|------|--------|-----|-----------|------|--------------------\n",
+    );
+    let mut runs = Vec::new();
+    for (name, flags, loss) in profiles() {
+        let protections: &[bool] = if loss == 0 { &[false] } else { &[false, true] };
+        for &protect in protections {
+            runs.push((name, flags.clone(), loss, protect, true));
+        }
+    }
+    runs.insert(1, ("clean", vec![], 0, false, false));
+    for (name, flags, loss, protect, chain) in runs {
+        let mut scores = Vec::new();
+        let mut frames = [0u64; 4];
+        for (i, wav) in voices.iter().enumerate() {
+            let tag = format!(
+                "{}-{}-{}-v{i}",
+                name.replace([' ', '%', '~'], ""),
+                if chain { "chain" } else { "raw" },
+                if protect { "fec" } else { "plain" }
+            );
+            let mut station_audio = vec![format!(
+                "expected_loss_percent = {}",
+                if protect { loss } else { 0 }
+            )];
+            if !chain {
+                station_audio.extend(PROCESSING_OFF.iter().map(|s| s.to_string()));
+            }
+            let mut impairment: Vec<String> = flags.iter().map(|s| s.to_string()).collect();
+            if !impairment.is_empty() {
+                impairment.extend(["--direction", "down", "--seed", "7"].map(String::from));
+            }
+            let outcome = demo::run_demo(&DemoOptions {
+                speech: Some(wav.clone()),
+                impairment,
+                station_audio,
+                ..DemoOptions::new(dir.join(&tag))
+            })
+            .with_context(|| format!("quality run {tag}"))?;
+            scores.push(outcome.pesq);
+            let f = &outcome.report["listener_frames"];
+            for (k, key) in ["played", "recovered_fec", "concealed", "late"]
+                .iter()
+                .enumerate()
+            {
+                frames[k] += f[*key].as_u64().unwrap_or(0);
+            }
+        }
+        let mean = scores.iter().sum::<f64>() / scores.len() as f64;
+        let plain: Option<f64> = if name.starts_with("bursty") || !chain {
+            None
+        } else {
+            let s = voices
+                .iter()
+                .enumerate()
+                .map(|(i, wav)| plain_libopus(&dir, wav, loss, &format!("libopus-{loss}-v{i}")))
+                .collect::<Result<Vec<f64>>>()?;
+            Some(s.iter().sum::<f64>() / s.len() as f64)
+        };
+        table.push_str(&format!(
+            "{name:<13} | {:<5} | {:<10} | {mean:.2} | {:>6} | {:>3} | {:>9} | {:>4} | {}\n",
+            if chain { "on" } else { "off" },
+            if protect { "FEC" } else { "none" },
+            frames[0],
+            frames[1],
+            frames[2],
+            frames[3],
+            plain.map_or("n/a".to_string(), |p| format!("{p:.2}")),
+        ));
+        figures.push(json!({
+            "link": name,
+            "relay_flags": flags,
+            "processing_chain": chain,
+            "protection": if protect { "in-band FEC for the nominal loss" } else { "none" },
+            "pesq_wb_per_voice": scores,
+            "pesq_wb_mean": mean,
+            "listener_frames": { "played": frames[0], "recovered_fec": frames[1], "concealed": frames[2], "late": frames[3] },
+            "plain_libopus_plc_pesq_wb": plain,
+        }));
+    }
+    table.push_str("targets: lossless within 0.1 of plain libopus; ≥ 3.5 at 10 %; ≥ 2.8 at 20 %\n");
+    write_result("quality", Value::Array(figures), &table)
+}
+
+// ---------------------------------------------------------------------------------------
+// cpu
+
+/// CPU seconds (user + system, all threads) of a shell command.
+fn cpu_seconds_of(command: &str) -> Result<f64> {
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "TIMEFORMAT='%3U %3S'; {{ time {command} >/dev/null 2>/dev/null ; }} 2>&1"
+        ))
+        .env("GST_REGISTRY_FORK", "no")
+        .output()
+        .context("bash")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let last = text.lines().last().unwrap_or("");
+    let parts: Vec<f64> = last
+        .split_whitespace()
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    if !out.status.success() || parts.len() != 2 {
+        bail!("timing `{command}` failed: {text}");
+    }
+    Ok(parts[0] + parts[1])
+}
+
+/// Instructions a command executes, by callgrind.
+fn instructions_of(command: &str) -> Result<f64> {
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "valgrind --tool=callgrind --callgrind-out-file=/dev/null {command} 2>&1 >/dev/null"
+        ))
+        .env("GST_REGISTRY_FORK", "no")
+        .output()
+        .context("valgrind")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|l| l.split("Collected :").nth(1))
+        .and_then(|n| n.trim().parse::<f64>().ok())
+        .with_context(|| format!("callgrind said: {text}"))
+}
+
+/// The GStreamer pipelines the station is compared with, over `seconds` of audio: an
+/// encode branch (`opusenc ! rtpopuspay`) and three decode branches into a mixer.
+fn gstreamer_commands(dir: &Path, speech: &Path, seconds: usize) -> Result<(String, String)> {
+    let long = dir.join(format!("speech-{seconds}s.wav"));
+    run(Command::new("sox").arg(speech).arg(&long).args([
+        "repeat",
+        "100",
+        "trim",
+        "0",
+        &seconds.to_string(),
+    ]))?;
+    let mut decode = String::from(
+        "gst-launch-1.0 -q audiomixer name=mix ! audio/x-raw,rate=48000,channels=1 ! fakesink sync=false",
+    );
+    for i in 0..3 {
+        let ogg = dir.join(format!("speaker{i}-{seconds}s.opus"));
+        run(Command::new("opusenc")
+            .args(["--quiet", "--bitrate", "32", "--framesize", "20"])
+            .arg(&long)
+            .arg(&ogg))?;
+        decode.push_str(&format!(
+            " filesrc location={} ! oggdemux ! opusdec ! mix.",
+            ogg.display()
+        ));
+    }
+    let encode = format!(
+        "gst-launch-1.0 -q filesrc location={} ! wavparse ! audioconvert ! \
+         opusenc bitrate=32000 frame-size=20 ! rtpopuspay ! fakesink sync=false",
+        long.display()
+    );
+    Ok((encode, decode))
+}
+
+fn cpu() -> Result<()> {
+    crate::setup::ensure_packages(&[
+        "gstreamer1.0-tools",
+        "gstreamer1.0-plugins-base",
+        "gstreamer1.0-plugins-good",
+        "opus-tools",
+        "valgrind",
+    ])?;
+    let dir = PathBuf::from(OUT).join("cpu");
+    std::fs::create_dir_all(&dir)?;
+    let speech = voice_sample(&dir, 0, VOICES[0].0, VOICES[0].1)?;
+    run(crate::sh::cargo().args([
+        "build",
+        "--release",
+        "--quiet",
+        "-p",
+        "stagebox-audio",
+        "--example",
+        "pipeline_cpu",
+    ]))?;
+    let station = |seconds: usize| {
+        format!(
+            "target/release/examples/pipeline_cpu {} {seconds}",
+            speech.display()
+        )
+    };
+    const SECONDS: usize = 60;
+    const SHORT: usize = 5;
+    let (gst_encode, gst_decode) = gstreamer_commands(&dir, &speech, SECONDS)?;
+    let (gst_encode_short, gst_decode_short) = gstreamer_commands(&dir, &speech, SHORT)?;
+
+    // CPU time, the three side by side, three rounds each (the best of each counts).
+    let mut best = [f64::MAX; 3];
+    for _ in 0..3 {
+        for (b, command) in best
+            .iter_mut()
+            .zip([&station(SECONDS), &gst_encode, &gst_decode])
+        {
+            *b = b.min(cpu_seconds_of(command)?);
+        }
+    }
+    let per_second = best.map(|b| b / SECONDS as f64);
+    let gst_total = per_second[1] + per_second[2];
+    // Instructions, counted by callgrind over 5 s of audio (500 periods).
+    let periods = (SHORT * 100) as f64;
+    let instr = [
+        instructions_of(&station(SHORT))? / periods,
+        instructions_of(&gst_encode_short)? / periods,
+        instructions_of(&gst_decode_short)? / periods,
+    ];
+    let instr_gst = instr[1] + instr[2];
+    // Resident memory of the daemons in a demo run.
+    let demo = demo::run_demo(&DemoOptions::new(dir.join("demo")))?;
+    let rss = |id: &str| demo.report["stations"][id]["process"]["rss_kib"].as_u64();
+    let rss_max = [rss("a-1"), rss("b-1")].into_iter().flatten().max();
+
+    let ratio = per_second[0] / gst_total;
+    let table = format!(
+        "CPU per audio second and instructions per 10 ms, same machine, same run\n\
+         pipeline                                                     | CPU s / audio s | instructions / 10 ms\n\
+         -------------------------------------------------------------|-----------------|---------------------\n\
+         station: 2 mics, beamform, AEC, NS, AGC, VAD, encode + 3 decodes, mix | {:.5} | {:.0}\n\
+         GStreamer: opusenc ! rtpopuspay                              | {:.5} | {:.0}\n\
+         GStreamer: 3 × oggdemux ! opusdec → audiomixer               | {:.5} | {:.0}\n\
+         ratio station / GStreamer (target ≤ 0.8)                     | {ratio:.2} {} | {:.2}\n\
+         daemon resident memory in the demo: {} (budget 16 MiB)\n",
+        per_second[0],
+        instr[0],
+        per_second[1],
+        instr[1],
+        per_second[2],
+        instr[2],
+        if ratio <= 0.8 { "met" } else { "MISSED" },
+        instr[0] / instr_gst,
+        rss_max.map_or("unknown".to_string(), |k| format!(
+            "{:.1} MiB",
+            k as f64 / 1024.0
+        )),
+    );
+    let figures = json!({
+        "audio_seconds": SECONDS,
+        "cpu_seconds_per_audio_second": {
+            "station_pipeline": per_second[0],
+            "gstreamer_encode": per_second[1],
+            "gstreamer_3_decodes_and_mix": per_second[2],
+            "ratio_station_to_gstreamer": ratio,
+        },
+        "instructions_per_10ms": {
+            "station_pipeline": instr[0],
+            "gstreamer_encode": instr[1],
+            "gstreamer_3_decodes_and_mix": instr[2],
+            "ratio_station_to_gstreamer": instr[0] / instr_gst,
+        },
+        "daemon_rss_kib": { "a-1": rss("a-1"), "b-1": rss("b-1") },
+        "gstreamer_commands": [gst_encode, gst_decode],
+    });
+    write_result("cpu", figures, &table)
+}
