@@ -1,9 +1,10 @@
 //! ALSA capture and playback (alsa-lib through the `alsa` crate): S16 interleaved at 48 kHz,
 //! 10 ms periods, under- and overruns recovered in place.
 //!
-//! The PCM handle lives for the rest of the process (it is leaked once per open) so the
-//! `IO` handle can be taken once at open: taking it per period would query the hardware
-//! parameters and allocate on the audio path.
+//! The `IO` handle is taken once at open and kept beside the PCM it borrows (one owned
+//! value, through `self_cell`): taking it per period would query the hardware parameters and
+//! allocate on the audio path. Dropping a capture or playback closes its device, so a device
+//! reopened after a fault (a USB card pulled out and back) leaves nothing behind.
 
 use alsa::pcm::{Access, Format, HwParams, IO, PCM};
 use alsa::{Direction, ValueOr};
@@ -53,7 +54,7 @@ const fn libc_enodev() -> i32 {
     19
 }
 
-fn open(device: &str, dir: Direction, format: StreamFormat) -> Result<&'static PCM, AlsaError> {
+fn open(device: &str, dir: Direction, format: StreamFormat) -> Result<PCM, AlsaError> {
     let err = |what: &'static str| {
         let device = device.to_string();
         move |source| AlsaError::Open {
@@ -90,21 +91,35 @@ fn open(device: &str, dir: Direction, format: StreamFormat) -> Result<&'static P
         }
     }
     pcm.prepare().map_err(err("prepare"))?;
-    Ok(Box::leak(Box::new(pcm)))
+    Ok(pcm)
 }
+
+type IoI16<'a> = IO<'a, i16>;
+
+self_cell::self_cell!(
+    /// A PCM and the IO handle that borrows it.
+    struct PcmIo {
+        owner: PCM,
+        #[covariant]
+        dependent: IoI16,
+    }
+);
 
 /// An open PCM with its IO handle, shared by both directions.
 struct AlsaStream {
-    pcm: &'static PCM,
-    io: IO<'static, i16>,
+    pcm_io: PcmIo,
     format: StreamFormat,
 }
 
 impl AlsaStream {
     fn open(device: &str, dir: Direction, format: StreamFormat) -> Result<AlsaStream, AlsaError> {
         let pcm = open(device, dir, format)?;
-        let io = pcm.io_i16().map_err(AlsaError::Io)?;
-        Ok(AlsaStream { pcm, io, format })
+        let pcm_io = PcmIo::try_new(pcm, |pcm| pcm.io_i16()).map_err(AlsaError::Io)?;
+        Ok(AlsaStream { pcm_io, format })
+    }
+
+    fn pcm(&self) -> &PCM {
+        self.pcm_io.borrow_owner()
     }
 
     /// Moves one period through `step(io, samples_done)`, which returns frames moved;
@@ -112,7 +127,7 @@ impl AlsaStream {
     fn transfer(
         &self,
         len: usize,
-        mut step: impl FnMut(&IO<'static, i16>, usize) -> alsa::Result<usize>,
+        mut step: impl FnMut(&IO<'_, i16>, usize) -> alsa::Result<usize>,
     ) -> Result<(), AlsaError> {
         let expected = self.format.period_samples();
         if len != expected {
@@ -121,9 +136,9 @@ impl AlsaStream {
         let channels = usize::from(self.format.channels.max(1));
         let mut done = 0;
         while done < len {
-            match step(&self.io, done) {
+            match step(self.pcm_io.borrow_dependent(), done) {
                 Ok(frames) => done += frames * channels,
-                Err(e) => self.pcm.try_recover(e, true).map_err(AlsaError::Io)?,
+                Err(e) => self.pcm().try_recover(e, true).map_err(AlsaError::Io)?,
             }
         }
         Ok(())
@@ -135,7 +150,7 @@ pub struct AlsaCapture(AlsaStream);
 impl AlsaCapture {
     pub fn open(device: &str, format: StreamFormat) -> Result<AlsaCapture, AlsaError> {
         let stream = AlsaStream::open(device, Direction::Capture, format)?;
-        stream.pcm.start().map_err(AlsaError::Io)?;
+        stream.pcm().start().map_err(AlsaError::Io)?;
         Ok(AlsaCapture(stream))
     }
 }
@@ -167,11 +182,10 @@ impl AlsaPlayback {
     }
 }
 
-/// Plays out what is queued before the device is left: the handle itself lives on (see the
-/// module documentation), so this is where the stream ends.
+/// Plays out what is queued before the device is closed.
 impl Drop for AlsaPlayback {
     fn drop(&mut self) {
-        let _ = self.0.pcm.drain();
+        let _ = self.0.pcm().drain();
     }
 }
 

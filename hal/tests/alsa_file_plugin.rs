@@ -84,5 +84,21 @@ fn capture_reads_the_infile_and_playback_writes_the_outfile() {
         Err(e) => e.to_string(),
     };
     assert!(err.contains("no-such-device"), "{err}");
+
+    // A device reopened again and again (a station retrying a card that comes and goes)
+    // closes what it opened each time: the process's descriptors stay flat.
+    let descriptors = || std::fs::read_dir("/proc/self/fd").unwrap().count();
+    drop(capture);
+    let before = descriptors();
+    for _ in 0..50 {
+        let c = AlsaCapture::open("mic", StreamFormat::mono()).unwrap();
+        let p = AlsaPlayback::open("speaker", StreamFormat::mono()).unwrap();
+        drop((c, p));
+    }
+    assert!(
+        descriptors() <= before + 2,
+        "descriptors grew from {before} to {} over 50 reopenings",
+        descriptors()
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -296,3 +296,27 @@ fn a_button_held_at_start_up_is_reported_stuck() {
     net.run_for(ms(100));
     assert_eq!(net.stations[a].core.led(), LedState::HandRaised);
 }
+
+#[test]
+fn a_lost_sound_device_shows_error_and_the_station_stays_on_the_stage() {
+    let (mut net, a, _) = setup();
+    invite_a1(&mut net, ms(50));
+    net.click(a, ButtonId::Ptt);
+    net.run_for(ms(300));
+    assert_eq!(net.stations[a].core.led(), LedState::SpeakerIdle);
+    // The USB sound card is pulled out.
+    let now = net.now;
+    net.stations[a].core.handle_audio_device(now, false);
+    net.run_for(Duration::from_secs(30));
+    assert_eq!(net.stations[a].core.led(), LedState::Error);
+    assert_eq!(
+        member_role(&mut net, "a-1").0,
+        Role::Speaker,
+        "still on the stage"
+    );
+    // Plugged back in: the station is what it was.
+    let now = net.now;
+    net.stations[a].core.handle_audio_device(now, true);
+    net.run_for(ms(100));
+    assert_eq!(net.stations[a].core.led(), LedState::SpeakerIdle);
+}

@@ -94,3 +94,32 @@ fn a_wrong_certificate_pin_shows_an_error_and_names_both_fingerprints() {
     assert!(s["members"].as_array().is_none_or(|m| m.is_empty()), "{s}");
     quit_all(vec![station]);
 }
+
+#[test]
+fn a_station_whose_sound_card_cannot_be_opened_joins_and_says_so() {
+    let stage = Stage::new("nocard", LOOPBACK);
+    let _server = stage.start_server("server.log");
+    let pin = stage.pin();
+    // The laptop build on ALSA, pointed at a card that is not there.
+    let station = stage.start_station_with(
+        "a",
+        &pin,
+        None,
+        "alsa_audio = true",
+        "capture_device = \"stagebox-no-such-card\"",
+    );
+    let sock = station.1.clone();
+    wait_until(
+        "the station to join without audio",
+        Duration::from_secs(20),
+        || sock.exists() && stage.all_connected(1) && stats(&sock)["led"] == "error",
+    );
+    let s = stats(&sock);
+    assert_eq!(s["audio"]["device"], "gone, reopening", "{s}");
+    let log = std::fs::read_to_string(stage.dir.join("a.log")).unwrap();
+    assert!(
+        log.contains("stagebox-no-such-card"),
+        "the log names the device: {log}"
+    );
+    quit_all(vec![station]);
+}

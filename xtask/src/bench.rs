@@ -382,7 +382,7 @@ fn quality_sweep() -> Result<()> {
                 ..DemoOptions::new(dir.join(&tag))
             })
             .with_context(|| format!("quality run {tag}"))?;
-            scores.push(outcome.pesq);
+            scores.push(outcome.pesq.map_err(anyhow::Error::msg)?);
             let f = &outcome.report["listener_frames"];
             for (k, key) in ["played", "recovered_fec", "concealed", "late"]
                 .iter()

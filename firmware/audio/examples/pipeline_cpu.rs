@@ -10,7 +10,12 @@
 //! encoded). Prints one JSON line: audio seconds, this thread's CPU seconds (from
 //! /proc/thread-self/schedstat) and frames encoded and decoded.
 // A measurement harness around the library, not part of it: it reads files and a clock.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::disallowed_methods)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods
+)]
 
 use stagebox_audio::beamform::Beamformer;
 use stagebox_audio::frame::{FrameDuration, MediaFrame, PERIOD_SAMPLES};

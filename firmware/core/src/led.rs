@@ -28,7 +28,8 @@ pub enum LedState {
     /// is released. Needs a person.
     ButtonStuck,
     /// The server refuses this station (credentials, stage), or the server answering is not
-    /// the configured one (certificate pin or CA): needs a person.
+    /// the configured one (certificate pin or CA), or the sound device is gone: needs a
+    /// person.
     Error,
     /// Installing an update.
     Updating,

@@ -99,6 +99,8 @@ pub struct Station {
     ptt_talking: bool,
     ever_established: bool,
     fatal: bool,
+    /// The sound device is gone (unplugged, failed); the daemon keeps trying to reopen it.
+    audio_fault: bool,
     in_spurt: bool,
     transmit: bool,
     led: LedState,
@@ -123,6 +125,7 @@ impl Station {
             ptt_talking: false,
             ever_established: false,
             fatal: false,
+            audio_fault: false,
             in_spurt: false,
             transmit: false,
             led: LedState::Booting,
@@ -186,6 +189,14 @@ impl Station {
             ButtonId::Ptt => self.ptt.handle_level(now, pressed),
             ButtonId::Hand => self.hand.handle_level(now, pressed),
         }
+        self.update(now);
+    }
+
+    /// The sound device failed (`false`: unplugged, a codec error) or works again (`true`).
+    /// While it is gone the LEDs say `error`: a person has to look at the station. The
+    /// session, and its place on the stage, carry on.
+    pub fn handle_audio_device(&mut self, now: Instant, working: bool) {
+        self.audio_fault = !working;
         self.update(now);
     }
 
@@ -378,7 +389,7 @@ impl Station {
         self.offline = self
             .lost_since
             .is_some_and(|t| now.saturating_duration_since(t) >= self.offline_after);
-        let led = if self.fatal {
+        let led = if self.fatal || self.audio_fault {
             LedState::Error
         } else if self.stuck.contains(&true) {
             LedState::ButtonStuck

@@ -5,7 +5,7 @@
 
 use std::os::unix::net::UnixDatagram;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU32, AtomicU64, Ordering};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use heapless::spsc::{Consumer, Producer, Queue};
 use stagebox_audio::beamform::Beamformer;
@@ -36,6 +36,13 @@ pub struct AudioShared {
     pub tx_queue_full: AtomicU64,
     pub periods: AtomicU64,
     pub device_errors: AtomicU64,
+    /// Of `device_errors`, the under- and overruns (recovered at once).
+    pub xruns: AtomicU64,
+    /// The sound device is gone and being reopened.
+    pub device_gone: AtomicBool,
+    /// Times the device was lost, and reopened.
+    pub device_faults: AtomicU64,
+    pub device_reopened: AtomicU64,
     /// When the first captured sample reached the microphone (wall clock, ns).
     pub capture_start_unix_ns: AtomicU64,
     /// When the first played sample left for the loudspeaker (wall clock, ns).
@@ -144,6 +151,10 @@ impl Default for AudioShared {
             tx_queue_full: AtomicU64::new(0),
             periods: AtomicU64::new(0),
             device_errors: AtomicU64::new(0),
+            xruns: AtomicU64::new(0),
+            device_gone: AtomicBool::new(false),
+            device_faults: AtomicU64::new(0),
+            device_reopened: AtomicU64::new(0),
             capture_start_unix_ns: AtomicU64::new(0),
             playback_start_unix_ns: AtomicU64::new(0),
             expected_loss_percent: AtomicU8::new(0),
@@ -160,6 +171,8 @@ pub enum AudioEvent {
     Spurt(bool),
     /// The first decoded audio reached the speaker.
     FirstAudio { unix_ns: u64 },
+    /// The sound device failed for good (`false`) or works again (`true`).
+    Device { working: bool },
 }
 
 /// A frame from the network and when it arrived ([`AudioShared::now_us`]).
@@ -221,17 +234,206 @@ fn unix_ns() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
-/// Consecutive device errors after which the thread gives up (the daemon exits and its
-/// supervisor restarts it).
-const MAX_CONSECUTIVE_ERRORS: u32 = 200;
+/// Capture or playback errors in a row (xruns aside) after which the sound device is taken
+/// for gone: 50 ms.
+const GONE_AFTER_ERRORS: u32 = 5;
+/// How often a gone sound device is tried again.
+const REOPEN_EVERY: Duration = Duration::from_secs(1);
+/// Most interleaved channels a device may deliver.
+pub const MAX_CHANNELS: usize = 8;
+const PERIOD: Duration = Duration::from_millis(10);
 
-/// Runs until `shared.running` is cleared or the devices fail for good. `on_started` runs on
-/// this thread just before the steady-state loop (tests use it to start counting
-/// allocations).
+/// The open devices and what depends on their format.
+struct Devices<C, P> {
+    capture: C,
+    playback: P,
+    in_samples: usize,
+    out_channels: usize,
+    beamformer: Beamformer,
+}
+
+fn open_devices<C: AudioCapture, P: AudioPlayback, E: std::fmt::Display>(
+    open: &mut impl FnMut() -> Result<(C, P), E>,
+    mics: &[u16],
+    mic_geometry_mm: &[[f32; 3]],
+) -> Result<Devices<C, P>, String> {
+    let (capture, playback) = open().map_err(|e| e.to_string())?;
+    let (in_format, out_format) = (capture.format(), playback.format());
+    if in_format.period != PERIOD_SAMPLES || out_format.period != PERIOD_SAMPLES {
+        return Err(format!(
+            "audio devices must run 10 ms periods ({PERIOD_SAMPLES} frames), got {} / {}",
+            in_format.period, out_format.period
+        ));
+    }
+    let (in_channels, out_channels) = (
+        usize::from(in_format.channels.max(1)),
+        usize::from(out_format.channels.max(1)),
+    );
+    if in_channels > MAX_CHANNELS || out_channels > MAX_CHANNELS {
+        return Err(format!(
+            "audio devices may have at most {MAX_CHANNELS} channels, got {in_channels} / {out_channels}"
+        ));
+    }
+    Ok(Devices {
+        capture,
+        playback,
+        in_samples: in_channels * PERIOD_SAMPLES,
+        out_channels,
+        beamformer: Beamformer::new(in_channels, mics, mic_geometry_mm),
+    })
+}
+
+/// The thread's running state between periods.
+struct Pace {
+    consecutive_errors: u32,
+    first_period: bool,
+    expected_loss: u8,
+    level_db: f32,
+    input: [i16; MAX_CHANNELS * PERIOD_SAMPLES],
+    output: [i16; MAX_CHANNELS * PERIOD_SAMPLES],
+    mono: [i16; PERIOD_SAMPLES],
+    mixed: [i16; PERIOD_SAMPLES],
+}
+
+/// A device error: counted, and after [`GONE_AFTER_ERRORS`] in a row the device is gone.
+fn device_error(consecutive: &mut u32, shared: &AudioShared, kind: AudioErrorKind) -> bool {
+    shared.device_errors.fetch_add(1, Ordering::Relaxed);
+    if kind == AudioErrorKind::Xrun {
+        shared.xruns.fetch_add(1, Ordering::Relaxed);
+        return false;
+    }
+    *consecutive += 1;
+    *consecutive >= GONE_AFTER_ERRORS
+}
+
+/// One period: read, process and send the microphone, mix and play what came in. `Err`:
+/// the device is gone (what it said).
 #[allow(clippy::too_many_arguments)]
-pub fn run<C: AudioCapture, P: AudioPlayback>(
-    capture: &mut C,
-    playback: &mut P,
+fn one_period<C: AudioCapture, P: AudioPlayback>(
+    dev: &mut Devices<C, P>,
+    pace: &mut Pace,
+    capture_path: &mut CapturePath,
+    playout: &mut PlayoutPath,
+    ends: &mut AudioEnds,
+    shared: &AudioShared,
+) -> Result<(), String> {
+    let input = &mut pace.input[..dev.in_samples];
+    match dev.capture.read(input) {
+        Ok(()) => pace.consecutive_errors = 0,
+        Err(e) => {
+            input.fill(0);
+            if device_error(&mut pace.consecutive_errors, shared, e.kind()) {
+                return Err(format!("capture: {e}"));
+            }
+        }
+    }
+    // The period just read began one period ago: that is when its first sample reached the
+    // microphone (the card's own buffering aside).
+    let now_us = shared.now_us();
+    if pace.first_period {
+        let period_ns = PERIOD_SAMPLES as u64 * 1_000_000_000 / u64::from(SAMPLE_RATE);
+        shared
+            .capture_start_unix_ns
+            .store(unix_ns().saturating_sub(period_ns), Ordering::Relaxed);
+    }
+    let period = shared.periods.fetch_add(1, Ordering::Relaxed);
+    if period % 10 == 0 {
+        shared.playout.publish(&playout.stats().jitter);
+        shared.capture.publish(&capture_path.stats(), pace.level_db);
+    }
+    let wanted_loss = shared.expected_loss_percent.load(Ordering::Relaxed);
+    if wanted_loss != pace.expected_loss && capture_path.set_expected_loss(wanted_loss).is_ok() {
+        pace.expected_loss = wanted_loss;
+    }
+
+    dev.beamformer.process(input, &mut pace.mono);
+    let allowed = shared.transmit.load(Ordering::Relaxed);
+    let ssrc = shared.ssrc.load(Ordering::Relaxed);
+    let mut woke_net = false;
+    match capture_path.push_period(&pace.mono, allowed && ssrc != 0, ssrc) {
+        Ok(Some(out)) => {
+            pace.level_db = out.level_db;
+            let percent = ((out.level_db + 60.0).clamp(0.0, 60.0) * 100.0 / 60.0) as u8;
+            shared.level_percent.store(percent, Ordering::Relaxed);
+            if let Some(frame) = out.frame {
+                woke_net = true;
+                if ends.to_net.enqueue(frame).is_err() {
+                    shared.tx_queue_full.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            if let Some(change) = out.spurt {
+                woke_net = true;
+                let _ = ends
+                    .events
+                    .enqueue(AudioEvent::Spurt(change == SpurtChange::Started));
+            }
+        }
+        Ok(None) => {}
+        Err(_) => {
+            shared.device_errors.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    shared
+        .rtp_clock
+        .store(capture_path.rtp_clock(), Ordering::Relaxed);
+    while let Some(r) = ends.from_net.dequeue() {
+        playout.push(r.frame, r.arrival_us);
+    }
+    let priority = shared.priority.load(Ordering::Relaxed);
+    playout.set_priority(u32::try_from(priority).ok());
+    playout.next_period(now_us, &mut pace.mixed);
+    // What the loudspeaker plays is what the echo canceller listens for.
+    capture_path.push_reference(&pace.mixed);
+    if playout.take_first_audio() {
+        woke_net = true;
+        let _ = ends
+            .events
+            .enqueue(AudioEvent::FirstAudio { unix_ns: unix_ns() });
+    }
+    if woke_net {
+        // Non-blocking; a full socket means the network task has a wake-up pending.
+        let _ = ends.wake.send(&[1]);
+    }
+    let output = &mut pace.output[..dev.out_channels * PERIOD_SAMPLES];
+    for (frame, &s) in output
+        .chunks_exact_mut(dev.out_channels)
+        .zip(pace.mixed.iter())
+    {
+        frame.fill(s);
+    }
+    if pace.first_period {
+        // With no buffering on the card, the first period starts playing now.
+        shared
+            .playback_start_unix_ns
+            .store(unix_ns(), Ordering::Relaxed);
+        pace.first_period = false;
+    }
+    if let Err(e) = dev.playback.write(output)
+        && device_error(&mut pace.consecutive_errors, shared, e.kind())
+    {
+        return Err(format!("playback: {e}"));
+    }
+    Ok(())
+}
+
+/// Tells the network task (and the status) whether the sound device works.
+fn device_state(shared: &AudioShared, ends: &mut AudioEnds, working: bool) {
+    shared.device_gone.store(!working, Ordering::Relaxed);
+    let _ = ends.events.enqueue(AudioEvent::Device { working });
+    let _ = ends.wake.send(&[1]);
+}
+
+/// Runs until `shared.running` is cleared. `open` opens the sound devices (on this thread:
+/// ALSA handles stay on the thread that opened them). A device that fails for good
+/// (unplugged, a codec error) is closed and reopened every second until it works again;
+/// meanwhile the thread keeps its 10 ms pace, drops what arrives for playout, and the
+/// station carries on without audio. `on_started` runs on this thread just before the loop
+/// (tests use it to start counting allocations): nothing is allocated after it while the
+/// devices work (reopening a device does allocate).
+#[allow(clippy::too_many_arguments)]
+pub fn run<C: AudioCapture, P: AudioPlayback, E: std::fmt::Display>(
+    mut open: impl FnMut() -> Result<(C, P), E>,
     mics: &[u16],
     mic_geometry_mm: &[[f32; 3]],
     capture_path: &mut CapturePath,
@@ -239,128 +441,53 @@ pub fn run<C: AudioCapture, P: AudioPlayback>(
     ends: &mut AudioEnds,
     shared: &AudioShared,
     on_started: impl FnOnce(),
-) -> Result<(), String> {
-    let in_format = capture.format();
-    let out_format = playback.format();
-    if in_format.period != PERIOD_SAMPLES || out_format.period != PERIOD_SAMPLES {
-        return Err(format!(
-            "audio devices must run 10 ms periods ({PERIOD_SAMPLES} frames), got {} / {}",
-            in_format.period, out_format.period
-        ));
-    }
-    let mut input = vec![0i16; in_format.period_samples()];
-    let mut output = vec![0i16; out_format.period_samples()];
-    let mut mono = [0i16; PERIOD_SAMPLES];
-    let mut mixed = [0i16; PERIOD_SAMPLES];
-    let in_channels = usize::from(in_format.channels);
-    let mut beamformer = Beamformer::new(in_channels, mics, mic_geometry_mm);
-    let mut level_db = -100.0f32;
-    let out_channels = usize::from(out_format.channels.max(1));
-    let period_ns = PERIOD_SAMPLES as u64 * 1_000_000_000 / u64::from(SAMPLE_RATE);
-    let mut consecutive_errors = 0u32;
-    let mut first_period = true;
-    let mut expected_loss = 0u8;
+) {
+    let mut devices = match open_devices(&mut open, mics, mic_geometry_mm) {
+        Ok(d) => Some(d),
+        Err(e) => {
+            log::error!("sound device: {e}; trying again every second");
+            device_state(shared, ends, false);
+            None
+        }
+    };
+    let mut retry_at = Instant::now() + REOPEN_EVERY;
+    let mut pace = Pace {
+        consecutive_errors: 0,
+        first_period: true,
+        expected_loss: 0,
+        level_db: -100.0,
+        input: [0; MAX_CHANNELS * PERIOD_SAMPLES],
+        output: [0; MAX_CHANNELS * PERIOD_SAMPLES],
+        mono: [0; PERIOD_SAMPLES],
+        mixed: [0; PERIOD_SAMPLES],
+    };
     shared
         .rtp_clock
         .store(capture_path.rtp_clock(), Ordering::Relaxed);
     on_started();
     while shared.running.load(Ordering::Relaxed) {
-        if let Err(e) = capture.read(&mut input) {
-            shared.device_errors.fetch_add(1, Ordering::Relaxed);
-            consecutive_errors += 1;
-            if e.kind() != AudioErrorKind::Xrun && consecutive_errors >= MAX_CONSECUTIVE_ERRORS {
-                return Err(format!("capture: {e}"));
+        if let Some(dev) = devices.as_mut() {
+            if let Err(e) = one_period(dev, &mut pace, capture_path, playout, ends, shared) {
+                log::error!("sound device gone ({e}); trying to reopen it every second");
+                devices = None;
+                shared.device_faults.fetch_add(1, Ordering::Relaxed);
+                device_state(shared, ends, false);
+                retry_at = Instant::now() + REOPEN_EVERY;
             }
-            input.fill(0);
-        } else {
-            consecutive_errors = 0;
+            continue;
         }
-        // The period just read began one period ago: that is when its first sample reached
-        // the microphone (the card's own buffering aside).
-        let now_us = shared.now_us();
-        if first_period {
-            shared
-                .capture_start_unix_ns
-                .store(unix_ns().saturating_sub(period_ns), Ordering::Relaxed);
-        }
-        let period = shared.periods.fetch_add(1, Ordering::Relaxed);
-        if period % 10 == 0 {
-            shared.playout.publish(&playout.stats().jitter);
-            shared.capture.publish(&capture_path.stats(), level_db);
-        }
-        let wanted_loss = shared.expected_loss_percent.load(Ordering::Relaxed);
-        if wanted_loss != expected_loss && capture_path.set_expected_loss(wanted_loss).is_ok() {
-            expected_loss = wanted_loss;
-        }
-
-        beamformer.process(&input, &mut mono);
-        let allowed = shared.transmit.load(Ordering::Relaxed);
-        let ssrc = shared.ssrc.load(Ordering::Relaxed);
-        let mut woke_net = false;
-        match capture_path.push_period(&mono, allowed && ssrc != 0, ssrc) {
-            Ok(Some(out)) => {
-                level_db = out.level_db;
-                let percent = ((out.level_db + 60.0).clamp(0.0, 60.0) * 100.0 / 60.0) as u8;
-                shared.level_percent.store(percent, Ordering::Relaxed);
-                if let Some(frame) = out.frame {
-                    woke_net = true;
-                    if ends.to_net.enqueue(frame).is_err() {
-                        shared.tx_queue_full.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-                if let Some(change) = out.spurt {
-                    woke_net = true;
-                    let _ = ends
-                        .events
-                        .enqueue(AudioEvent::Spurt(change == SpurtChange::Started));
-                }
-            }
-            Ok(None) => {}
-            Err(_) => {
-                shared.device_errors.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-
-        shared
-            .rtp_clock
-            .store(capture_path.rtp_clock(), Ordering::Relaxed);
-        while let Some(r) = ends.from_net.dequeue() {
-            playout.push(r.frame, r.arrival_us);
-        }
-        let priority = shared.priority.load(Ordering::Relaxed);
-        playout.set_priority(u32::try_from(priority).ok());
-        playout.next_period(now_us, &mut mixed);
-        // What the loudspeaker plays is what the echo canceller listens for.
-        capture_path.push_reference(&mixed);
-        if playout.take_first_audio() {
-            woke_net = true;
-            let _ = ends
-                .events
-                .enqueue(AudioEvent::FirstAudio { unix_ns: unix_ns() });
-        }
-        if woke_net {
-            // Non-blocking; a full socket means the network task has a wake-up pending.
-            let _ = ends.wake.send(&[1]);
-        }
-        for (frame, &s) in output.chunks_exact_mut(out_channels).zip(mixed.iter()) {
-            frame.fill(s);
-        }
-        if first_period {
-            // With no buffering on the card, the first period starts playing now.
-            shared
-                .playback_start_unix_ns
-                .store(unix_ns(), Ordering::Relaxed);
-            first_period = false;
-        }
-        if let Err(e) = playback.write(&output) {
-            shared.device_errors.fetch_add(1, Ordering::Relaxed);
-            if e.kind() != AudioErrorKind::Xrun {
-                consecutive_errors += 1;
-                if consecutive_errors >= MAX_CONSECUTIVE_ERRORS {
-                    return Err(format!("playback: {e}"));
-                }
+        // No device: keep the pace, drop what comes in, try again now and then.
+        while ends.from_net.dequeue().is_some() {}
+        std::thread::sleep(PERIOD);
+        if Instant::now() >= retry_at {
+            retry_at = Instant::now() + REOPEN_EVERY;
+            if let Ok(d) = open_devices(&mut open, mics, mic_geometry_mm) {
+                log::info!("sound device back");
+                devices = Some(d);
+                pace.consecutive_errors = 0;
+                shared.device_reopened.fetch_add(1, Ordering::Relaxed);
+                device_state(shared, ends, true);
             }
         }
     }
-    Ok(())
 }

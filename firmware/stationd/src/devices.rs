@@ -2,7 +2,7 @@
 //! backend (sim WAV files or ALSA), the buttons and the LEDs.
 
 use stagebox_board::{AudioBackend, BoardProfile};
-use stagebox_hal::sim::{SimCapture, SimError, SimPlayback, read_wav_mono};
+use stagebox_hal::sim::{MicControl, SimCapture, SimError, SimPlayback, read_wav_mono};
 use stagebox_hal::{
     AudioCapture, AudioError, AudioErrorKind, AudioPlayback, ErrorType, StreamFormat,
 };
@@ -89,10 +89,12 @@ impl AudioPlayback for AnyPlayback {
     }
 }
 
-/// Opens the audio devices the board and config name.
+/// Opens the audio devices the board and config name. `mic` is the sim sound card's control
+/// (kept across reopening): an unplugged sim card cannot be opened.
 pub fn open_audio(
     board: &BoardProfile,
     cfg: &Config,
+    mic: &MicControl,
 ) -> Result<(AnyCapture, AnyPlayback), DeviceError> {
     let use_alsa = board.audio.backend == AudioBackend::Alsa || cfg.sim.alsa_audio;
     let capture_format = StreamFormat {
@@ -121,11 +123,14 @@ pub fn open_audio(
             "this build has no ALSA support".into(),
         ));
     }
+    if mic.is_unplugged() {
+        return Err(DeviceError::Sim(SimError::Unplugged));
+    }
     let source = match &cfg.sim.mic_wav {
         Some(path) => read_wav_mono(path)?,
         None => Vec::new(),
     };
-    let mut capture = SimCapture::new(capture_format, source, true);
+    let mut capture = SimCapture::new(capture_format, source, true).with_control(mic.clone());
     if cfg.sim.mic_autoplay {
         capture = capture.autoplay();
     }

@@ -196,33 +196,20 @@ fn run(cfg: Config, board: BoardProfile) -> Result<()> {
         .store(capture_path.rtp_clock(), Ordering::Relaxed);
     let (mut audio_ends, net_ends) = audio_thread::queues().context("audio queues")?;
     // The devices are opened on the audio thread (ALSA handles stay on the thread that opened
-    // them), which reports back once they are open.
-    let (opened_tx, opened_rx) = std::sync::mpsc::channel::<Result<MicControl, String>>();
+    // them); a device that cannot be opened, or fails later, is retried there every second
+    // while the station carries on (its LEDs say `error`).
+    let mic_control = MicControl::default();
     let audio = {
         let shared = shared.clone();
-        let (board, cfg) = (board.clone(), cfg.clone());
+        let (board, cfg, mic) = (board.clone(), cfg.clone(), mic_control.clone());
         std::thread::Builder::new()
             .name("audio".into())
             .spawn(move || {
                 realtime::promote_current_thread().log();
-                let (mut capture, mut playback) = match devices::open_audio(&board, &cfg) {
-                    Ok(d) => d,
-                    Err(e) => {
-                        let _ = opened_tx.send(Err(e.to_string()));
-                        return Ok(());
-                    }
-                };
-                let mic = match &capture {
-                    devices::AnyCapture::Sim(c) => c.control(),
-                    #[allow(unreachable_patterns)]
-                    _ => MicControl::default(),
-                };
-                let _ = opened_tx.send(Ok(mic));
                 let mut capture_path = capture_path;
                 let mut playout = playout;
-                let result = audio_thread::run(
-                    &mut capture,
-                    &mut playback,
+                audio_thread::run(
+                    || devices::open_audio(&board, &cfg, &mic),
                     &board.audio.mic_channels,
                     &board.audio.mic_geometry_mm,
                     &mut capture_path,
@@ -232,17 +219,8 @@ fn run(cfg: Config, board: BoardProfile) -> Result<()> {
                     || {},
                 );
                 shared.running.store(false, Ordering::SeqCst);
-                // Dropping the devices finishes the sim WAV files.
-                drop(capture);
-                drop(playback);
-                result
             })
             .context("audio thread")?
-    };
-    let mic_control = match opened_rx.recv() {
-        Ok(Ok(mic)) => mic,
-        Ok(Err(e)) => anyhow::bail!("audio devices: {e}"),
-        Err(_) => anyhow::bail!("audio thread ended before opening its devices"),
     };
 
     let mut session = SessionConfig::new(
@@ -321,14 +299,13 @@ fn run(cfg: Config, board: BoardProfile) -> Result<()> {
     shared.running.store(false, Ordering::SeqCst);
     shutdown.store(true, Ordering::SeqCst);
     let _ = button_poller.join();
-    let audio_result = audio
+    audio
         .join()
         .map_err(|_| anyhow::anyhow!("audio thread panicked"))?;
     if let Some(path) = &cfg.sim.control_socket {
         let _ = std::fs::remove_file(path);
     }
     result?;
-    audio_result.map_err(anyhow::Error::msg)?;
     log::info!("stopped");
     Ok(())
 }

@@ -278,6 +278,9 @@ impl<L: Indicator> NetTask<L> {
         while let Some(ev) = self.audio.events.dequeue() {
             match ev {
                 AudioEvent::Spurt(speaking) => self.station.handle_talk_spurt(now, speaking),
+                AudioEvent::Device { working } => {
+                    self.station.handle_audio_device(now, working);
+                }
                 AudioEvent::FirstAudio { unix_ns } => {
                     if self.milestones.first_audio_unix_ns == 0 {
                         self.milestones.first_audio_unix_ns = unix_ns;

@@ -95,8 +95,12 @@ pub fn build(
             "rss_kib": resident_kib(),
         },
         "audio": {
+            "device": if shared.device_gone.load(Ordering::Relaxed) { "gone, reopening" } else { "ok" },
+            "device_faults": load(&shared.device_faults),
+            "device_reopened": load(&shared.device_reopened),
             "periods": load(&shared.periods),
             "device_errors": load(&shared.device_errors),
+            "xruns": load(&shared.xruns),
             "tx_queue_full": load(&shared.tx_queue_full),
             "capture_start_unix_ns": load(&shared.capture_start_unix_ns),
             "playback_start_unix_ns": load(&shared.playback_start_unix_ns),

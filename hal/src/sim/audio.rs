@@ -21,6 +21,8 @@ pub enum SimError {
     Wav { path: String, message: String },
     #[error("buffer of {got} samples, expected {expected}")]
     BufferSize { got: usize, expected: usize },
+    #[error("the sim sound card is unplugged")]
+    Unplugged,
 }
 
 impl AudioError for SimError {
@@ -28,6 +30,7 @@ impl AudioError for SimError {
         match self {
             SimError::Wav { .. } => AudioErrorKind::Io,
             SimError::BufferSize { .. } => AudioErrorKind::Format,
+            SimError::Unplugged => AudioErrorKind::Disconnected,
         }
     }
 }
@@ -66,15 +69,27 @@ pub fn read_wav_mono(path: &Path) -> Result<Vec<i16>, SimError> {
         .collect())
 }
 
-/// Lets another thread (a control socket, a test) start the sim mouth speaking.
+/// Lets another thread (a control socket, a test) start the sim mouth speaking, or pull the
+/// sim sound card out and plug it back in.
 #[derive(Debug, Clone, Default)]
 pub struct MicControl {
     play: Arc<AtomicBool>,
     playing: Arc<AtomicBool>,
     played_samples: Arc<AtomicU64>,
+    unplugged: Arc<AtomicBool>,
 }
 
 impl MicControl {
+    /// Pulls the sound card out (`true`): reads fail as a vanished device's do, and it cannot
+    /// be opened until it is plugged back in (`false`).
+    pub fn set_unplugged(&self, unplugged: bool) {
+        self.unplugged.store(unplugged, Ordering::SeqCst);
+    }
+
+    pub fn is_unplugged(&self) -> bool {
+        self.unplugged.load(Ordering::SeqCst)
+    }
+
     /// Starts the source from its beginning at the next period.
     pub fn play(&self) {
         self.play.store(true, Ordering::SeqCst);
@@ -109,6 +124,12 @@ impl SimCapture {
             recorder: None,
             record_path: String::new(),
         }
+    }
+
+    /// Shares `control` (a control socket's, kept across reopening the device).
+    pub fn with_control(mut self, control: MicControl) -> SimCapture {
+        self.control = control;
+        self
     }
 
     /// Plays the source once from the first period.
@@ -166,6 +187,9 @@ impl AudioCapture for SimCapture {
             });
         }
         self.pacer.wait();
+        if self.control.is_unplugged() {
+            return Err(SimError::Unplugged);
+        }
         if self.control.play.swap(false, Ordering::SeqCst) {
             self.position = 0;
             self.control.playing.store(true, Ordering::SeqCst);

@@ -140,6 +140,18 @@ impl Stage {
     /// Starts station `id` pinned to `pin`, with `mic_wav` as its microphone; returns the
     /// process and its control socket. Its log is `<id>.log` in the stage directory.
     pub fn start_station(&self, id: &str, pin: &str, mic_wav: Option<&Path>) -> (Proc, PathBuf) {
+        self.start_station_with(id, pin, mic_wav, "", "")
+    }
+
+    /// [`Stage::start_station`] with extra lines in its `[sim]` and `[audio]` sections.
+    pub fn start_station_with(
+        &self,
+        id: &str,
+        pin: &str,
+        mic_wav: Option<&Path>,
+        sim: &str,
+        audio: &str,
+    ) -> (Proc, PathBuf) {
         let gateway = SocketAddr::new(self.ip, self.gateway);
         let mic = mic_wav.map_or(String::new(), |p| {
             format!("mic_wav = \"{}\"\n", p.display())
@@ -152,7 +164,8 @@ impl Stage {
                 "[station]\nid = \"{id}\"\ntoken = \"token-{id}-123\"\n\
                  [server]\ngateway = \"wss://{gateway}/signal\"\nstage = \"hall\"\npin_sha256 = \"{pin}\"\n\
                  [board]\nprofile = \"sim\"\n\
-                 [sim]\n{mic}control_socket = \"{}\"\ndraw_leds = false\n",
+                 [audio]\n{audio}\n\
+                 [sim]\n{mic}control_socket = \"{}\"\ndraw_leds = false\n{sim}\n",
                 sock.display()
             ),
         )

@@ -12,8 +12,8 @@ use stagebox_audio::frame::{FrameDuration, PERIOD_SAMPLES};
 use stagebox_audio::jitter::JitterConfig;
 use stagebox_audio::pipeline::{CaptureConfig, CapturePath, PlayoutPath};
 use stagebox_hal::StreamFormat;
-use stagebox_hal::sim::{SimCapture, SimPlayback};
-use stagebox_stationd::audio_thread::{self, AudioShared, NetEnds, Received};
+use stagebox_hal::sim::{MicControl, SimCapture, SimError, SimPlayback};
+use stagebox_stationd::audio_thread::{self, AudioEvent, AudioShared, NetEnds, Received};
 
 /// Speech-like test signal: 300 Hz bursts, 700 ms on, 300 ms off.
 pub fn bursts(seconds: usize) -> Vec<i16> {
@@ -31,7 +31,9 @@ pub fn bursts(seconds: usize) -> Vec<i16> {
 pub struct AudioRig {
     pub shared: Arc<AudioShared>,
     pub net: NetEnds,
-    thread: Option<JoinHandle<Result<(), String>>>,
+    thread: Option<JoinHandle<()>>,
+    /// The sim sound card: pull it out, plug it back in.
+    pub card: MicControl,
     other: CapturePath,
     other_signal: Vec<i16>,
     seq_a: u16,
@@ -39,14 +41,26 @@ pub struct AudioRig {
     period: usize,
     /// Frames the station sent that came back.
     pub sent: u64,
+    /// What the audio thread told the network task.
+    pub events: Vec<AudioEvent>,
 }
 
 impl AudioRig {
     /// Starts the audio thread with the full capture chain; `on_started` runs on it just
     /// before its loop.
     pub fn start(on_started: impl FnOnce() + Send + 'static) -> AudioRig {
-        let mut capture = SimCapture::new(StreamFormat::mono(), bursts(60), false).autoplay();
-        let mut playback = SimPlayback::discard(StreamFormat::mono());
+        let card = MicControl::default();
+        let signal = bursts(60);
+        let thread_card = card.clone();
+        let open = move || -> Result<(SimCapture, SimPlayback), SimError> {
+            if thread_card.is_unplugged() {
+                return Err(SimError::Unplugged);
+            }
+            let capture = SimCapture::new(StreamFormat::mono(), signal.clone(), false)
+                .with_control(thread_card.clone())
+                .autoplay();
+            Ok((capture, SimPlayback::discard(StreamFormat::mono())))
+        };
         // The whole chain: beamforming, echo cancellation, noise suppression, gain control.
         let mut capture_config = CaptureConfig::new(FrameDuration::Ms20);
         capture_config.processing = Some(stagebox_audio::ApmConfig::default());
@@ -60,8 +74,7 @@ impl AudioRig {
         let thread_shared = shared.clone();
         let thread = std::thread::spawn(move || {
             audio_thread::run(
-                &mut capture,
-                &mut playback,
+                open,
                 &[0],
                 &[],
                 &mut capture_path,
@@ -75,12 +88,14 @@ impl AudioRig {
             shared,
             net,
             thread: Some(thread),
+            card,
             other: CapturePath::new(CaptureConfig::new(FrameDuration::Ms10), 0).unwrap(),
             other_signal: bursts(1),
             seq_a: 0,
             seq_b: 0,
             period: 0,
             sent: 0,
+            events: Vec::new(),
         }
     }
 
@@ -114,7 +129,9 @@ impl AudioRig {
             }
             self.period += 1;
         }
-        while self.net.events.dequeue().is_some() {}
+        while let Some(event) = self.net.events.dequeue() {
+            self.events.push(event);
+        }
         std::thread::yield_now();
     }
 
@@ -125,9 +142,11 @@ impl AudioRig {
         }
     }
 
-    /// Stops the audio thread; its result.
-    pub fn stop(mut self) -> Result<(), String> {
+    /// Stops the audio thread.
+    pub fn stop(mut self) {
         self.shared.running.store(false, Ordering::SeqCst);
-        self.thread.take().map_or(Ok(()), |t| t.join().unwrap())
+        if let Some(t) = self.thread.take() {
+            t.join().unwrap();
+        }
     }
 }
