@@ -4,8 +4,10 @@
 //! limit, the mix fed back as the echo canceller's reference.
 //!
 //! ```text
-//! pipeline_cpu SPEECH.wav SECONDS
+//! pipeline_cpu SPEECH.wav SECONDS [setup-only]
 //! ```
+//! `setup-only` does everything but the timed loop: what an instruction count of the whole
+//! program minus one of this is the loop's.
 //! The speakers' packets are encoded before the clock starts (a listener receives them
 //! encoded). Prints one JSON line: audio seconds, this thread's CPU seconds (from
 //! /proc/thread-self/schedstat) and frames encoded and decoded.
@@ -39,6 +41,7 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let speech = read_wav(&args[1]);
     let seconds: usize = args[2].parse().unwrap();
+    let setup_only = args.get(3).is_some_and(|a| a == "setup-only");
     let periods = seconds * 100;
     let at = |n: usize| speech[n % speech.len()];
 
@@ -77,7 +80,7 @@ fn main() {
     let (mut encoded, mut next) = (0u64, [0usize; 3]);
 
     let start = thread_cpu_ns();
-    for p in 0..periods {
+    for p in 0..if setup_only { 0 } else { periods } {
         let now_us = p as u64 * 10_000;
         let interleaved = &mic[p * 2 * PERIOD_SAMPLES..(p + 1) * 2 * PERIOD_SAMPLES];
         beamformer.process(interleaved, &mut mono);

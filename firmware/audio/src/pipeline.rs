@@ -382,6 +382,14 @@ impl PlayoutPath {
         s
     }
 
+    /// One speaker's figures, while that speaker holds a stream slot.
+    pub fn stream_stats(&self, ssrc: u32) -> Option<JitterStats> {
+        self.streams
+            .iter()
+            .find(|s| s.ssrc == Some(ssrc))
+            .map(|s| s.jitter.stats())
+    }
+
     /// True once, on the first call after audio was first played.
     pub fn take_first_audio(&mut self) -> bool {
         if self.first_audio == Some(true) {
@@ -392,7 +400,8 @@ impl PlayoutPath {
     }
 
     /// A received frame and when it arrived (µs, on the clock [`Self::next_period`] gets).
-    /// Frames from a new SSRC take a free slot, or the one idle longest.
+    /// Frames from a new SSRC take a free slot, or that of a stream not playing now that has
+    /// played least, so a flood of strangers cannot push out a speaker between sentences.
     pub fn push(&mut self, frame: MediaFrame, arrival_us: u64) {
         let ssrc = frame.ssrc;
         let idx = match self.streams.iter().position(|s| s.ssrc == Some(ssrc)) {
@@ -403,7 +412,12 @@ impl PlayoutPath {
                     .iter()
                     .enumerate()
                     .filter(|(_, s)| s.ssrc.is_none() || !s.jitter.is_playing())
-                    .max_by_key(|(_, s)| (s.ssrc.is_none(), s.idle_periods))
+                    // A free slot, else the stream that played least (a stranger's one packet
+                    // before a speaker between sentences), else the one idle longest.
+                    .max_by_key(|(_, s)| {
+                        let played = s.jitter.stats().played;
+                        (s.ssrc.is_none(), std::cmp::Reverse(played), s.idle_periods)
+                    })
                     .map(|(i, _)| i);
                 let Some(i) = free else {
                     self.stats.dropped_no_slot += 1;
@@ -625,5 +639,45 @@ mod tests {
             processed * 10 < raw,
             "with echo cancellation {processed} frames of echo were sent (raw {raw})"
         );
+    }
+
+    /// A hostile stream (a flood of one speaker with absurd timestamps, packets from a
+    /// hundred unknown SSRCs, one that never ends) does not cost the real speaker a frame.
+    #[test]
+    fn hostile_streams_do_not_hurt_the_real_speaker() {
+        let mut play = PlayoutPath::new(JitterConfig::default()).unwrap();
+        let mut cap = CapturePath::new(CaptureConfig::new(FrameDuration::Ms20), 0).unwrap();
+        let mut out = [0i16; PERIOD_SAMPLES];
+        let (mut seq, mut sent, mut junk) = (0u16, 0u64, 0u32);
+        let payload = [0xFCu8, 0xFF, 0xFE];
+        for p in 0..600usize {
+            let now = p as u64 * 10_000;
+            if let Some(o) = cap.push_period(&speech_like(p), true, 42).unwrap()
+                && let Some(f) = o.frame
+            {
+                play.push(numbered(f, &mut seq), now);
+                sent += 1;
+            }
+            if p > 100 {
+                // A flood from SSRC 7: 50 packets a period, absurd numbers.
+                for _ in 0..50 {
+                    junk = junk.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                    let f = MediaFrame::new(7, junk as u16, junk, junk & 1 == 1, &payload).unwrap();
+                    play.push(f, now);
+                }
+                // Strangers: a new SSRC every period.
+                let f = MediaFrame::new(1000 + p as u32, 0, 0, true, &payload).unwrap();
+                play.push(f, now);
+            }
+            play.next_period(now, &mut out);
+        }
+        // Every frame the real speaker sent was played (the last may still be in flight).
+        let real = play.stream_stats(42).unwrap();
+        assert!(
+            real.played + 2 >= sent && real.played <= sent,
+            "sent {sent}, played {}: {real:?}",
+            real.played
+        );
+        assert_eq!((real.late, real.lost, real.resyncs), (0, 0, 0), "{real:?}");
     }
 }
