@@ -34,7 +34,7 @@ fn run_all() -> Result<()> {
     sh(nightly_cargo().args(["fuzz", "build", "--dev"]))?;
     // The demo, as a test: real processes on loopback, judged by what B played.
     let outcome = demo::run_demo(&DemoOptions::new("target/demo-test"))?;
-    check_demo(&outcome)?;
+    check_demo(&outcome, Judge::RealTime)?;
     println!(
         "demo check: PESQ {:.2}, every frame sent was played, none concealed, RTP streams clean",
         outcome.pesq.as_ref().unwrap_or(&0.0)
@@ -46,9 +46,10 @@ fn run_all() -> Result<()> {
         aarch64_stations: true,
         ..DemoOptions::new("target/demo-test-aarch64")
     })?;
-    check_demo(&outcome)?;
+    check_demo(&outcome, Judge::Emulated)?;
     println!(
-        "demo check (aarch64 stations under qemu): listener matches speaker, every packet delivered"
+        "demo check (aarch64 stations under qemu): PESQ {:.2}, at most 1 % of frames concealed",
+        outcome.pesq.as_ref().unwrap_or(&0.0)
     );
     // The hobbyist's package: built, installed into an arm64 bookworm root, upgraded,
     // removed and purged there.
@@ -60,12 +61,28 @@ fn run_all() -> Result<()> {
 /// bitrate scores about 4.1 on the same speech).
 const DEMO_MIN_PESQ: f64 = 3.8;
 
+/// How strictly a demo run is judged.
+#[derive(Clone, Copy, PartialEq)]
+enum Judge {
+    /// Native processes on loopback: every frame sent is played, none concealed.
+    RealTime,
+    /// Stations under qemu's user-mode emulation, ten times slower than native: a period's
+    /// processing can overrun its 10 ms, so a few frames may be concealed. What is checked is
+    /// that the aarch64 build works end to end, not its timing: PESQ ≥ 3.5 and at most 1 %
+    /// of the frames concealed or left out.
+    Emulated,
+}
+
 /// What the demo must show for the test to pass.
-fn check_demo(outcome: &DemoOutcome) -> Result<()> {
+fn check_demo(outcome: &DemoOutcome, judge: Judge) -> Result<()> {
     let r = &outcome.report;
+    let min_pesq = match judge {
+        Judge::RealTime => DEMO_MIN_PESQ,
+        Judge::Emulated => 3.5,
+    };
     match &outcome.pesq {
-        Ok(p) if *p >= DEMO_MIN_PESQ => {}
-        Ok(p) => bail!("listener quality: wideband PESQ {p:.2} < {DEMO_MIN_PESQ}"),
+        Ok(p) if *p >= min_pesq => {}
+        Ok(p) => bail!("listener quality: wideband PESQ {p:.2} < {min_pesq}"),
         Err(e) => bail!("listener quality could not be judged: {e}"),
     }
     let latency = r["mouth_to_ear_latency_ms"].as_f64().unwrap_or(0.0);
@@ -93,7 +110,9 @@ fn check_demo(outcome: &DemoOutcome) -> Result<()> {
     let played = frames["played"].as_u64().unwrap_or(0);
     let concealed = frames["concealed"].as_u64().unwrap_or(u64::MAX);
     let late = frames["late"].as_u64().unwrap_or(u64::MAX);
-    if played != sent || concealed != 0 || late != 0 {
+    let flawless = played == sent && concealed == 0 && late == 0;
+    let tolerable = late == 0 && concealed <= sent / 100 && played + sent / 100 >= sent;
+    if !(flawless || judge == Judge::Emulated && tolerable) {
         bail!(
             "speaker sent {sent} frames; the listener played {played}, concealed {concealed}, \
              dropped {late} late: {frames}"

@@ -650,7 +650,6 @@ mod tests {
     fn a_new_path_starts_cautious_then_follows_the_measurement() {
         let mut jb = JitterBuffer::new(JitterConfig {
             margin_us: 0,
-            start_target_us: 40_000,
             ..JitterConfig::default()
         });
         jb.push(f(0), on_time(0));

@@ -4,6 +4,11 @@ use crate::frame::PERIOD_SAMPLES;
 
 /// Gain applied to everyone else while the priority speaker talks (about -12 dB).
 pub const DUCK_GAIN: f32 = 0.25;
+/// How fast a gain rises again (release), per 10 ms period: from ducked to full in 250 ms.
+/// Falling (attack) takes one period.
+pub const RELEASE_PER_PERIOD: f32 = 0.03;
+/// Speakers mixed at most when more talk at once: the loudest.
+pub const MAX_MIXED: usize = 4;
 
 #[derive(Debug, Clone)]
 pub struct Mixer {
@@ -31,8 +36,16 @@ impl Mixer {
 
     /// Adds one period of a source at `gain`.
     pub fn add(&mut self, pcm: &[i16], gain: f32) {
-        for (a, &s) in self.acc.iter_mut().zip(pcm) {
-            *a += f32::from(s) * gain;
+        self.add_ramped(pcm, gain, gain);
+    }
+
+    /// Adds one period of a source whose gain moves from `from` to `to` across the period
+    /// (a ramp, so a change of gain never clicks).
+    pub fn add_ramped(&mut self, pcm: &[i16], from: f32, to: f32) {
+        let n = pcm.len().max(1) as f32;
+        for (i, (a, &s)) in self.acc.iter_mut().zip(pcm).enumerate() {
+            let g = from + (to - from) * (i as f32 + 1.0) / n;
+            *a += f32::from(s) * g;
         }
     }
 

@@ -16,7 +16,7 @@ use crate::codec::{CodecError, EncoderConfig, OpusDecoder, OpusEncoder};
 use crate::frame::{FrameDuration, MAX_FRAME_SAMPLES, MAX_OPUS_PACKET, MediaFrame, PERIOD_SAMPLES};
 use crate::gate::{GateConfig, GateDecision, SilenceGate, SpurtChange};
 use crate::jitter::{JitterBuffer, JitterConfig, JitterStats, Playout};
-use crate::mixer::{DUCK_GAIN, Mixer};
+use crate::mixer::{DUCK_GAIN, MAX_MIXED, Mixer, RELEASE_PER_PERIOD};
 use crate::vad::{Vad, VadConfig};
 
 /// Most speakers mixed at once.
@@ -268,6 +268,14 @@ struct Stream {
     /// Samples per frame of this stream (from the last decoded packet).
     frame_samples: usize,
     idle_periods: u32,
+    /// This period's audio, when the stream has some.
+    period: [i16; PERIOD_SAMPLES],
+    has_period: bool,
+    /// Smoothed mean square of the stream's audio: who is loudest when too many talk.
+    level: f32,
+    /// The gain the stream was last mixed at, and the listener's own gain for this speaker.
+    gain_now: f32,
+    gain: f32,
 }
 
 /// A decoded frame below this RMS (about −60 dBFS) is quiet: it may be left out to shorten
@@ -326,8 +334,8 @@ impl Stream {
         true
     }
 
-    fn take_period(&mut self, out: &mut [i16; PERIOD_SAMPLES]) {
-        out.copy_from_slice(&self.fifo[..PERIOD_SAMPLES]);
+    fn take_period(&mut self) {
+        self.period.copy_from_slice(&self.fifo[..PERIOD_SAMPLES]);
         self.fifo.copy_within(PERIOD_SAMPLES..self.fifo_len, 0);
         self.fifo_len -= PERIOD_SAMPLES;
     }
@@ -337,7 +345,6 @@ pub struct PlayoutPath {
     /// Built once at construction, never resized.
     streams: Box<[Stream]>,
     mixer: Mixer,
-    period: [i16; PERIOD_SAMPLES],
     priority: Option<u32>,
     stats: PlayoutStats,
     /// Set on the first period that carried decoded audio, until taken.
@@ -356,12 +363,16 @@ impl PlayoutPath {
                 fifo_len: 0,
                 frame_samples: MAX_FRAME_SAMPLES,
                 idle_periods: 0,
+                period: [0; PERIOD_SAMPLES],
+                has_period: false,
+                level: 0.0,
+                gain_now: 0.0,
+                gain: 1.0,
             });
         }
         Ok(PlayoutPath {
             streams: streams.into_boxed_slice(),
             mixer: Mixer::new(),
-            period: [0; PERIOD_SAMPLES],
             priority: None,
             stats: PlayoutStats::default(),
             first_audio: Some(false),
@@ -380,6 +391,13 @@ impl PlayoutPath {
             s.jitter.add(&st.jitter.stats());
         }
         s
+    }
+
+    /// The listener's own gain for one speaker (0 to 4), while that speaker holds a slot.
+    pub fn set_speaker_gain(&mut self, ssrc: u32, gain: f32) {
+        if let Some(s) = self.streams.iter_mut().find(|s| s.ssrc == Some(ssrc)) {
+            s.gain = gain.clamp(0.0, 4.0);
+        }
     }
 
     /// One speaker's figures, while that speaker holds a stream slot.
@@ -431,13 +449,19 @@ impl PlayoutPath {
                 }
                 s.fifo_len = 0;
                 s.idle_periods = 0;
+                s.has_period = false;
+                s.level = 0.0;
+                s.gain = 1.0;
                 i
             }
         };
         self.streams[idx].jitter.push(frame, arrival_us);
     }
 
-    /// Produces the 10 ms of output that start playing at `now_us`.
+    /// Produces the 10 ms of output that start playing at `now_us`: the loudest
+    /// [`MAX_MIXED`] speakers, everyone but the priority speaker ducked while they talk (the
+    /// duck falls within 10 ms and rises over 250 ms; a speaker left out fades within
+    /// 10 ms), each at the listener's gain for them, through the limiter.
     pub fn next_period(&mut self, now_us: u64, out: &mut [i16; PERIOD_SAMPLES]) {
         self.mixer.clear();
         let priority_active = self.priority.is_some_and(|p| {
@@ -447,19 +471,63 @@ impl PlayoutPath {
         });
         let mut any = false;
         for s in self.streams.iter_mut() {
+            let had_period = s.has_period;
+            s.has_period = false;
             if s.ssrc.is_none() || !s.fill(now_us, &mut self.stats.decode_errors) {
                 s.idle_periods = s.idle_periods.saturating_add(1);
+                s.gain_now = 0.0;
                 continue;
             }
             s.idle_periods = 0;
-            s.take_period(&mut self.period);
-            let gain = if priority_active && s.ssrc != self.priority {
+            s.take_period();
+            s.has_period = true;
+            let energy: f32 = s.period.iter().map(|&x| f32::from(x) * f32::from(x)).sum();
+            let mean_square = energy / PERIOD_SAMPLES as f32;
+            s.level = if had_period {
+                0.7 * s.level + 0.3 * mean_square
+            } else {
+                mean_square
+            };
+            if !had_period {
+                // A speaker starting: at their gain at once, no fade-in over their first word.
+                s.gain_now = f32::NAN;
+            }
+            any = true;
+        }
+        for i in 0..self.streams.len() {
+            let s = &self.streams[i];
+            if !s.has_period {
+                continue;
+            }
+            let louder = self
+                .streams
+                .iter()
+                .filter(|o| o.has_period && o.level > s.level)
+                .count();
+            let duck = if priority_active && s.ssrc != self.priority {
                 DUCK_GAIN
             } else {
                 1.0
             };
-            self.mixer.add(&self.period, gain);
-            any = true;
+            let target = if louder < MAX_MIXED {
+                s.gain * duck
+            } else {
+                0.0
+            };
+            let from = if s.gain_now.is_nan() {
+                target
+            } else {
+                s.gain_now
+            };
+            let to = if target <= from {
+                target
+            } else {
+                (from + RELEASE_PER_PERIOD).min(target)
+            };
+            if from > 0.0 || to > 0.0 {
+                self.mixer.add_ramped(&s.period, from, to);
+            }
+            self.streams[i].gain_now = to;
         }
         self.mixer.finish(out);
         if any && self.first_audio == Some(false) {
@@ -679,5 +747,71 @@ mod tests {
             real.played
         );
         assert_eq!((real.late, real.lost, real.resyncs), (0, 0, 0), "{real:?}");
+    }
+
+    /// RMS of the output over periods 30..80 with speakers `ssrc` saying the same 300 Hz
+    /// tone at `amplitudes`; `tune` runs on the path before the start.
+    fn mixed_rms(amplitudes: &[f32], tune: impl FnOnce(&mut PlayoutPath)) -> f64 {
+        let mut play = PlayoutPath::new(JitterConfig {
+            start_target_us: 0,
+            ..JitterConfig::default()
+        })
+        .unwrap();
+        let mut caps: Vec<_> = amplitudes
+            .iter()
+            .enumerate()
+            .map(|(i, &a)| {
+                let cap = CapturePath::new(CaptureConfig::new(FrameDuration::Ms10), 0).unwrap();
+                (i as u32 + 1, a, cap, 0u16)
+            })
+            .collect();
+        let mut out = [0i16; PERIOD_SAMPLES];
+        let (mut energy, mut n) = (0f64, 0usize);
+        let mut tune = Some(tune);
+        for p in 0..80usize {
+            for (ssrc, amp, cap, seq) in &mut caps {
+                let tone: [i16; PERIOD_SAMPLES] = core::array::from_fn(|i| {
+                    let t = (p * PERIOD_SAMPLES + i) as f32 / 48_000.0;
+                    (*amp * (2.0 * std::f32::consts::PI * 300.0 * t).sin()) as i16
+                });
+                if let Some(f) = cap.push_period(&tone, true, *ssrc).unwrap().unwrap().frame {
+                    play.push(numbered(f, seq), p as u64 * 10_000);
+                }
+            }
+            if p == 2
+                && let Some(t) = tune.take()
+            {
+                t(&mut play);
+            }
+            play.next_period(p as u64 * 10_000, &mut out);
+            if p >= 30 {
+                energy += out.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>();
+                n += PERIOD_SAMPLES;
+            }
+        }
+        (energy / n as f64).sqrt()
+    }
+
+    #[test]
+    fn when_six_talk_the_four_loudest_are_heard() {
+        // In phase, amplitudes add: the top four make 18000, all six would make 21000.
+        let rms = mixed_rms(&[1000.0, 2000.0, 3000.0, 4000.0, 5000.0, 6000.0], |_| {});
+        let expected = 18_000.0 / 2f64.sqrt();
+        assert!(
+            (rms - expected).abs() < expected * 0.08,
+            "rms {rms:.0}, expected about {expected:.0} (all six: {:.0})",
+            21_000.0 / 2f64.sqrt()
+        );
+    }
+
+    #[test]
+    fn the_listener_sets_a_gain_per_speaker() {
+        let full = mixed_rms(&[4000.0, 4000.0], |_| {});
+        let one_halved = mixed_rms(&[4000.0, 4000.0], |p| p.set_speaker_gain(2, 0.5));
+        let ratio = one_halved / full;
+        assert!(
+            (ratio - 0.75).abs() < 0.05,
+            "ratio {ratio:.3}, expected 0.75"
+        );
     }
 }
