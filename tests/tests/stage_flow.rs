@@ -320,3 +320,53 @@ fn a_lost_sound_device_shows_error_and_the_station_stays_on_the_stage() {
     net.run_for(ms(100));
     assert_eq!(net.stations[a].core.led(), LedState::SpeakerIdle);
 }
+
+/// What station `i` was told to cover with FEC, in order.
+fn expected_losses(net: &Net, i: StationIdx) -> Vec<u8> {
+    net.stations[i]
+        .observed
+        .iter()
+        .filter_map(|o| match o.event {
+            StationEvent::ExpectedLoss(p) => Some(p),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_speakers_fec_follows_what_its_listeners_lose() {
+    // a-1 is a speaker; the moderator (who may speak too) listens and reports.
+    let (mut net, a, m) = setup();
+    invite_a1(&mut net, ms(50));
+    net.click(a, ButtonId::Ptt);
+    net.run_for(ms(300));
+    // The moderator hears a-1 over a bad link: 12 of every 100 frames missing.
+    let (mut received, mut lost) = (0u64, 0u64);
+    for _ in 0..10 {
+        received += 44;
+        lost += 6;
+        let now = net.now;
+        net.stations[m].core.handle_reception(now, received, lost);
+        net.run_for(Duration::from_secs(1));
+    }
+    assert_eq!(
+        expected_losses(&net, a),
+        vec![12],
+        "a-1 covers its listener's loss"
+    );
+    // The link heals: the next reports carry no loss, and the FEC goes away.
+    for _ in 0..5 {
+        received += 50;
+        let now = net.now;
+        net.stations[m].core.handle_reception(now, received, lost);
+        net.run_for(Duration::from_secs(1));
+    }
+    // (The report that spans the change carries half of each.)
+    assert_eq!(expected_losses(&net, a), vec![12, 6, 0]);
+    // A listener that hears nothing reports nothing; a station never covers its own loss.
+    assert!(
+        expected_losses(&net, m).iter().all(|&p| p == 0),
+        "{:?}",
+        expected_losses(&net, m)
+    );
+}

@@ -13,7 +13,8 @@
 //!   daemon's resident memory in the demo.
 //! - `quality`: wideband PESQ of B's output against A's input for several voices, over the
 //!   impairment relay at 0, 5, 10, 20 % random loss and a bursty profile, with and without
-//!   loss protection, beside plain libopus (opus-tools, PLC only) on the same speech.
+//!   the FEC the listener's reports ask for, and with FEC set for the link's loss in the
+//!   speaker's configuration, beside plain libopus (opus-tools, PLC only) on the same speech.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -333,7 +334,7 @@ fn quality_sweep() -> Result<()> {
     let mut figures = Vec::new();
     let mut table = String::from(
         "wideband PESQ of B's output against A's input (mean over voices), 32 kbit/s, 20 ms\n\
-         link          | chain | protection | PESQ | played | FEC | concealed | late | plain libopus (PLC)\n\
+         link          | chain | FEC        | PESQ | played | FEC | concealed | late | plain libopus (PLC)\n\
          --------------|-------|------------|------|--------|-----|-----------|------|--------------------\n",
     );
     let mut runs = Vec::new();
@@ -395,7 +396,7 @@ fn quality_sweep() -> Result<()> {
         table.push_str(&format!(
             "{name:<13} | {:<5} | {:<10} | {mean:.2} | {:>6} | {:>3} | {:>9} | {:>4} | {}\n",
             if chain { "on" } else { "off" },
-            if protect { "FEC" } else { "none" },
+            if protect { "configured" } else { "reported" },
             frames[0],
             frames[1],
             frames[2],
@@ -406,7 +407,11 @@ fn quality_sweep() -> Result<()> {
             "link": name,
             "relay_flags": flags,
             "processing_chain": chain,
-            "protection": if protect { "in-band FEC for the nominal loss" } else { "none" },
+            "fec": if protect {
+                "in-band FEC configured for the link's nominal loss"
+            } else {
+                "in-band FEC as the listener's reception reports ask"
+            },
             "pesq_wb_per_voice": scores,
             "pesq_wb_mean": mean,
             "listener_frames": { "played": frames[0], "recovered_fec": frames[1], "concealed": frames[2], "late": frames[3] },

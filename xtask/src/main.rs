@@ -1,8 +1,9 @@
 //! `cargo xtask` — the project's two commands and their helpers.
 //!
 //! - `cargo xtask test`: installs what is missing, then runs everything CI checks.
-//! - `cargo xtask demo [--out DIR] [--aarch64]`: a stage server and two sim stations on
-//!   loopback (with `--aarch64`, the stations run as aarch64 binaries under qemu).
+//! - `cargo xtask demo [--out DIR] [--aarch64] [--impair FLAGS] [--audio LINE]...`: a stage
+//!   server and two sim stations on loopback (with `--aarch64`, the stations run as aarch64
+//!   binaries under qemu; `--impair` puts impair-relay with those flags between them).
 //! - `cargo xtask fuzz [--seconds N]`: runs every fuzz target for a while.
 //! - `cargo xtask bench <latency|quality|cpu>`: measurements through real processes, written to
 //!   `target/bench/NAME.json`.
@@ -35,10 +36,22 @@ fn main() -> Result<()> {
             let out = flag_string(&args, "--out").unwrap_or_else(|| "demo-out".into());
             let frame_ms = flag_value(&args, "--frame-ms")?.unwrap_or(20) as u32;
             let jitter_frames = flag_value(&args, "--jitter-frames")?.unwrap_or(1) as u32;
+            // `--impair "--loss 10 --jitter 5"`: impair-relay flags for the stations' link;
+            // `--audio 'noise_suppression = "high"'` (repeatable): a station [audio] line.
+            let impairment = flag_string(&args, "--impair")
+                .map(|f| f.split_whitespace().map(String::from).collect())
+                .unwrap_or_default();
+            let station_audio = args
+                .windows(2)
+                .filter(|w| w[0] == "--audio")
+                .map(|w| w[1].clone())
+                .collect();
             demo::run_demo(&demo::DemoOptions {
                 frame_ms,
                 jitter_frames,
                 aarch64_stations: args.iter().any(|a| a == "--aarch64"),
+                impairment,
+                station_audio,
                 ..demo::DemoOptions::new(out)
             })?;
             Ok(())

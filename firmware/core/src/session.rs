@@ -63,6 +63,8 @@ pub enum SessionEvent {
     },
     /// A message about the stage, for the stage view.
     Stage(ServerMsg),
+    /// The most this station's listeners lose now, percent: for its audio's FEC.
+    LossFeedback { loss_percent: u8 },
     /// The connection was lost; the next attempt is at `retry_at`.
     Lost {
         retry_at: Instant,
@@ -280,6 +282,11 @@ impl Session {
                 | ServerMsg::Priority { .. }
                 | ServerMsg::Speaking { .. }),
             ) => self.events.push_back(SessionEvent::Stage(msg)),
+            (Phase::Established { .. }, ServerMsg::LossFeedback { loss_percent }) => {
+                self.events.push_back(SessionEvent::LossFeedback {
+                    loss_percent: loss_percent.min(50),
+                })
+            }
             // Anything else out of order is ignored: the deadlines recover a stuck exchange.
             _ => {}
         }

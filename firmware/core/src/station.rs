@@ -77,7 +77,12 @@ pub enum StationEvent {
         ssrc: u32,
         speaking: bool,
     },
+    /// The station's listeners lose this much, percent: its encoder's FEC should cover it.
+    ExpectedLoss(u8),
 }
+
+/// How often a station that hears audio reports its reception to the server.
+pub const RECEPTION_REPORT_EVERY: Duration = Duration::from_secs(2);
 
 #[derive(Debug)]
 pub struct Station {
@@ -101,6 +106,8 @@ pub struct Station {
     fatal: bool,
     /// The sound device is gone (unplugged, failed); the daemon keeps trying to reopen it.
     audio_fault: bool,
+    /// When the last reception report was due, and the totals then.
+    reception: Option<(Instant, u64, u64)>,
     in_spurt: bool,
     transmit: bool,
     led: LedState,
@@ -126,6 +133,7 @@ impl Station {
             ever_established: false,
             fatal: false,
             audio_fault: false,
+            reception: None,
             in_spurt: false,
             transmit: false,
             led: LedState::Booting,
@@ -198,6 +206,33 @@ impl Station {
     pub fn handle_audio_device(&mut self, now: Instant, working: bool) {
         self.audio_fault = !working;
         self.update(now);
+    }
+
+    /// What the playout path has received and found lost so far (running totals). Every
+    /// [`RECEPTION_REPORT_EVERY`] while the session is up, the station tells the server
+    /// what it expected and lost since the last report, if it heard anything.
+    pub fn handle_reception(&mut self, now: Instant, received: u64, lost: u64) {
+        if !self.session.is_established() {
+            return;
+        }
+        let Some((at, last_received, last_lost)) = self.reception else {
+            self.reception = Some((now, received, lost));
+            return;
+        };
+        if now.saturating_duration_since(at) < RECEPTION_REPORT_EVERY {
+            return;
+        }
+        self.reception = Some((now, received, lost));
+        let (got, lost) = (
+            received.saturating_sub(last_received),
+            lost.saturating_sub(last_lost),
+        );
+        if got + lost > 0 {
+            self.session.send(ClientMsg::ReceptionReport {
+                expected: u32::try_from(got + lost).unwrap_or(u32::MAX),
+                lost: u32::try_from(lost).unwrap_or(u32::MAX),
+            });
+        }
     }
 
     /// The audio path started or ended a talk spurt (voice activity while transmitting).
@@ -308,6 +343,9 @@ impl Station {
                     self.on_stage_event(stage_event);
                 }
             }
+            SessionEvent::LossFeedback { loss_percent } => self
+                .events
+                .push_back(StationEvent::ExpectedLoss(loss_percent)),
             SessionEvent::Lost { after, .. } => self.fatal = after == AfterClose::Fatal,
         }
     }

@@ -117,6 +117,13 @@ pub enum ClientMsg {
     },
     /// A speaker goes back to the audience by itself.
     StepDown {},
+    /// What the station heard since its last report: frames it expected (received and found
+    /// missing) and of those, frames lost on the way (before any repair). Every few seconds
+    /// while it receives audio; the server tells speakers how much their listeners lose.
+    ReceptionReport {
+        expected: u32,
+        lost: u32,
+    },
 }
 
 /// Messages a server sends.
@@ -156,6 +163,11 @@ pub enum ServerMsg {
         reason: String,
         #[serde(default)]
         gateway: Option<String>,
+    },
+    /// The most a listener of this station's audio is losing now, in percent (0–50): how
+    /// much in-band FEC the station's audio should carry.
+    LossFeedback {
+        loss_percent: u8,
     },
     /// Sent just before the server closes with `code`.
     Error {
@@ -197,6 +209,7 @@ const CLIENT_OPS: &[&str] = &[
     "raise_hand",
     "invite_response",
     "step_down",
+    "reception_report",
 ];
 const SERVER_OPS: &[&str] = &[
     "hello",
@@ -209,6 +222,7 @@ const SERVER_OPS: &[&str] = &[
     "priority",
     "speaking",
     "reconnect",
+    "loss_feedback",
     "error",
 ];
 
@@ -410,5 +424,25 @@ mod tests {
         let m =
             ClientMsg::from_json(r#"{"op":"speaking","d":{"speaking":true,"future":1}}"#).unwrap();
         assert_eq!(m, ClientMsg::Speaking { speaking: true });
+    }
+
+    #[test]
+    fn reception_reports_and_loss_feedback_round_trip() {
+        let report =
+            ClientMsg::from_json(r#"{"op":"reception_report","d":{"expected":50,"lost":6}}"#)
+                .unwrap();
+        assert_eq!(
+            report,
+            ClientMsg::ReceptionReport {
+                expected: 50,
+                lost: 6
+            }
+        );
+        let feedback = ServerMsg::LossFeedback { loss_percent: 12 };
+        assert_eq!(
+            feedback.to_json(),
+            r#"{"op":"loss_feedback","d":{"loss_percent":12}}"#
+        );
+        assert_eq!(ServerMsg::from_json(&feedback.to_json()).unwrap(), feedback);
     }
 }

@@ -47,8 +47,11 @@ pub struct AudioShared {
     pub capture_start_unix_ns: AtomicU64,
     /// When the first played sample left for the loudspeaker (wall clock, ns).
     pub playback_start_unix_ns: AtomicU64,
-    /// Expected loss towards the listeners (percent) for the encoder's FEC.
+    /// Expected loss towards the listeners (percent) for the encoder's FEC: the most of the
+    /// configured floor and what the listeners report.
     pub expected_loss_percent: AtomicU8,
+    /// `audio.expected_loss_percent` from the configuration.
+    pub expected_loss_floor: AtomicU8,
     pub playout: PlayoutCounters,
     pub capture: CaptureCounters,
 }
@@ -158,6 +161,7 @@ impl Default for AudioShared {
             capture_start_unix_ns: AtomicU64::new(0),
             playback_start_unix_ns: AtomicU64::new(0),
             expected_loss_percent: AtomicU8::new(0),
+            expected_loss_floor: AtomicU8::new(0),
             playout: PlayoutCounters::default(),
             capture: CaptureCounters::default(),
         }

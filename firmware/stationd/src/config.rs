@@ -129,9 +129,10 @@ pub struct AudioSection {
     /// Opus bitrate of the microphone stream, 8 to 128 kbit/s.
     #[serde(default = "default_bitrate")]
     pub bitrate_kbps: u16,
-    /// Loss the station's listeners are expected to see, percent (0 to 50): how much in-band
-    /// FEC the microphone stream carries. FEC costs quality on a clean link, so 0 unless the
-    /// venue's network is known to lose packets.
+    /// The least loss the microphone stream's in-band FEC covers, percent (0 to 50). The
+    /// listeners report what they lose and the FEC follows the worst of them; set this only
+    /// where the venue's network is known to lose packets from the start. FEC costs quality
+    /// on a clean link.
     #[serde(default)]
     pub expected_loss_percent: u8,
     /// Remove the station's own loudspeaker from its microphones.

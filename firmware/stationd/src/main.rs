@@ -187,9 +187,9 @@ fn run(cfg: Config, board: BoardProfile) -> Result<()> {
     }
 
     let shared = Arc::new(AudioShared::default());
-    shared
-        .expected_loss_percent
-        .store(cfg.audio.expected_loss_percent, Ordering::Relaxed);
+    for knob in [&shared.expected_loss_percent, &shared.expected_loss_floor] {
+        knob.store(cfg.audio.expected_loss_percent, Ordering::Relaxed);
+    }
     // The audio clock is valid before the first period: keepalives may go out first.
     shared
         .rtp_clock

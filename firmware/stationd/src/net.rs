@@ -119,6 +119,12 @@ impl<L: Indicator> NetTask<L> {
         loop {
             let now = Instant::now();
             self.station.handle_timeout(now);
+            let playout = &self.shared.playout;
+            self.station.handle_reception(
+                now,
+                playout.received.load(Ordering::Relaxed),
+                playout.lost.load(Ordering::Relaxed),
+            );
             self.apply_outputs(now).await;
             self.pump_audio(now, &mut sealed).await;
             self.apply_outputs(now).await;
@@ -363,6 +369,19 @@ impl<L: Indicator> NetTask<L> {
                     );
                 } else {
                     log::info!("{button:?} button released after being stuck");
+                }
+            }
+            StationEvent::ExpectedLoss(percent) => {
+                // The configured loss stays the floor; the listeners' reports raise it.
+                let floor = self.shared.expected_loss_floor.load(Ordering::Relaxed);
+                let loss = percent.max(floor);
+                if self
+                    .shared
+                    .expected_loss_percent
+                    .swap(loss, Ordering::Relaxed)
+                    != loss
+                {
+                    log::info!("listeners lose {percent} %: FEC for {loss} %");
                 }
             }
             StationEvent::Speaking {

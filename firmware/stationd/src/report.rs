@@ -85,6 +85,7 @@ pub fn build(
             "jitter_current_delay_ms": load(&p.current_delay_us) as f64 / 1000.0,
         },
         "capture": {
+            "fec_for_loss_percent": shared.expected_loss_percent.load(Ordering::Relaxed),
             "echo_delay_ms": known(c.echo_delay_ms.load(Ordering::Relaxed), 1.0),
             "echo_return_loss_enhancement_db": known(c.erle_centi_db.load(Ordering::Relaxed), 100.0),
             "echo_return_loss_db": known(c.erl_centi_db.load(Ordering::Relaxed), 100.0),

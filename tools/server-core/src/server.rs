@@ -86,6 +86,10 @@ pub(crate) struct MemberRec {
     pub server_muted: bool,
     /// Internal key of the member's session.
     pub session: u64,
+    /// The loss this member last reported hearing, percent.
+    pub reported_loss: u8,
+    /// The loss feedback last sent to this member (as a speaker), percent.
+    pub loss_feedback: Option<u8>,
 }
 
 #[derive(Debug, Default)]

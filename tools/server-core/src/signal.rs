@@ -285,6 +285,8 @@ impl StageServer {
                     invited: false,
                     server_muted: false,
                     session: key,
+                    reported_loss: 0,
+                    loss_feedback: None,
                 },
             );
         }
@@ -387,6 +389,40 @@ impl StageServer {
     }
 
     /// Stage ops a station sends about itself.
+    /// Tells each member who may speak the most any other member of the stage reports
+    /// losing, when that changed: their audio's FEC follows their worst listener.
+    fn send_loss_feedback(&mut self, stage: &str) {
+        let Some(rec) = self.stages.get_mut(stage) else {
+            return;
+        };
+        let reports: Vec<(String, u8)> = rec
+            .members
+            .iter()
+            .map(|(id, m)| (id.clone(), m.reported_loss))
+            .collect();
+        let mut sends = Vec::new();
+        for (id, m) in rec.members.iter_mut() {
+            if !m.role.can_speak() {
+                continue;
+            }
+            let worst = reports
+                .iter()
+                .filter(|(other, _)| other != id)
+                .map(|&(_, loss)| loss)
+                .max()
+                .unwrap_or(0);
+            if m.loss_feedback != Some(worst) {
+                m.loss_feedback = Some(worst);
+                sends.push((m.session, worst));
+            }
+        }
+        for (session, loss_percent) in sends {
+            if let Some(conn) = self.sessions.get(&session).and_then(|s| s.conn) {
+                self.send(conn, ServerMsg::LossFeedback { loss_percent });
+            }
+        }
+    }
+
     fn stage_op(&mut self, session: u64, msg: ClientMsg) {
         let Some(s) = self.sessions.get(&session) else {
             return;
@@ -399,6 +435,16 @@ impl StageServer {
         else {
             return;
         };
+        if let ClientMsg::ReceptionReport { expected, lost } = msg {
+            let percent = if expected == 0 {
+                0
+            } else {
+                (u64::from(lost.min(expected)) * 100 / u64::from(expected)).min(50) as u8
+            };
+            m.reported_loss = percent;
+            self.send_loss_feedback(&stage);
+            return;
+        }
         let changed = match msg {
             ClientMsg::RaiseHand { raised }
                 if m.role == Role::Audience && m.hand_raised.is_some() != raised =>
