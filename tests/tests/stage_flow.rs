@@ -370,3 +370,22 @@ fn a_speakers_fec_follows_what_its_listeners_lose() {
         expected_losses(&net, m)
     );
 }
+
+#[test]
+fn the_configured_least_fec_stays_when_listeners_lose_nothing() {
+    let mut net = Net::new(origin(), server_config(), 21);
+    let mut cfg = station_config("a-1", 1);
+    cfg.min_expected_loss = 5;
+    let a = net.add_station(cfg);
+    let m = net.add_station(station_config("mod-1", 2));
+    net.run_for(Duration::from_secs(1));
+    invite_a1(&mut net, ms(50));
+    net.click(a, ButtonId::Ptt);
+    net.run_for(ms(300));
+    for k in 1..4u64 {
+        let now = net.now;
+        net.stations[m].core.handle_reception(now, 100 * k, 0);
+        net.run_for(Duration::from_secs(2));
+    }
+    assert_eq!(expected_losses(&net, a), vec![5]);
+}

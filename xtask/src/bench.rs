@@ -101,18 +101,12 @@ const WORDS: &str = "maple river lantern copper window garden silver orange pock
 const TEMPLATE: usize = 5760;
 
 fn word_track(dir: &Path) -> Result<PathBuf> {
-    let raw = dir.join("words-raw.wav");
-    let wav = dir.join("words.wav");
-    run(Command::new("espeak-ng")
-        .args(["-s", "140", "-g", "35", "-w"])
-        .arg(&raw)
-        .arg(WORDS))?;
-    run(Command::new("sox")
-        .arg(&raw)
-        .args(["-r", "48000", "-b", "16", "-c", "1"])
-        .arg(&wav)
-        .args(["pad", "0.3", "0.3", "gain", "-n", "-3"]))?;
-    Ok(wav)
+    demo::generated_speech(
+        &dir.join("words.wav"),
+        &["-s", "140", "-g", "35"],
+        WORDS,
+        0.3,
+    )
 }
 
 /// Normalized cross-correlation of `template` with `signal` at `at`.
@@ -284,18 +278,8 @@ const PROCESSING_OFF: &[&str] = &[
 ];
 
 fn voice_sample(dir: &Path, index: usize, voice: &str, text: &str) -> Result<PathBuf> {
-    let raw = dir.join(format!("voice{index}-raw.wav"));
     let wav = dir.join(format!("voice{index}.wav"));
-    run(Command::new("espeak-ng")
-        .args(["-v", voice, "-s", "150", "-w"])
-        .arg(&raw)
-        .arg(text))?;
-    run(Command::new("sox")
-        .arg(&raw)
-        .args(["-r", "48000", "-b", "16", "-c", "1"])
-        .arg(&wav)
-        .args(["pad", "0.3", "0.3", "gain", "-n", "-3"]))?;
-    Ok(wav)
+    demo::generated_speech(&wav, &["-v", voice, "-s", "150"], text, 0.3)
 }
 
 /// Plain libopus on `wav` (32 kbit/s, 20 ms, opus-tools), decoded with `loss` percent random

@@ -147,18 +147,32 @@ pub fn build_binaries() -> Result<PathBuf> {
 }
 
 fn speech_sample(out: &Path) -> Result<PathBuf> {
-    let raw = out.join("speech-raw.wav");
-    let speech = out.join("speech.wav");
+    generated_speech(&out.join("speech.wav"), &["-s", "150"], SPEECH, 0.0)
+}
+
+/// `text` spoken by espeak-ng (with `voice_args`) into `wav`: 16-bit mono at 48 kHz,
+/// normalized to −3 dBFS, with `pad_s` seconds of silence either side.
+pub fn generated_speech(
+    wav: &Path,
+    voice_args: &[&str],
+    text: &str,
+    pad_s: f64,
+) -> Result<PathBuf> {
+    let raw = wav.with_extension("raw.wav");
     run(Command::new("espeak-ng")
-        .args(["-s", "150", "-w"])
+        .args(voice_args)
+        .arg("-w")
         .arg(&raw)
-        .arg(SPEECH))?;
-    run(Command::new("sox")
-        .arg(&raw)
+        .arg(text))?;
+    let mut sox = Command::new("sox");
+    sox.arg(&raw)
         .args(["-r", "48000", "-b", "16", "-c", "1"])
-        .arg(&speech)
-        .args(["gain", "-n", "-3"]))?;
-    Ok(speech)
+        .arg(wav);
+    if pad_s > 0.0 {
+        sox.args(["pad", &pad_s.to_string(), &pad_s.to_string()]);
+    }
+    run(sox.args(["gain", "-n", "-3"]))?;
+    Ok(wav.to_path_buf())
 }
 
 fn admin(port: u16, body: &Value) -> Result<Value> {

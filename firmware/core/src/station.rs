@@ -40,6 +40,8 @@ pub struct StationConfig {
     pub stuck_after: Duration,
     /// Without a stage for this long, the LEDs say offline.
     pub offline_after: Duration,
+    /// The least loss the station's FEC covers, percent, whatever the listeners report.
+    pub min_expected_loss: u8,
 }
 
 impl StationConfig {
@@ -50,6 +52,7 @@ impl StationConfig {
             ptt_latch: true,
             stuck_after: Duration::from_secs(300),
             offline_after: Duration::from_secs(60),
+            min_expected_loss: 0,
         }
     }
 }
@@ -77,7 +80,8 @@ pub enum StationEvent {
         ssrc: u32,
         speaking: bool,
     },
-    /// The station's listeners lose this much, percent: its encoder's FEC should cover it.
+    /// The encoder's FEC should cover this much loss, percent: what the station's listeners
+    /// lose, or the configured least if that is more.
     ExpectedLoss(u8),
 }
 
@@ -108,6 +112,7 @@ pub struct Station {
     audio_fault: bool,
     /// When the last reception report was due, and the totals then.
     reception: Option<(Instant, u64, u64)>,
+    min_expected_loss: u8,
     in_spurt: bool,
     transmit: bool,
     led: LedState,
@@ -134,6 +139,7 @@ impl Station {
             fatal: false,
             audio_fault: false,
             reception: None,
+            min_expected_loss: cfg.min_expected_loss,
             in_spurt: false,
             transmit: false,
             led: LedState::Booting,
@@ -343,9 +349,9 @@ impl Station {
                     self.on_stage_event(stage_event);
                 }
             }
-            SessionEvent::LossFeedback { loss_percent } => self
-                .events
-                .push_back(StationEvent::ExpectedLoss(loss_percent)),
+            SessionEvent::LossFeedback { loss_percent } => self.events.push_back(
+                StationEvent::ExpectedLoss(loss_percent.max(self.min_expected_loss)),
+            ),
             SessionEvent::Lost { after, .. } => self.fatal = after == AfterClose::Fatal,
         }
     }

@@ -48,10 +48,8 @@ pub struct AudioShared {
     /// When the first played sample left for the loudspeaker (wall clock, ns).
     pub playback_start_unix_ns: AtomicU64,
     /// Expected loss towards the listeners (percent) for the encoder's FEC: the most of the
-    /// configured floor and what the listeners report.
+    /// configured least and what the listeners report (the station core decides).
     pub expected_loss_percent: AtomicU8,
-    /// `audio.expected_loss_percent` from the configuration.
-    pub expected_loss_floor: AtomicU8,
     pub playout: PlayoutCounters,
     pub capture: CaptureCounters,
 }
@@ -161,7 +159,6 @@ impl Default for AudioShared {
             capture_start_unix_ns: AtomicU64::new(0),
             playback_start_unix_ns: AtomicU64::new(0),
             expected_loss_percent: AtomicU8::new(0),
-            expected_loss_floor: AtomicU8::new(0),
             playout: PlayoutCounters::default(),
             capture: CaptureCounters::default(),
         }

@@ -187,9 +187,9 @@ fn run(cfg: Config, board: BoardProfile) -> Result<()> {
     }
 
     let shared = Arc::new(AudioShared::default());
-    for knob in [&shared.expected_loss_percent, &shared.expected_loss_floor] {
-        knob.store(cfg.audio.expected_loss_percent, Ordering::Relaxed);
-    }
+    shared
+        .expected_loss_percent
+        .store(cfg.audio.expected_loss_percent, Ordering::Relaxed);
     // The audio clock is valid before the first period: keepalives may go out first.
     shared
         .rtp_clock
@@ -235,6 +235,7 @@ fn run(cfg: Config, board: BoardProfile) -> Result<()> {
         StationConfig {
             ptt_latch: cfg.buttons.ptt_latch,
             stuck_after: Duration::from_secs(cfg.buttons.stuck_after_s.0.into()),
+            min_expected_loss: cfg.audio.expected_loss_percent,
             ..StationConfig::new(session)
         },
     );

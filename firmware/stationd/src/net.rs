@@ -372,16 +372,13 @@ impl<L: Indicator> NetTask<L> {
                 }
             }
             StationEvent::ExpectedLoss(percent) => {
-                // The configured loss stays the floor; the listeners' reports raise it.
-                let floor = self.shared.expected_loss_floor.load(Ordering::Relaxed);
-                let loss = percent.max(floor);
                 if self
                     .shared
                     .expected_loss_percent
-                    .swap(loss, Ordering::Relaxed)
-                    != loss
+                    .swap(percent, Ordering::Relaxed)
+                    != percent
                 {
-                    log::info!("listeners lose {percent} %: FEC for {loss} %");
+                    log::info!("FEC for {percent} % loss (the listeners' reports)");
                 }
             }
             StationEvent::Speaking {
