@@ -8,16 +8,18 @@
 //! Nothing here allocates after construction (the daemon's counting-allocator test holds the
 //! audio thread to it) and nothing here waits.
 //!
-//! - [`vad`]: voice activity from frame energy over an adaptive noise floor.
+//! - [`beamform`]: delay-and-sum of the microphone array, steered to the station's front.
+//! - `CapturePath` runs the WebRTC audio processing module ([`stagebox_apm`]: high-pass,
+//!   echo cancellation against what the station plays, noise suppression, gain control).
+//! - [`vad`]: voice activity from frame energy over an adaptive noise floor (on the
+//!   processed signal).
 //! - [`gate`]: silence suppression: hangover, closing silence frames, marker bits.
 //! - [`codec`]: Opus via audiopus (in-band FEC, PLC).
 //! - [`jitter`]: per-speaker adaptive jitter buffer: target delay from measured arrival
 //!   jitter ([`delay`]), reordering, loss versus the sender's silence, FEC and concealment.
-//! - [`mixer`]: mixing with ducking and a peak limiter.
+//! - [`mixer`]: mixing with gain ramps (ducking, fades) and a peak limiter; `PlayoutPath`
+//!   picks the loudest speakers.
 //! - [`pipeline`]: the capture and playout paths built from the above.
-//!
-//! Echo cancellation, noise suppression, AGC and beamforming slot into `CapturePath` between
-//! the downmix and the VAD.
 
 pub mod beamform;
 pub mod codec;
