@@ -409,23 +409,34 @@ fn quality_sweep() -> Result<()> {
 // ---------------------------------------------------------------------------------------
 // cpu
 
-/// CPU seconds (user + system, all threads) of a shell command.
-fn cpu_seconds_of(command: &str) -> Result<f64> {
+/// What a bash script printed (its standard output), GStreamer kept from forking its
+/// registry scan into another process.
+fn bash_output(script: &str) -> Result<(bool, String)> {
     let out = Command::new("bash")
         .arg("-c")
-        .arg(format!(
-            "TIMEFORMAT='%3U %3S'; {{ time {command} >/dev/null 2>/dev/null ; }} 2>&1"
-        ))
+        .arg(script)
         .env("GST_REGISTRY_FORK", "no")
         .output()
         .context("bash")?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let last = text.lines().last().unwrap_or("");
-    let parts: Vec<f64> = last
+    Ok((
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    ))
+}
+
+/// CPU seconds (user + system, all threads) of a shell command.
+fn cpu_seconds_of(command: &str) -> Result<f64> {
+    let (ok, text) = bash_output(&format!(
+        "TIMEFORMAT='%3U %3S'; {{ time {command} >/dev/null 2>/dev/null ; }} 2>&1"
+    ))?;
+    let parts: Vec<f64> = text
+        .lines()
+        .last()
+        .unwrap_or("")
         .split_whitespace()
         .filter_map(|v| v.parse().ok())
         .collect();
-    if !out.status.success() || parts.len() != 2 {
+    if !ok || parts.len() != 2 {
         bail!("timing `{command}` failed: {text}");
     }
     Ok(parts[0] + parts[1])
@@ -433,15 +444,9 @@ fn cpu_seconds_of(command: &str) -> Result<f64> {
 
 /// Instructions a command executes, by callgrind.
 fn instructions_of(command: &str) -> Result<f64> {
-    let out = Command::new("bash")
-        .arg("-c")
-        .arg(format!(
-            "valgrind --tool=callgrind --callgrind-out-file=/dev/null {command} 2>&1 >/dev/null"
-        ))
-        .env("GST_REGISTRY_FORK", "no")
-        .output()
-        .context("valgrind")?;
-    let text = String::from_utf8_lossy(&out.stdout);
+    let (_, text) = bash_output(&format!(
+        "valgrind --tool=callgrind --callgrind-out-file=/dev/null {command} 2>&1 >/dev/null"
+    ))?;
     text.lines()
         .find_map(|l| l.split("Collected :").nth(1))
         .and_then(|n| n.trim().parse::<f64>().ok())

@@ -172,7 +172,6 @@ fn run(cfg: Config, board: BoardProfile) -> Result<()> {
     let seed = random_u64();
     let mut capture_config = CaptureConfig::new(frame);
     capture_config.encoder.bitrate_bps = i32::from(cfg.audio.bitrate_kbps) * 1000;
-    capture_config.encoder.expected_loss_percent = cfg.audio.expected_loss_percent;
     capture_config.processing = Some(cfg.audio.processing());
     let capture_path =
         CapturePath::new(capture_config, (seed >> 16) as u32).context("audio encoder")?;
@@ -187,6 +186,8 @@ fn run(cfg: Config, board: BoardProfile) -> Result<()> {
     }
 
     let shared = Arc::new(AudioShared::default());
+    // The one way the encoder's FEC is set: the audio thread applies this knob (from here,
+    // then from the listeners' reports) before its first frame.
     shared
         .expected_loss_percent
         .store(cfg.audio.expected_loss_percent, Ordering::Relaxed);
