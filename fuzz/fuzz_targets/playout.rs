@@ -1,7 +1,7 @@
 //! What a hostile or broken sender can put in front of the listener: arbitrary sequences of
-//! frames (any SSRC, sequence number, timestamp, marker, payload bytes and arrival time) into
-//! the playout path's jitter buffers and Opus decoders, interleaved with playout periods at
-//! arbitrary times. Nothing may panic, and every period is produced.
+//! frames (any SSRC, sequence number, timestamp, marker, plain or redundant audio, payload
+//! bytes and arrival time) into the playout path's jitter buffers and Opus decoders,
+//! interleaved with playout periods at arbitrary times. Nothing may panic, and every period is produced.
 #![no_main]
 use std::sync::OnceLock;
 use std::sync::Mutex;
@@ -41,7 +41,7 @@ fuzz_target!(|input: &[u8]| {
             let ts = u32::from_le_bytes([h[3], h[4], h[5], h[6]]);
             let arrival = now.wrapping_add(u64::from(u32::from_le_bytes([h[7], h[8], h[9], h[10]])));
             if let Some(frame) = MediaFrame::new(ssrc, seq, ts, h[11] & 1 == 1, payload) {
-                play.push(frame, arrival);
+                play.push(frame.with_redundancy(h[11] & 2 == 2), arrival);
             }
         } else {
             now = now.wrapping_add(u64::from(op >> 1) * 1000);

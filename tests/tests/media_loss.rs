@@ -1,7 +1,8 @@
 //! Media through the server core over a lossy network, in virtual time: A's capture path and
 //! media link, the server's forwarding, B's media link and playout path, with seeded loss on
-//! every datagram hop. Checks what arrives, how loss is repaired (FEC, concealment), that the
-//! output still follows the input, and that a seed always gives the same result.
+//! every datagram hop. Checks what arrives, how loss is repaired (FEC or redundant copies,
+//! concealment), that the output still follows the input, and that a seed always gives the
+//! same result.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::Duration;
@@ -12,6 +13,7 @@ use stagebox_audio::pipeline::{CaptureConfig, CapturePath, PlayoutPath};
 use stagebox_core::StationEvent;
 use stagebox_core::media::MediaLink;
 use stagebox_proto::media::MAX_DATAGRAM;
+use stagebox_proto::red::PT_RED;
 use stagebox_proto::signal::MediaParams;
 use stagebox_tests::netsim::{Net, StationIdx};
 use stagebox_tests::{ms, origin, server_config, station_config};
@@ -51,20 +53,39 @@ struct Outcome {
     input: Vec<i16>,
 }
 
+/// How the sender meets the loss it is told about.
+#[derive(Clone, Copy, PartialEq)]
+enum Protection {
+    /// The encoder's in-band FEC only (a session without redundant audio).
+    Fec,
+    /// What the media link decides for a session with redundant audio.
+    Negotiated,
+}
+
 fn run(loss_per_hop: f64, seed: u64) -> Outcome {
+    run_protected(loss_per_hop, seed, Protection::Fec)
+}
+
+fn run_protected(loss_per_hop: f64, seed: u64, protection: Protection) -> Outcome {
     let mut net = Net::new(origin(), server_config(), seed);
     net.datagram_loss = loss_per_hop;
     let a = net.add_station(station_config("mod-1", seed + 1));
     let b = net.add_station(station_config("a-1", seed + 2));
     net.run_for(Duration::from_secs(1));
-    let (pa, pb) = (media_params(&net, a), media_params(&net, b));
+    let (mut pa, pb) = (media_params(&net, a), media_params(&net, b));
+    assert!(
+        pa.red && pb.red,
+        "stations and server negotiate redundant audio"
+    );
+    pa.red = protection == Protection::Negotiated;
     let mut link_a = MediaLink::new();
     let mut link_b = MediaLink::new();
     link_a.handle_params(net.now, &pa, 1000).unwrap();
     link_b.handle_params(net.now, &pb, 2000).unwrap();
-    // The sender knows the loss (receivers report it), so it spends FEC on it.
+    // The sender knows the loss (receivers report it), and protects its audio against it.
+    link_a.handle_expected_loss((loss_per_hop * 200.0) as u8);
     let mut capture_config = CaptureConfig::new(FrameDuration::Ms20);
-    capture_config.encoder.expected_loss_percent = (loss_per_hop * 200.0) as u8;
+    capture_config.encoder.expected_loss_percent = link_a.protection().fec_loss_percent;
     let mut capture = CapturePath::new(capture_config, 5000).unwrap();
     let mut playout = PlayoutPath::new(JitterConfig::default()).unwrap();
     let mut buf = [0u8; MAX_DATAGRAM];
@@ -95,7 +116,8 @@ fn run(loss_per_hop: f64, seed: u64) -> Outcome {
                 let h = o.header;
                 let frame =
                     MediaFrame::new(h.ssrc, h.sequence, h.timestamp, h.marker, &bytes[o.payload])
-                        .unwrap();
+                        .unwrap()
+                        .with_redundancy(h.payload_type == PT_RED);
                 playout.push(frame, now_us);
             }
         }
@@ -167,6 +189,38 @@ fn ten_percent_loss_per_hop_is_repaired_and_stays_intelligible() {
     );
     assert!(c > 0.8, "correlation {c}");
     assert!(c < clean, "loss should cost something");
+}
+
+#[test]
+fn redundant_audio_repairs_what_fec_cannot() {
+    let fec = run_protected(0.10, 5, Protection::Fec);
+    let red = run_protected(0.10, 5, Protection::Negotiated);
+    let f = |o: &Outcome| best_correlation(&o.input, &o.output);
+    println!(
+        "10 %/hop, FEC: {} FEC, {} concealed, correlation {:.3}; redundant: {} copies, {} FEC, \
+         {} concealed, correlation {:.3}",
+        fec.jitter.recovered_fec,
+        fec.jitter.concealed,
+        f(&fec),
+        red.jitter.recovered_redundant,
+        red.jitter.recovered_fec,
+        red.jitter.concealed,
+        f(&red)
+    );
+    assert_eq!(fec.jitter.recovered_redundant, 0);
+    assert!(red.jitter.recovered_redundant > 0, "{:?}", red.jitter);
+    // With two copies per packet, only three losses in a row (or a lost first packet of a
+    // spurt) leave a frame to conceal.
+    assert!(
+        red.jitter.concealed * 4 < fec.jitter.concealed + fec.jitter.recovered_fec,
+        "redundant {:?}\nFEC {:?}",
+        red.jitter,
+        fec.jitter
+    );
+    assert!(
+        f(&red) > f(&fec),
+        "redundant audio should sound closer to the input"
+    );
 }
 
 #[test]

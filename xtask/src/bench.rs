@@ -12,9 +12,10 @@
 //!   run: CPU seconds per audio second and instructions per 10 ms (callgrind); and the
 //!   daemon's resident memory in the demo.
 //! - `quality`: wideband PESQ of B's output against A's input for several voices, over the
-//!   impairment relay at 0, 5, 10, 20 % random loss and a bursty profile, with and without
-//!   the FEC the listener's reports ask for, and with FEC set for the link's loss in the
-//!   speaker's configuration, beside plain libopus (opus-tools, PLC only) on the same speech.
+//!   impairment relay at 0, 5, 10, 20 % random loss and a bursty profile, with each loss
+//!   protection (`off`, `fec`, `redundancy`) following the listener's reports, and
+//!   redundancy from the start (the link's loss as the configured floor), beside plain
+//!   libopus (opus-tools, PLC only) on the same speech.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -318,31 +319,48 @@ fn quality_sweep() -> Result<()> {
     let mut figures = Vec::new();
     let mut table = String::from(
         "wideband PESQ of B's output against A's input (mean over voices), 32 kbit/s, 20 ms\n\
-         link          | chain | FEC        | PESQ | played | FEC | concealed | late | plain libopus (PLC)\n\
-         --------------|-------|------------|------|--------|-----|-----------|------|--------------------\n",
+         link          | chain | protection | PESQ | played | copies | FEC | concealed | late | plain libopus (PLC)\n\
+         --------------|-------|------------|------|--------|--------|-----|-----------|------|--------------------\n",
     );
     let mut runs = Vec::new();
     for (name, flags, loss) in profiles() {
-        let protections: &[bool] = if loss == 0 { &[false] } else { &[false, true] };
-        for &protect in protections {
-            runs.push((name, flags.clone(), loss, protect, true));
+        // (loss_protection, configured floor)
+        let protections: &[(&str, bool)] = if loss == 0 {
+            &[("redundancy", false)]
+        } else {
+            &[
+                ("off", false),
+                ("fec", false),
+                ("redundancy", false),
+                ("redundancy", true),
+            ]
+        };
+        for &(protection, floor) in protections {
+            runs.push((name, flags.clone(), loss, protection, floor, true));
         }
     }
-    runs.insert(1, ("clean", vec![], 0, false, false));
-    for (name, flags, loss, protect, chain) in runs {
+    runs.insert(1, ("clean", vec![], 0, "redundancy", false, false));
+    for (name, flags, loss, protection, floor, chain) in runs {
+        let label = if floor {
+            format!("{protection}+")
+        } else {
+            protection.to_string()
+        };
         let mut scores = Vec::new();
-        let mut frames = [0u64; 4];
+        let mut frames = [0u64; 5];
         for (i, wav) in voices.iter().enumerate() {
             let tag = format!(
-                "{}-{}-{}-v{i}",
+                "{}-{}-{protection}{}-v{i}",
                 name.replace([' ', '%', '~'], ""),
                 if chain { "chain" } else { "raw" },
-                if protect { "fec" } else { "plain" }
+                if floor { "-floor" } else { "" },
             );
-            let mut station_audio = vec![format!(
-                "expected_loss_percent = {}",
-                if protect { loss } else { 0 }
-            )];
+            // Protection follows what the listener reports (from its first report, 2 s in),
+            // or with the floor, covers the link's loss from the first frame.
+            let mut station_audio = vec![
+                format!("loss_protection = \"{protection}\""),
+                format!("expected_loss_percent = {}", if floor { loss } else { 0 }),
+            ];
             if !chain {
                 station_audio.extend(PROCESSING_OFF.iter().map(|s| s.to_string()));
             }
@@ -359,9 +377,15 @@ fn quality_sweep() -> Result<()> {
             .with_context(|| format!("quality run {tag}"))?;
             scores.push(outcome.pesq.map_err(anyhow::Error::msg)?);
             let f = &outcome.report["listener_frames"];
-            for (k, key) in ["played", "recovered_fec", "concealed", "late"]
-                .iter()
-                .enumerate()
+            for (k, key) in [
+                "played",
+                "recovered_redundant",
+                "recovered_fec",
+                "concealed",
+                "late",
+            ]
+            .iter()
+            .enumerate()
             {
                 frames[k] += f[*key].as_u64().unwrap_or(0);
             }
@@ -378,32 +402,78 @@ fn quality_sweep() -> Result<()> {
             Some(s.iter().sum::<f64>() / s.len() as f64)
         };
         table.push_str(&format!(
-            "{name:<13} | {:<5} | {:<10} | {mean:.2} | {:>6} | {:>3} | {:>9} | {:>4} | {}\n",
+            "{name:<13} | {:<5} | {label:<10} | {mean:.2} | {:>6} | {:>6} | {:>3} | {:>9} | {:>4} | {}\n",
             if chain { "on" } else { "off" },
-            if protect { "configured" } else { "reported" },
             frames[0],
             frames[1],
             frames[2],
             frames[3],
+            frames[4],
             plain.map_or("n/a".to_string(), |p| format!("{p:.2}")),
         ));
         figures.push(json!({
             "link": name,
             "relay_flags": flags,
             "processing_chain": chain,
-            "fec": if protect {
-                "in-band FEC configured for the link's nominal loss"
-            } else {
-                "in-band FEC as the listener's reception reports ask"
-            },
+            "loss_protection": protection,
+            "configured_floor_percent": if floor { loss } else { 0 },
             "pesq_wb_per_voice": scores,
             "pesq_wb_mean": mean,
-            "listener_frames": { "played": frames[0], "recovered_fec": frames[1], "concealed": frames[2], "late": frames[3] },
+            "listener_frames": {
+                "played": frames[0],
+                "recovered_redundant": frames[1],
+                "recovered_fec": frames[2],
+                "concealed": frames[3],
+                "late": frames[4],
+            },
             "plain_libopus_plc_pesq_wb": plain,
         }));
     }
-    table.push_str("targets: lossless within 0.1 of plain libopus; ≥ 3.5 at 10 %; ≥ 2.8 at 20 %\n");
+    table.push_str(
+        "protection: as the listener reports (first report 2 s in); `+`: the link's loss \
+         configured as the floor (audio.expected_loss_percent)\n",
+    );
+    table.push_str(&quality_verdicts(&figures));
     write_result("quality", Value::Array(figures), &table)
+}
+
+/// The targets, judged on the default configuration (chain on, redundancy as reported) and
+/// on redundancy from the start.
+fn quality_verdicts(figures: &[Value]) -> String {
+    let pesq = |link: &str, chain: bool, floor: bool, key: &str| {
+        figures
+            .iter()
+            .find(|f| {
+                f["link"] == link
+                    && f["processing_chain"] == chain
+                    && f["loss_protection"] == "redundancy"
+                    && (f["configured_floor_percent"] != 0) == floor
+            })
+            .and_then(|f| f[key].as_f64())
+    };
+    let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
+    let mut out = String::new();
+    if let (Some(station), Some(plain)) = (
+        pesq("clean", true, false, "pesq_wb_mean"),
+        pesq("clean", true, false, "plain_libopus_plc_pesq_wb"),
+    ) {
+        out.push_str(&format!(
+            "target lossless within 0.1 of plain libopus: {station:.2} vs {plain:.2}, {}\n",
+            verdict(plain - station <= 0.1)
+        ));
+    }
+    for (link, target) in [("random 10 %", 3.5), ("random 20 %", 2.8)] {
+        let reported = pesq(link, true, false, "pesq_wb_mean");
+        let floor = pesq(link, true, true, "pesq_wb_mean");
+        if let (Some(r), Some(f)) = (reported, floor) {
+            out.push_str(&format!(
+                "target ≥ {target} at {link}: {r:.2} as reported, {}; {f:.2} from the start, {}\n",
+                verdict(r >= target),
+                verdict(f >= target)
+            ));
+        }
+    }
+    out
 }
 
 // ---------------------------------------------------------------------------------------

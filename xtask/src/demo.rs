@@ -529,6 +529,7 @@ token = "token-b-1-demo"
         "listener_frames": {
             "played": count("frames_played"),
             "recovered_fec": count("frames_recovered_fec"),
+            "recovered_redundant": count("frames_recovered_redundant"),
             "concealed": count("frames_concealed"),
             "late": count("frames_late"),
             "lost": count("frames_lost"),
@@ -575,9 +576,10 @@ token = "token-b-1-demo"
         server_stats["media_forwarded"]
     );
     println!(
-        "  B's listener: {} frames played, {} recovered by FEC, {} concealed, {} late; \
-         jitter buffer target {} ms",
+        "  B's listener: {} frames played, {} from redundant copies, {} recovered by FEC, \
+         {} concealed, {} late; jitter buffer target {} ms",
         count("frames_played"),
+        count("frames_recovered_redundant"),
         count("frames_recovered_fec"),
         count("frames_concealed"),
         count("frames_late"),

@@ -16,6 +16,7 @@ pub const FUZZ_TARGETS: &[&str] = &[
     "board_profile",
     "admin_request",
     "playout",
+    "red_payload",
 ];
 
 fn run_all() -> Result<()> {

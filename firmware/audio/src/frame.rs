@@ -57,6 +57,9 @@ pub struct MediaFrame {
     pub sequence: u16,
     pub timestamp: u32,
     pub marker: bool,
+    /// The payload is redundant audio (RFC 2198, `stagebox_proto::red`): earlier frames and
+    /// then this one. Only received frames are; the jitter buffer takes them apart.
+    pub redundant: bool,
     pub payload: HVec<u8, MAX_OPUS_PACKET>,
 }
 
@@ -67,6 +70,7 @@ impl MediaFrame {
             sequence: 0,
             timestamp: 0,
             marker: false,
+            redundant: false,
             payload: HVec::new(),
         }
     }
@@ -85,7 +89,14 @@ impl MediaFrame {
             sequence,
             timestamp,
             marker,
+            redundant: false,
             payload,
         })
+    }
+
+    /// The same frame, marked as carrying redundant audio.
+    pub fn with_redundancy(mut self, redundant: bool) -> MediaFrame {
+        self.redundant = redundant;
+        self
     }
 }

@@ -16,8 +16,11 @@
 //! leaving out as many quiet frames as were concealed, while the stream plays a frame or
 //! more behind its ideal time, and at the next talk spurt, which starts on time.
 //!
-//! **Loss or silence**: a frame missing while a later one is here was lost: it is recovered
-//! from the next packet's in-band FEC, or concealed. A frame missing with nothing later, right
+//! **Loss or silence**: a frame missing while a later one is here was lost: it is played
+//! from a later packet's redundant copy (RFC 2198, when the sender adds them), else recovered
+//! from the next packet's in-band FEC, else concealed. While frames are being lost the target
+//! keeps as many frames more as the sender's packets carry earlier copies, so the copy is
+//! here when the frame is due. A frame missing with nothing later, right
 //! after quiet frames (the sender closes each talk spurt with encoded silence), is the end of
 //! the spurt: the stream goes idle without concealing anything, and the next spurt — whose
 //! first packet the server numbers straight on, marked — starts cleanly.
@@ -29,6 +32,9 @@
 //! Times are µs on any monotonic clock the caller chooses; the buffer never reads one.
 //! Fixed capacity, no allocation after construction.
 
+use core::ops::Range;
+
+use stagebox_proto::red::RedPayload;
 use stagebox_proto::seq::SeqExtender;
 
 use crate::delay::DelayEstimator;
@@ -91,6 +97,8 @@ pub struct JitterStats {
     /// Frames decoded from their own packet.
     pub played: u64,
     pub recovered_fec: u64,
+    /// Lost frames played from a later packet's redundant copy.
+    pub recovered_redundant: u64,
     pub concealed: u64,
     /// Frames found missing (a sequence gap, or a timestamp jump within a spurt).
     pub lost: u64,
@@ -102,6 +110,8 @@ pub struct JitterStats {
     /// Quiet frames left out to bring the delay back down.
     pub left_out: u64,
     pub resyncs: u64,
+    /// Redundant packets that did not parse (dropped).
+    pub malformed: u64,
     /// Target delay beyond the fastest packet, µs.
     pub target_delay_us: u64,
     /// How far behind the fastest packet the last frame played, µs.
@@ -114,6 +124,8 @@ impl JitterStats {
         self.received += o.received;
         self.played += o.played;
         self.recovered_fec += o.recovered_fec;
+        self.recovered_redundant += o.recovered_redundant;
+        self.malformed += o.malformed;
         self.concealed += o.concealed;
         self.lost += o.lost;
         self.late += o.late;
@@ -133,6 +145,8 @@ struct Slot {
     media: i64,
     valid: bool,
     frame: MediaFrame,
+    /// Where this frame's own Opus packet lies in the payload (all of it, unless redundant).
+    primary: Range<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -193,6 +207,8 @@ pub struct JitterBuffer {
     /// Recent share of frames found lost, in millionths (exponential average over ~100
     /// frames).
     loss_ppm: u32,
+    /// Earlier frames the sender's latest packet carried: how far on a copy may be.
+    redundancy: u8,
     stats: JitterStats,
 }
 
@@ -210,6 +226,7 @@ impl JitterBuffer {
                     media: 0,
                     valid: false,
                     frame: MediaFrame::empty(),
+                    primary: 0..0,
                 };
                 SLOTS
             ]
@@ -226,6 +243,7 @@ impl JitterBuffer {
             frame_samples: 960,
             last_quiet: true,
             loss_ppm: 0,
+            redundancy: 0,
             stats: JitterStats::default(),
         }
     }
@@ -280,11 +298,14 @@ impl JitterBuffer {
     }
 
     /// Target delay beyond the fastest packet, µs: the measured spread and the margin, and
-    /// a frame more while frames are being lost (so FEC is at hand).
+    /// while frames are being lost, as many frames more as later packets can repair (one for
+    /// FEC, or as many as the sender's packets carry earlier copies), so the repair is here
+    /// when a lost frame is due. Waiting for it instead (an underrun, see above) would put a
+    /// concealed frame into the speech each time two packets in a row are lost.
     pub fn target_delay_us(&mut self) -> i64 {
         let spread = self.delays.summary().map_or(0, |(_, s)| s);
-        let for_fec = if self.loss_ppm > LOSSY_PPM {
-            samples_to_us(i64::from(self.frame_samples))
+        let for_repair = if self.loss_ppm > LOSSY_PPM {
+            samples_to_us(i64::from(self.frame_samples) * i64::from(self.redundancy.max(1)))
         } else {
             0
         };
@@ -294,7 +315,7 @@ impl JitterBuffer {
             0
         };
         spread
-            .saturating_add(for_fec)
+            .saturating_add(for_repair)
             .saturating_add(i64::from(self.cfg.margin_us))
             .max(warming_up)
             .clamp(
@@ -313,6 +334,21 @@ impl JitterBuffer {
 
     /// A received frame, with the time it arrived.
     pub fn push(&mut self, frame: MediaFrame, arrival_us: u64) {
+        let primary = if frame.redundant {
+            match RedPayload::parse(&frame.payload, frame.timestamp) {
+                Ok(red) => {
+                    self.redundancy = red.redundant_count().min(usize::from(u8::MAX)) as u8;
+                    red.primary_range()
+                }
+                Err(_) => {
+                    self.stats.malformed += 1;
+                    return;
+                }
+            }
+        } else {
+            self.redundancy = 0;
+            0..frame.payload.len()
+        };
         self.stats.received += 1;
         let e = self.ext.extend(frame.sequence);
         let media = self.timestamps.extend(frame.timestamp);
@@ -345,6 +381,7 @@ impl JitterBuffer {
         slot.media = media;
         slot.valid = true;
         slot.frame = frame;
+        slot.primary = primary;
         self.highest = Some(self.highest.map_or(e, |h| h.max(e)));
     }
 
@@ -355,6 +392,36 @@ impl JitterBuffer {
 
     fn slot(&self, e: u64) -> &Slot {
         &self.slots[(e % SLOTS as u64) as usize]
+    }
+
+    /// The Opus packet of the frame in slot `e`.
+    fn primary(&self, e: u64) -> &[u8] {
+        let s = self.slot(e);
+        s.frame.payload.get(s.primary.clone()).unwrap_or_default()
+    }
+
+    /// A redundant copy of the frame at RTP timestamp `ts` in the packets from `from` on:
+    /// the slot and where the copy lies in its payload.
+    fn redundant_copy(&self, ts: u32, from: u64) -> Option<(u64, Range<usize>)> {
+        let last = from + u64::from(self.redundancy.max(1));
+        (from..=last).filter(|&e| self.present(e)).find_map(|e| {
+            let s = self.slot(e);
+            if !s.frame.redundant {
+                return None;
+            }
+            let red = RedPayload::parse(&s.frame.payload, s.frame.timestamp).ok()?;
+            Some((e, red.find_range(ts)?))
+        })
+    }
+
+    /// Plays a lost frame from the redundant copy [`Self::redundant_copy`] found.
+    fn play_redundant(&mut self, (e, range): (u64, Range<usize>)) -> Playout<'_> {
+        self.stats.recovered_redundant += 1;
+        let payload = self.slot(e).frame.payload.get(range).unwrap_or_default();
+        Playout::Packet {
+            payload,
+            droppable: false,
+        }
     }
 
     /// The next frame's playout decision, at `now_us` (the start of the period the frame is
@@ -394,11 +461,15 @@ impl JitterBuffer {
             let ahead = self.expected_ts.map_or(0, |e| ts.wrapping_sub(e) as i32);
             let limit = i64::from(self.cfg.max_conceal_frames) * i64::from(step);
             if !marker && ahead >= step as i32 && i64::from(ahead) <= limit {
-                self.expected_ts = self.expected_ts.map(|e| e.wrapping_add(step));
+                let missing = self.expected_ts.unwrap_or(ts);
+                self.expected_ts = Some(missing.wrapping_add(step));
                 self.note_frame(true);
+                if let Some(copy) = self.redundant_copy(missing, next) {
+                    return self.play_redundant(copy);
+                }
                 if ahead == step as i32 {
                     self.stats.recovered_fec += 1;
-                    return Playout::Fec(&self.slot(next).frame.payload);
+                    return Playout::Fec(self.primary(next));
                 }
                 self.stats.concealed += 1;
                 return Playout::Conceal;
@@ -422,19 +493,27 @@ impl JitterBuffer {
             let slot = &mut self.slots[(next % SLOTS as u64) as usize];
             slot.valid = false;
             return Playout::Packet {
-                payload: &slot.frame.payload,
+                payload: slot
+                    .frame
+                    .payload
+                    .get(slot.primary.clone())
+                    .unwrap_or_default(),
                 droppable,
             };
         }
         if self.highest.is_some_and(|h| h > next) {
             // A later frame is here: this one was lost.
             self.next = Some(next + 1);
-            self.expected_ts = self.expected_ts.map(|e| e.wrapping_add(step));
+            let missing = self.expected_ts;
+            self.expected_ts = missing.map(|e| e.wrapping_add(step));
             self.waiting_run = 0;
             self.note_frame(true);
+            if let Some(copy) = missing.and_then(|ts| self.redundant_copy(ts, next + 1)) {
+                return self.play_redundant(copy);
+            }
             if self.present(next + 1) {
                 self.stats.recovered_fec += 1;
-                return Playout::Fec(&self.slot(next + 1).frame.payload);
+                return Playout::Fec(self.primary(next + 1));
             }
             self.stats.concealed += 1;
             return Playout::Conceal;
@@ -504,6 +583,93 @@ mod tests {
             start_target_us: 0,
             ..JitterConfig::default()
         }
+    }
+
+    /// Frame `index` numbered `seq`, as redundant audio carrying the `depth` frames before it
+    /// (each frame's Opus packet is its index, as one byte).
+    fn red(seq: u16, index: u32, depth: u32) -> MediaFrame {
+        use stagebox_proto::red::{Block, write};
+        let bytes: Vec<[u8; 1]> = (0..=depth).map(|d| [(index - d) as u8]).collect();
+        let block = |d: u32| Block {
+            payload_type: 120,
+            timestamp: (index - d) * 960,
+            payload: &bytes[d as usize][..],
+        };
+        let earlier: Vec<Block> = (1..=depth).rev().map(block).collect();
+        let mut out = [0u8; 64];
+        let n = write(&block(0), &earlier, &mut out).unwrap();
+        MediaFrame::new(1, seq, index * 960, false, &out[..n])
+            .unwrap()
+            .with_redundancy(true)
+    }
+
+    #[test]
+    fn redundant_copies_repair_two_losses_in_a_row_after_the_server_and_before_it() {
+        let mut jb = JitterBuffer::new(config());
+        // After the server: packets 13 and 14 never arrive (a sequence gap).
+        for i in [10u32, 11, 12, 15, 16] {
+            jb.push(red(i as u16, i, 2), on_time(i as u16));
+        }
+        // Before the server: frames 18 and 19 never reached it, so the server numbered
+        // frame 20 straight after 17 (no gap, the timestamp jumps).
+        jb.push(red(17, 17, 2), on_time(17));
+        jb.push(red(18, 20, 2), on_time(20));
+        jb.push(red(19, 21, 2), on_time(21));
+        let mut now = on_time(21) + 1_000;
+        assert_eq!(
+            run(&mut jb, &mut now, 12, false),
+            vec![
+                "P10", "P11", "P12", "P13", "P14", "P15", "P16", "P17", "P18", "P19", "P20", "P21"
+            ]
+        );
+        let s = jb.stats();
+        assert_eq!(
+            (
+                s.played,
+                s.recovered_redundant,
+                s.lost,
+                s.recovered_fec,
+                s.concealed
+            ),
+            (8, 4, 4, 0, 0)
+        );
+        // Three in a row is one more than two copies can repair: FEC for the last.
+        let mut jb = JitterBuffer::new(config());
+        for i in [10u32, 14, 15] {
+            jb.push(red(i as u16, i, 2), on_time(i as u16));
+        }
+        let mut now = on_time(15) + 1_000;
+        assert_eq!(
+            run(&mut jb, &mut now, 6, false),
+            vec!["P10", "C", "P12", "P13", "P14", "P15"]
+        );
+        // A malformed redundant payload is dropped and counted, never played.
+        let mut bad = red(16, 16, 1);
+        bad.payload[3] = 0xff;
+        jb.push(bad, on_time(16));
+        assert_eq!(jb.stats().malformed, 1);
+    }
+
+    #[test]
+    fn while_frames_are_lost_the_target_keeps_a_frame_per_copy() {
+        let mut jb = JitterBuffer::new(config());
+        let mut now = on_time(10);
+        // A lossy stretch with two copies per packet: every tenth packet lost, and two in a
+        // row every thirtieth.
+        for i in 10..310u32 {
+            if i % 10 != 3 && i % 30 != 4 {
+                jb.push(red(i as u16, i, 2), on_time(i as u16));
+            }
+            run(&mut jb, &mut now, 1, false);
+        }
+        // Every lost frame is played from a copy. In this one long talk spurt the stream only
+        // gets later by waiting: at the first loss (before the buffer knew frames were being
+        // lost) and the first two in a row, a frame was concealed while the copy came. After
+        // that, the copies are always in time.
+        let s = jb.stats();
+        assert_eq!((s.lost, s.recovered_redundant), (40, 40), "{s:?}");
+        assert_eq!((s.concealed, s.underruns), (2, 2), "{s:?}");
+        assert_eq!(jb.target_delay_us(), 2 * FRAME_US as i64);
     }
 
     #[test]

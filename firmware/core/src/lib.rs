@@ -12,6 +12,8 @@
 //! - [`button`]: debounce and gestures (down, up, double-press, long-press).
 //! - [`led`]: the states the LEDs show; [`led_language`]: how each looks on each LED kind.
 //! - [`media`]: the station's end of the media channel: sealing, opening, keepalives.
+//! - [`redundancy`]: how loss is met (redundant earlier frames, or the encoder's FEC) and
+//!   the sending half of redundant audio.
 //! - [`station`]: all of the above composed: buttons and stage decide whether the mic is sent
 //!   and what the LEDs show.
 
@@ -20,6 +22,7 @@ pub mod button;
 pub mod led;
 pub mod led_language;
 pub mod media;
+pub mod redundancy;
 pub mod session;
 pub mod stage;
 pub mod station;

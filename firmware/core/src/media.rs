@@ -1,16 +1,23 @@
 //! The station's end of the media channel, sans-IO: keys and counters of the current session,
 //! sealing outgoing audio, opening incoming packets, and the keepalives that let the server
 //! learn and keep our UDP address. The plumbing owns the socket and resolves the address.
+//!
+//! Where the session negotiated redundant audio, outgoing frames carry as many earlier frames
+//! as the listeners' reported loss asks for ([`crate::redundancy`]), and incoming redundant
+//! packets are let through to the jitter buffer, which takes them apart.
 
 use std::time::{Duration, Instant};
 
 use stagebox_proto::media::{
     MAX_DATAGRAM, MEDIA_MODE, MediaError, MediaKey, Opened, Opener, Sealer,
 };
+use stagebox_proto::red::PT_RED;
 use stagebox_proto::rtp::RtpHeader;
 use stagebox_proto::signal::MediaParams;
 use stagebox_proto::{PT_KEEPALIVE, PT_OPUS};
 use thiserror::Error;
+
+use crate::redundancy::{LossProtection, ProtectionMode, RedundantSender};
 
 /// First keepalives go out at once and soon after; then every this long.
 pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
@@ -46,11 +53,17 @@ struct Active {
     next_seq: u16,
     next_keepalive: Instant,
     early_left: usize,
+    /// Redundant audio negotiated for this session.
+    red: bool,
+    red_sender: RedundantSender,
 }
 
 #[derive(Default)]
 pub struct MediaLink {
     active: Option<Active>,
+    /// Loss the listeners report (or the configured floor), percent.
+    expected_loss: u8,
+    protection_mode: ProtectionMode,
     stats: MediaStats,
 }
 
@@ -82,8 +95,27 @@ impl MediaLink {
             next_seq: initial_seq,
             next_keepalive: now + EARLY_KEEPALIVES[0],
             early_left: EARLY_KEEPALIVES.len() - 1,
+            red: p.red,
+            red_sender: RedundantSender::default(),
         });
         Ok(())
+    }
+
+    /// The loss this station's listeners report (at least the configured floor), percent.
+    pub fn handle_expected_loss(&mut self, loss_percent: u8) {
+        self.expected_loss = loss_percent;
+    }
+
+    /// How loss may be met (the station's configuration).
+    pub fn set_protection_mode(&mut self, mode: ProtectionMode) {
+        self.protection_mode = mode;
+    }
+
+    /// How outgoing audio is protected now: the encoder's FEC follows
+    /// [`LossProtection::fec_loss_percent`].
+    pub fn protection(&self) -> LossProtection {
+        let red = self.active.as_ref().is_some_and(|a| a.red);
+        LossProtection::for_loss(self.expected_loss, red, self.protection_mode)
     }
 
     /// Where datagrams go: host and port, once a session gave them.
@@ -99,8 +131,9 @@ impl MediaLink {
         self.stats
     }
 
-    /// Seals one Opus frame into `out`, numbering it; returns its length. Silence shows as a
-    /// jump in `timestamp`, never in the sequence.
+    /// Seals one Opus frame into `out` (with earlier frames, when loss asks for redundancy),
+    /// numbering it; returns its length. Silence shows as a jump in `timestamp`, never in the
+    /// sequence.
     pub fn seal_audio(
         &mut self,
         timestamp: u32,
@@ -108,19 +141,27 @@ impl MediaLink {
         payload: &[u8],
         out: &mut [u8; MAX_DATAGRAM],
     ) -> Option<usize> {
+        let redundancy = self.protection().redundancy;
         let a = self.active.as_mut()?;
-        let header = RtpHeader::new(PT_OPUS, a.next_seq, timestamp, a.ssrc, marker);
-        let n = a.sealer.seal(&header, payload, out).ok()?;
+        let (pt, body) = a
+            .red_sender
+            .next_payload(timestamp, marker, payload, redundancy);
+        let header = RtpHeader::new(pt, a.next_seq, timestamp, a.ssrc, marker);
+        let n = a.sealer.seal(&header, body, out).ok()?;
         a.next_seq = a.next_seq.wrapping_add(1);
         self.stats.sent += 1;
         Some(n)
     }
 
-    /// Opens a received datagram in place; `Some` only for authentic audio.
+    /// Opens a received datagram in place; `Some` only for authentic audio (Opus, or
+    /// redundant audio where negotiated).
     pub fn open(&mut self, packet: &mut [u8]) -> Option<Opened> {
         let a = self.active.as_mut()?;
         match a.opener.open(packet) {
-            Ok(o) if o.header.payload_type == PT_OPUS => {
+            Ok(o)
+                if o.header.payload_type == PT_OPUS
+                    || (a.red && o.header.payload_type == PT_RED) =>
+            {
                 self.stats.received += 1;
                 Some(o)
             }
@@ -186,6 +227,7 @@ mod tests {
             ssrc: 77,
             station_key: "11".repeat(32),
             server_key: "22".repeat(32),
+            red: false,
         }
     }
 

@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 
 use stagebox_proto::close::{AfterClose, CloseCode, after_close};
 use stagebox_proto::media::MEDIA_MODE;
-use stagebox_proto::signal::{ClientMsg, MediaParams, PROTOCOL_VERSION, ServerMsg};
+use stagebox_proto::signal::{
+    AUDIO_FORMAT_RED, ClientMsg, MediaParams, PROTOCOL_VERSION, ServerMsg,
+};
 
 use crate::backoff::{Backoff, BackoffConfig};
 
@@ -402,6 +404,7 @@ impl Session {
                 token: self.cfg.token.clone(),
                 stage: self.cfg.stage.clone(),
                 modes: vec![MEDIA_MODE.into()],
+                audio_formats: vec![AUDIO_FORMAT_RED.into()],
             },
         };
         self.transmits.push_back((conn, msg));

@@ -10,6 +10,7 @@
 //! - [`rtp`]: the RTP fixed header (RFC 3550), parsed against the buffer's length only.
 //! - [`media`]: the `chacha20_poly1305_rtpsize` media AEAD (header as associated data,
 //!   ciphertext ‖ tag ‖ 4-byte big-endian counter), allocation-free.
+//! - [`red`]: redundant audio (RFC 2198): earlier frames ride along with the current one.
 //! - [`replay`]: the sliding window that refuses replayed counters.
 //! - [`seq`]: wrapping sequence-number arithmetic.
 //!
@@ -19,6 +20,7 @@
 
 pub mod close;
 pub mod media;
+pub mod red;
 pub mod replay;
 pub mod rtp;
 pub mod seq;

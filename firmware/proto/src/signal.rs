@@ -14,6 +14,8 @@ pub const PROTOCOL_VERSION: u32 = 1;
 pub const MAX_MESSAGE_LEN: usize = 64 * 1024;
 /// Longest station id, stage id, session id or token, in bytes.
 pub const MAX_ID_LEN: usize = 128;
+/// The `audio_formats` entry for redundant audio (RFC 2198, see [`crate::red`]).
+pub const AUDIO_FORMAT_RED: &str = "red";
 
 /// A member's role on a stage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -81,6 +83,10 @@ pub struct MediaParams {
     pub station_key: String,
     /// Hex key the server seals packets to this station with.
     pub server_key: String,
+    /// The station may send redundant audio ([`crate::red::PT_RED`]) and will receive its
+    /// stage's audio that way; false (or absent, from an older server): plain Opus only.
+    #[serde(default)]
+    pub red: bool,
 }
 
 /// Messages a station sends.
@@ -94,6 +100,10 @@ pub enum ClientMsg {
         stage: String,
         /// Media modes the station supports, most preferred first.
         modes: Vec<String>,
+        /// Audio payload formats the station sends and receives besides plain Opus:
+        /// [`AUDIO_FORMAT_RED`]. Absent from an older station: none.
+        #[serde(default)]
+        audio_formats: Vec<String>,
     },
     Resume {
         v: u32,
@@ -265,6 +275,7 @@ impl ClientMsg {
                 token,
                 stage,
                 modes,
+                audio_formats,
                 ..
             } => {
                 check_id("station_id", station_id)?;
@@ -272,6 +283,9 @@ impl ClientMsg {
                 check_id("stage", stage)?;
                 if modes.len() > 16 {
                     return Err(SignalError::BadField("modes"));
+                }
+                if audio_formats.len() > 16 || audio_formats.iter().any(|f| f.len() > 32) {
+                    return Err(SignalError::BadField("audio_formats"));
                 }
             }
             ClientMsg::Resume {
@@ -333,6 +347,7 @@ mod tests {
             token: "t0k3n".into(),
             stage: "townhall".into(),
             modes: vec!["chacha20_poly1305_rtpsize".into()],
+            audio_formats: vec!["red".into()],
         };
         assert_eq!(ClientMsg::from_json(&id.to_json()).unwrap(), id);
     }

@@ -55,6 +55,51 @@ fn sealing_gives_the_printed_bytes() {
     }
 }
 
+/// §6.4's example: writing the blocks gives the printed payload, parsing it gives the blocks.
+#[test]
+fn redundant_audio_example() {
+    use stagebox_proto::red::{Block, RedPayload, write};
+    let body = SPEC
+        .split("```red")
+        .nth(1)
+        .unwrap()
+        .split("```")
+        .next()
+        .unwrap();
+    let field = |name: &str| -> Vec<&str> {
+        body.lines()
+            .find_map(|l| {
+                let mut parts = l.split_whitespace();
+                (parts.next() == Some(name)).then(|| parts.collect())
+            })
+            .unwrap_or_else(|| panic!("example lacks {name}"))
+    };
+    let timestamp: u32 = field("timestamp")[0].parse().unwrap();
+    let blocks: Vec<(u32, Vec<u8>)> = field("blocks")
+        .iter()
+        .map(|b| {
+            let (ts, bytes) = b.split_once(':').unwrap();
+            (ts.parse().unwrap(), hex::decode(bytes).unwrap())
+        })
+        .collect();
+    let payload = hex::decode(field("payload")[0]).unwrap();
+    fn block((ts, bytes): &(u32, Vec<u8>)) -> Block<'_> {
+        Block {
+            payload_type: stagebox_proto::PT_OPUS,
+            timestamp: *ts,
+            payload: bytes,
+        }
+    }
+    let (primary, earlier) = blocks.split_last().unwrap();
+    let earlier: Vec<Block> = earlier.iter().map(block).collect();
+    let mut out = [0u8; 64];
+    let n = write(&block(primary), &earlier, &mut out).unwrap();
+    assert_eq!(hex::encode(&out[..n]), hex::encode(&payload));
+    let parsed = RedPayload::parse(&payload, timestamp).unwrap();
+    assert_eq!(parsed.primary(), block(primary));
+    assert!(parsed.redundant().eq(earlier.into_iter()));
+}
+
 #[test]
 fn opening_gives_the_inputs() {
     for v in vectors() {

@@ -47,8 +47,9 @@ pub struct AudioShared {
     pub capture_start_unix_ns: AtomicU64,
     /// When the first played sample left for the loudspeaker (wall clock, ns).
     pub playback_start_unix_ns: AtomicU64,
-    /// Expected loss towards the listeners (percent) for the encoder's FEC: the most of the
-    /// configured least and what the listeners report (the station core decides).
+    /// Loss (percent) the encoder's FEC covers: the most of the configured least and what the
+    /// listeners report, or none where redundant audio covers it (the network task's media
+    /// link decides).
     pub expected_loss_percent: AtomicU8,
     pub playout: PlayoutCounters,
     pub capture: CaptureCounters,
@@ -103,6 +104,8 @@ pub struct PlayoutCounters {
     pub received: AtomicU64,
     pub played: AtomicU64,
     pub recovered_fec: AtomicU64,
+    pub recovered_redundant: AtomicU64,
+    pub malformed: AtomicU64,
     pub concealed: AtomicU64,
     pub lost: AtomicU64,
     pub late: AtomicU64,
@@ -118,6 +121,8 @@ impl PlayoutCounters {
             (&self.received, j.received),
             (&self.played, j.played),
             (&self.recovered_fec, j.recovered_fec),
+            (&self.recovered_redundant, j.recovered_redundant),
+            (&self.malformed, j.malformed),
             (&self.concealed, j.concealed),
             (&self.lost, j.lost),
             (&self.late, j.late),

@@ -129,12 +129,16 @@ pub struct AudioSection {
     /// Opus bitrate of the microphone stream, 8 to 128 kbit/s.
     #[serde(default = "default_bitrate")]
     pub bitrate_kbps: u16,
-    /// The least loss the microphone stream's in-band FEC covers, percent (0 to 50). The
-    /// listeners report what they lose and the FEC follows the worst of them; set this only
-    /// where the venue's network is known to lose packets from the start. FEC costs quality
-    /// on a clean link.
+    /// The least loss the microphone stream is protected against, percent (0 to 50). The
+    /// listeners report what they lose and the protection follows the worst of them; set
+    /// this only where the venue's network is known to lose packets from the start.
     #[serde(default)]
     pub expected_loss_percent: u8,
+    /// How loss is met: `redundancy` (the default: each packet also carries the one or two
+    /// frames before it, up to three times the bandwidth while listeners lose packets), `fec`
+    /// (Opus in-band FEC only: no extra bandwidth, coarser repair) or `off`.
+    #[serde(default)]
+    pub loss_protection: LossProtectionMode,
     /// Remove the station's own loudspeaker from its microphones.
     #[serde(default = "yes")]
     pub echo_cancellation: bool,
@@ -162,6 +166,25 @@ fn default_jitter() -> u16 {
 
 fn default_bitrate() -> u16 {
     32
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LossProtectionMode {
+    #[default]
+    Redundancy,
+    Fec,
+    Off,
+}
+
+impl From<LossProtectionMode> for stagebox_core::redundancy::ProtectionMode {
+    fn from(m: LossProtectionMode) -> Self {
+        match m {
+            LossProtectionMode::Redundancy => Self::Redundancy,
+            LossProtectionMode::Fec => Self::Fec,
+            LossProtectionMode::Off => Self::Off,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -202,6 +225,7 @@ impl Default for AudioSection {
             jitter_frames: default_jitter(),
             bitrate_kbps: default_bitrate(),
             expected_loss_percent: 0,
+            loss_protection: LossProtectionMode::default(),
             echo_cancellation: true,
             noise_suppression: NoiseSuppressionLevel::default(),
             gain_control: true,

@@ -186,8 +186,9 @@ fn run(cfg: Config, board: BoardProfile) -> Result<()> {
     }
 
     let shared = Arc::new(AudioShared::default());
-    // The one way the encoder's FEC is set: the audio thread applies this knob (from here,
-    // then from the listeners' reports) before its first frame.
+    // The one way the encoder's FEC is set: the audio thread applies this knob (the
+    // configured floor from here; then the network task, from the listeners' reports and
+    // whether the session carries redundant audio instead) before its first frame.
     shared
         .expected_loss_percent
         .store(cfg.audio.expected_loss_percent, Ordering::Relaxed);
@@ -284,7 +285,7 @@ fn run(cfg: Config, board: BoardProfile) -> Result<()> {
         if cfg.sim.keyboard {
             smol::spawn(controls.clone().serve_keyboard()).detach();
         }
-        let task = NetTask::new(
+        let mut task = NetTask::new(
             station,
             tls,
             inputs,
@@ -295,6 +296,8 @@ fn run(cfg: Config, board: BoardProfile) -> Result<()> {
             shutdown.clone(),
             report_fn,
         );
+        task.media
+            .set_protection_mode(cfg.audio.loss_protection.into());
         task.run().await;
         anyhow::Ok(())
     });

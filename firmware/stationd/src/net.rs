@@ -14,9 +14,11 @@ use rustls::ClientConfig;
 use stagebox_audio::frame::MediaFrame;
 use stagebox_core::led_language::is_animated;
 use stagebox_core::media::MediaLink;
+use stagebox_core::redundancy::LossProtection;
 use stagebox_core::{ConnId, Station, StationEvent};
 use stagebox_hal::Indicator;
 use stagebox_proto::media::MAX_DATAGRAM;
+use stagebox_proto::red::PT_RED;
 use stagebox_proto::signal::MediaParams;
 
 use crate::audio_thread::{AudioEvent, AudioShared, NetEnds, Received};
@@ -34,6 +36,8 @@ pub type ReportFn = Box<dyn Fn(&Station, &MediaLink, &AudioShared, &Milestones) 
 pub struct NetTask<L> {
     pub station: Station,
     pub media: MediaLink,
+    /// The loss protection last applied (for the log).
+    protection: Option<LossProtection>,
     pub tls: Arc<ClientConfig>,
     pub inputs: (async_channel::Sender<Input>, async_channel::Receiver<Input>),
     pub udp: async_net::UdpSocket,
@@ -77,9 +81,13 @@ impl<L: Indicator> NetTask<L> {
         shutdown: Arc<AtomicBool>,
         report: ReportFn,
     ) -> Self {
+        // The configured floor, until the listeners report.
+        let mut media = MediaLink::new();
+        media.handle_expected_loss(shared.expected_loss_percent.load(Ordering::Relaxed));
         NetTask {
             station,
-            media: MediaLink::new(),
+            media,
+            protection: None,
             tls,
             inputs,
             udp,
@@ -259,6 +267,7 @@ impl<L: Indicator> NetTask<L> {
         let payload = packet.get(opened.payload).unwrap_or(&[]);
         let h = opened.header;
         if let Some(frame) = MediaFrame::new(h.ssrc, h.sequence, h.timestamp, h.marker, payload)
+            .map(|f| f.with_redundancy(h.payload_type == PT_RED))
             && self
                 .audio
                 .to_audio
@@ -372,14 +381,8 @@ impl<L: Indicator> NetTask<L> {
                 }
             }
             StationEvent::ExpectedLoss(percent) => {
-                if self
-                    .shared
-                    .expected_loss_percent
-                    .swap(percent, Ordering::Relaxed)
-                    != percent
-                {
-                    log::info!("FEC for {percent} % loss (the listeners' reports)");
-                }
+                self.media.handle_expected_loss(percent);
+                self.apply_loss_protection(percent);
             }
             StationEvent::Speaking {
                 station_id,
@@ -391,6 +394,22 @@ impl<L: Indicator> NetTask<L> {
                     if speaking { "speaking" } else { "quiet" }
                 );
             }
+        }
+    }
+
+    /// Gives the encoder the FEC the media link's loss protection asks for (none where
+    /// redundant audio covers the loss), and says what changed.
+    fn apply_loss_protection(&mut self, reported: u8) {
+        let p = self.media.protection();
+        self.shared
+            .expected_loss_percent
+            .store(p.fec_loss_percent, Ordering::Relaxed);
+        if self.protection.replace(p) != Some(p) {
+            log::info!(
+                "listeners lose {reported} %: {} earlier frame(s) per packet, FEC for {} %",
+                p.redundancy,
+                p.fec_loss_percent
+            );
         }
     }
 
@@ -414,6 +433,7 @@ impl<L: Indicator> NetTask<L> {
             (dest, _) => dest,
         };
         self.shared.ssrc.store(params.ssrc, Ordering::Relaxed);
+        self.apply_loss_protection(self.media.protection().fec_loss_percent);
         if self.milestones.ready_unix_ns == 0 {
             self.milestones.ready_unix_ns = unix_ns();
         }

@@ -1,11 +1,16 @@
 //! Selective forwarding: authenticate each datagram with its sender's key, latch the sender's
 //! address, forward speakers' audio to every other member with its own key, counter and
 //! consecutive sequence numbers. Everything else is dropped and counted.
+//!
+//! Redundant audio ([`PT_RED`]) is accepted from a station that negotiated it, checked, and
+//! forwarded whole to receivers that negotiated it too; others get its primary frame as
+//! plain Opus.
 
 use std::net::SocketAddr;
 use std::time::Instant;
 
 use stagebox_proto::media::{MAX_DATAGRAM, MediaError, peek};
+use stagebox_proto::red::{PT_RED, RedPayload};
 use stagebox_proto::rtp::RtpHeader;
 use stagebox_proto::{PT_KEEPALIVE, PT_OPUS};
 
@@ -63,6 +68,7 @@ impl StageServer {
             return MediaOutcome::DroppedUnknownSsrc;
         };
         let media = &mut sender.media;
+        let sender_red = media.red;
         let opened = match media.opener.open(packet) {
             Ok(o) => o,
             Err(MediaError::Replayed(_)) => return MediaOutcome::DroppedReplayed,
@@ -79,6 +85,7 @@ impl StageServer {
         match header.payload_type {
             PT_KEEPALIVE => return MediaOutcome::Keepalive,
             PT_OPUS => {}
+            PT_RED if sender_red => {}
             _ => return MediaOutcome::DroppedNotAllowed,
         }
         let (stage, station) = (sender.stage.clone(), sender.station_id.clone());
@@ -91,6 +98,16 @@ impl StageServer {
             return MediaOutcome::DroppedNotAllowed;
         }
         let payload = packet.get(opened.payload.clone()).unwrap_or(&[]);
+        // What a receiver without redundancy gets: the primary frame alone.
+        let primary = if header.payload_type == PT_RED {
+            match RedPayload::parse(payload, header.timestamp) {
+                Ok(red) if red.all_of_type(PT_OPUS) => payload.get(red.primary_range()),
+                _ => return MediaOutcome::DroppedMalformed,
+            }
+        } else {
+            Some(payload)
+        }
+        .unwrap_or(&[]);
         let receivers: Vec<u64> = self
             .stages
             .get(&stage)
@@ -112,10 +129,14 @@ impl StageServer {
                 continue;
             };
             let seq = rm.out_seq.entry(header.ssrc).or_insert(0);
-            let out_header =
-                RtpHeader::new(PT_OPUS, *seq, header.timestamp, header.ssrc, header.marker);
+            let (pt, body) = if rm.red {
+                (header.payload_type, payload)
+            } else {
+                (PT_OPUS, primary)
+            };
+            let out_header = RtpHeader::new(pt, *seq, header.timestamp, header.ssrc, header.marker);
             let mut out = vec![0u8; MAX_DATAGRAM];
-            match rm.sealer.seal(&out_header, payload, &mut out) {
+            match rm.sealer.seal(&out_header, body, &mut out) {
                 Ok(n) => {
                     out.truncate(n);
                     *seq = seq.wrapping_add(1);
@@ -179,6 +200,16 @@ mod tests {
     }
 
     fn join(server: &mut StageServer, conn: u64, id: &str, port: u16) -> Peer {
+        join_with(server, conn, id, port, &["red"])
+    }
+
+    fn join_with(
+        server: &mut StageServer,
+        conn: u64,
+        id: &str,
+        port: u16,
+        audio_formats: &[&str],
+    ) -> Peer {
         let t = now();
         server.handle_open(t, ConnId(conn));
         server.handle_message(
@@ -190,6 +221,7 @@ mod tests {
                 token: format!("t-{id}"),
                 stage: "s".into(),
                 modes: vec!["chacha20_poly1305_rtpsize".into()],
+                audio_formats: audio_formats.iter().map(|f| f.to_string()).collect(),
             },
         );
         let mut media: Option<MediaParams> = None;
@@ -204,6 +236,7 @@ mod tests {
             }
         }
         let m = media.expect("ready");
+        assert_eq!(m.red, audio_formats.contains(&"red"), "negotiated as asked");
         Peer {
             sealer: Sealer::new(&MediaKey::from_hex(&m.station_key).unwrap()),
             opener: Opener::new(&MediaKey::from_hex(&m.server_key).unwrap()),
@@ -274,6 +307,76 @@ mod tests {
             assert_eq!(got[&port][2].4, vec![14u8; 40]);
         }
         assert_eq!(s.stats().media_forwarded, 8);
+    }
+
+    #[test]
+    fn redundant_audio_goes_whole_to_who_negotiated_it_and_as_opus_to_others() {
+        use stagebox_proto::red::{Block, PT_RED, RedPayload, write};
+        let mut s = server();
+        let mut m = join(&mut s, 1, "mod", 4001);
+        let mut a1 = join(&mut s, 2, "a1", 4002);
+        let mut a2 = join_with(&mut s, 3, "a2", 4003, &[]);
+        for p in [&mut a1, &mut a2] {
+            let k = packet(p, PT_KEEPALIVE, 0, b"");
+            send(&mut s, p.addr, k);
+        }
+        let block = |ts, payload| Block {
+            payload_type: PT_OPUS,
+            timestamp: ts,
+            payload,
+        };
+        let mut red = [0u8; 64];
+        // `packet` stamps sequence 11 with timestamp 11 × 960.
+        let n = write(&block(10_560, b"now"), &[block(9_600, b"before")], &mut red).unwrap();
+        let pkt = packet(&mut m, PT_RED, 11, &red[..n]);
+        assert_eq!(send(&mut s, m.addr, pkt), MediaOutcome::Forwarded(2));
+        let mut sealed = Vec::new();
+        while let Some((addr, bytes)) = s.poll_datagram() {
+            sealed.push((addr, bytes));
+        }
+        for (addr, mut bytes) in sealed {
+            let peer = if addr == a1.addr { &mut a1 } else { &mut a2 };
+            let o = peer.opener.open(&mut bytes).unwrap();
+            let body = &bytes[o.payload];
+            if addr == a1.addr {
+                assert_eq!(o.header.payload_type, PT_RED);
+                let parsed = RedPayload::parse(body, o.header.timestamp).unwrap();
+                assert_eq!(parsed.find(9_600).unwrap().payload, b"before");
+                assert_eq!(parsed.primary().payload, b"now");
+            } else {
+                assert_eq!((o.header.payload_type, body), (PT_OPUS, &b"now"[..]));
+            }
+        }
+        // Malformed redundancy, redundancy of another payload type, and redundancy from a
+        // station that did not negotiate it are not forwarded.
+        let pkt = packet(&mut m, PT_RED, 12, &[0x80 | 120, 15, 0]);
+        assert_eq!(send(&mut s, m.addr, pkt), MediaOutcome::DroppedMalformed);
+        let mut other = [0u8; 64];
+        let k = write(
+            &Block {
+                payload_type: 99,
+                ..block(12_480, b"x")
+            },
+            &[],
+            &mut other,
+        )
+        .unwrap();
+        let pkt = packet(&mut m, PT_RED, 13, &other[..k]);
+        assert_eq!(send(&mut s, m.addr, pkt), MediaOutcome::DroppedMalformed);
+        // a2 becomes a speaker: its Opus is forwarded, its unnegotiated redundancy is not.
+        s.handle_admin(
+            now(),
+            AdminCmd::Invite {
+                stage: "s".into(),
+                station: "a2".into(),
+            },
+        )
+        .unwrap();
+        s.handle_message(now(), ConnId(3), ClientMsg::InviteResponse { accept: true });
+        let pkt = packet(&mut a2, PT_OPUS, 1, b"opus");
+        assert_eq!(send(&mut s, a2.addr, pkt), MediaOutcome::Forwarded(2));
+        let pkt = packet(&mut a2, PT_RED, 2, &red[..n]);
+        assert_eq!(send(&mut s, a2.addr, pkt), MediaOutcome::DroppedNotAllowed);
     }
 
     #[test]

@@ -65,6 +65,8 @@ pub(crate) struct MediaState {
     pub highest_counter: Option<u32>,
     /// Next outgoing sequence number per source SSRC forwarded to this receiver.
     pub out_seq: BTreeMap<u32, u16>,
+    /// The station negotiated redundant audio: it may send it and is sent it.
+    pub red: bool,
 }
 
 pub(crate) struct SessionRec {

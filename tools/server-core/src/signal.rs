@@ -5,7 +5,9 @@ use std::time::Instant;
 
 use stagebox_proto::close::CloseCode;
 use stagebox_proto::media::{MEDIA_MODE, Opener, Sealer};
-use stagebox_proto::signal::{ClientMsg, MediaParams, PROTOCOL_VERSION, Role, ServerMsg};
+use stagebox_proto::signal::{
+    AUDIO_FORMAT_RED, ClientMsg, MediaParams, PROTOCOL_VERSION, Role, ServerMsg,
+};
 
 use crate::config::{StationCredential, secrets_equal};
 use crate::server::{Conn, ConnId, ConnState, MediaState, MemberRec, SessionRec, StageServer};
@@ -65,9 +67,11 @@ impl StageServer {
                     token,
                     stage,
                     modes,
+                    audio_formats,
                 },
             ) => {
-                self.identify(now, conn, v, &station_id, &token, &stage, &modes);
+                let red = audio_formats.iter().any(|f| f == AUDIO_FORMAT_RED);
+                self.identify(now, conn, v, &station_id, &token, &stage, &modes, red);
             }
             (
                 ConnState::AwaitingAuth,
@@ -209,6 +213,7 @@ impl StageServer {
         token: &str,
         stage: &str,
         modes: &[String],
+        red: bool,
     ) {
         let Some(cred) = self.authenticate(now, conn, v, station_id, token) else {
             return;
@@ -256,6 +261,7 @@ impl StageServer {
             ssrc,
             station_key: station_key.to_hex(),
             server_key: server_key.to_hex(),
+            red,
         };
         self.sessions.insert(
             key,
@@ -272,6 +278,7 @@ impl StageServer {
                     addr: None,
                     highest_counter: None,
                     out_seq: Default::default(),
+                    red,
                 },
             },
         );
@@ -519,6 +526,7 @@ mod tests {
             token: token.into(),
             stage: stage.into(),
             modes: modes.iter().map(|m| m.to_string()).collect(),
+            audio_formats: vec![],
         }
     }
 

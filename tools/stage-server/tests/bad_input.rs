@@ -135,6 +135,7 @@ fn malformed_oversized_and_binary_signaling_are_refused_and_others_carry_on() {
         token: "token-good-1".into(),
         stage: "hall".into(),
         modes: vec!["chacha20_poly1305_rtpsize".into()],
+        audio_formats: vec!["red".into()],
     };
     good.send(Message::text(identify.to_json())).unwrap();
     assert!(matches!(
