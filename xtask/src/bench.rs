@@ -38,7 +38,8 @@ pub fn run_bench(name: &str) -> Result<()> {
         "latency" => latency(),
         "quality" => quality_sweep(),
         "cpu" => cpu(),
-        other => bail!("unknown benchmark {other:?}: latency, quality or cpu"),
+        "rooms" => rooms_only(),
+        other => bail!("unknown benchmark {other:?}: latency, quality, cpu or rooms"),
     }
 }
 
@@ -278,6 +279,43 @@ const PROCESSING_OFF: &[&str] = &[
     "high_pass = false",
 ];
 
+/// The babble around the talker in the room measurements.
+const BABBLERS: &[(&str, &str)] = &[
+    (
+        "en-gb+m1",
+        "Did you see the schedule for the spring market? They moved the stalls to the north \
+         lot again, so parking will be a mess on Saturday morning.",
+    ),
+    (
+        "en-us+f2",
+        "My daughter plays in the youth orchestra, and the rehearsal room has no heating \
+         since October. Someone should write to the council about it.",
+    ),
+    (
+        "en+m7",
+        "I think the library hours are fine, but the reading room closes far too early for \
+         anyone who works until six in the evening.",
+    ),
+];
+
+/// Far end, talker and babblers for the room measurements.
+fn room_voices(dir: &Path) -> Result<Vec<PathBuf>> {
+    VOICES
+        .iter()
+        .chain(BABBLERS)
+        .enumerate()
+        .map(|(i, (v, t))| voice_sample(dir, i, v, t))
+        .collect()
+}
+
+/// The room half of `quality` alone.
+fn rooms_only() -> Result<()> {
+    let dir = PathBuf::from(OUT).join("rooms");
+    std::fs::create_dir_all(&dir)?;
+    let (figures, table) = crate::rooms::measure(&dir, &room_voices(&dir)?)?;
+    write_result("rooms", figures, &table)
+}
+
 fn voice_sample(dir: &Path, index: usize, voice: &str, text: &str) -> Result<PathBuf> {
     let wav = dir.join(format!("voice{index}.wav"));
     demo::generated_speech(&wav, &["-v", voice, "-s", "150"], text, 0.3)
@@ -434,7 +472,14 @@ fn quality_sweep() -> Result<()> {
          configured as the floor (audio.expected_loss_percent)\n",
     );
     table.push_str(&quality_verdicts(&figures));
-    write_result("quality", Value::Array(figures), &table)
+    let rooms_dir = dir.join("rooms");
+    std::fs::create_dir_all(&rooms_dir)?;
+    let (rooms, rooms_table) = crate::rooms::measure(&rooms_dir, &room_voices(&rooms_dir)?)?;
+    write_result(
+        "quality",
+        json!({ "network": figures, "rooms": rooms }),
+        &format!("{table}\n{rooms_table}"),
+    )
 }
 
 /// The targets, judged on the default configuration (chain on, redundancy as reported) and

@@ -5,8 +5,8 @@
 //!   server and two sim stations on loopback (with `--aarch64`, the stations run as aarch64
 //!   binaries under qemu; `--impair` puts impair-relay with those flags between them).
 //! - `cargo xtask fuzz [--seconds N]`: runs every fuzz target for a while.
-//! - `cargo xtask bench <latency|quality|cpu>`: measurements through real processes, written to
-//!   `target/bench/NAME.json`.
+//! - `cargo xtask bench <latency|quality|cpu|rooms>`: measurements through real processes,
+//!   written to `target/bench/NAME.json` (`rooms`: the room half of `quality` alone).
 //! - `cargo xtask cross [--test]`: builds for aarch64 (and runs the firmware tests under qemu).
 //! - `cargo xtask deb [--test]`: the arm64 Debian package (and its install test).
 //! - `cargo xtask setup`: only installs what is missing.
@@ -17,6 +17,7 @@ mod cross;
 mod deb;
 mod demo;
 mod quality;
+mod rooms;
 mod setup;
 mod sh;
 mod test;

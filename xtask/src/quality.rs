@@ -14,6 +14,10 @@ pub const VENV: &str = "target/venv";
 /// Python packages the quality judge needs.
 const PYTHON_PACKAGES: &[&str] = &["numpy", "pesq==0.0.4"];
 const SCRIPT: &str = "tools/quality/pesq_wb.py";
+/// The room simulator for the echo and noise measurements (a benchmark's alone, so the tests
+/// do not download it).
+const ROOM_PACKAGE: &str = "pyroomacoustics==0.10.1";
+const ROOM_SCRIPT: &str = "tools/quality/rooms.py";
 
 fn python() -> PathBuf {
     Path::new(VENV).join("bin/python")
@@ -35,6 +39,46 @@ pub fn ensure_venv() -> Result<()> {
         ])
         .args(PYTHON_PACKAGES))?;
     Ok(())
+}
+
+/// Adds the room simulator to the venv, if it is not there yet.
+pub fn ensure_room_tools() -> Result<()> {
+    ensure_venv()?;
+    if succeeds(Command::new(python()).args(["-c", "import pyroomacoustics"])) {
+        return Ok(());
+    }
+    run(Command::new(python()).args([
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        ROOM_PACKAGE,
+    ]))
+}
+
+/// Simulates `room` (see `tools/quality/rooms.py`) with a board's microphones at
+/// `geometry` (`x,y,z;…` mm), voices: far end, talker, three babblers. Writes the scene's
+/// WAVs into `dir`; returns the room's description.
+pub fn simulate_room(
+    room: &str,
+    dir: &Path,
+    voices: &[PathBuf],
+    geometry: &str,
+) -> Result<serde_json::Value> {
+    let out = Command::new(python())
+        .arg(ROOM_SCRIPT)
+        .arg(room)
+        .arg(dir)
+        .args(voices)
+        .arg(geometry)
+        .output()
+        .context("running the room simulator")?;
+    if !out.status.success() {
+        bail!("room simulator: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(text.trim()).with_context(|| format!("room simulator printed {text:?}"))
 }
 
 /// Writes `samples` (48 kHz) as a 16 kHz 16-bit mono WAV at `path`, resampled by sox.

@@ -69,8 +69,9 @@ impl CaptureConfig {
     }
 }
 
-/// The processing module and its work buffer.
-struct Processing {
+/// The processing module and its work buffer: the capture chain between the beamformer and
+/// the encoder (public for the measurements that run it on recorded rooms).
+pub struct Processing {
     apm: Apm,
     work: [f32; APM_FRAME],
     /// Voice in any period of the frame being captured.
@@ -80,14 +81,29 @@ struct Processing {
 }
 
 impl Processing {
+    pub fn new(config: ApmConfig) -> Result<Processing, AudioError> {
+        Ok(Processing {
+            apm: Apm::new(config)?,
+            work: [0.0; APM_FRAME],
+            voice_in_frame: false,
+            periods: 0,
+            stats: CaptureStats::default(),
+        })
+    }
+
+    /// What the processing chain reports (updated every 50 periods).
+    pub fn stats(&self) -> CaptureStats {
+        self.stats
+    }
+
     fn load(&mut self, pcm: &[i16]) {
         for (w, &s) in self.work.iter_mut().zip(pcm) {
             *w = f32::from(s) / 32768.0;
         }
     }
 
-    /// What the loudspeaker plays now.
-    fn render(&mut self, played: &[i16]) {
+    /// What the loudspeaker plays now, one period.
+    pub fn render(&mut self, played: &[i16]) {
         self.load(played);
         if self.apm.process_render(&mut self.work).is_err() {
             self.stats.processing_errors += 1;
@@ -95,7 +111,7 @@ impl Processing {
     }
 
     /// Processes one captured period into `out`.
-    fn capture(&mut self, mono: &[i16], out: &mut [i16]) {
+    pub fn capture(&mut self, mono: &[i16], out: &mut [i16]) {
         self.load(mono);
         if self.apm.process_capture(&mut self.work).is_err() {
             self.stats.processing_errors += 1;
@@ -144,16 +160,7 @@ impl CapturePath {
     /// `initial_timestamp` should be random (RFC 3550 §5.1). Sequence numbers are the media
     /// link's: it numbers everything it sends.
     pub fn new(cfg: CaptureConfig, initial_timestamp: u32) -> Result<CapturePath, AudioError> {
-        let processing = match cfg.processing {
-            Some(p) => Some(Processing {
-                apm: Apm::new(p)?,
-                work: [0.0; APM_FRAME],
-                voice_in_frame: false,
-                periods: 0,
-                stats: CaptureStats::default(),
-            }),
-            None => None,
-        };
+        let processing = cfg.processing.map(Processing::new).transpose()?;
         Ok(CapturePath {
             frame: cfg.encoder.frame,
             processing,
@@ -188,7 +195,7 @@ impl CapturePath {
     pub fn stats(&self) -> CaptureStats {
         self.processing
             .as_ref()
-            .map_or_else(CaptureStats::default, |p| p.stats)
+            .map_or_else(CaptureStats::default, Processing::stats)
     }
 
     /// Expected loss on the way to the listeners, in percent: how much in-band FEC to send.
