@@ -461,6 +461,9 @@ profile = "sim"
         assert_eq!(c.audio.frame_ms, FrameMs(20));
         assert!(c.buttons.ptt_latch);
         assert!(matches!(c.trust(), Trust::Pin(f) if f.0[0] == 0xab));
+        assert_eq!(c.audio.loss_protection, LossProtectionMode::Redundancy);
+        let fec = parse(&format!("{GOOD}\n[audio]\nloss_protection = \"fec\"\n")).unwrap();
+        assert_eq!(fec.audio.loss_protection, LossProtectionMode::Fec);
     }
 
     #[test]
@@ -475,6 +478,11 @@ profile = "sim"
                 "colour",
             ),
             (format!("{GOOD}\n[audio]\nframe_ms = 30\n"), 15, "10 or 20"),
+            (
+                format!("{GOOD}\n[audio]\nloss_protection = \"more\"\n"),
+                15,
+                "redundancy",
+            ),
             (
                 format!("{GOOD}\n[audio]\nbitrate_kbps = 4\n"),
                 14,
