@@ -243,6 +243,11 @@ impl Net {
 
     /// Processes every deadline and delivery up to `until`, in time order.
     pub fn run_until(&mut self, until: Instant) {
+        // What a test handed a core directly goes out now, as the daemon's plumbing sends
+        // after every input.
+        for idx in 0..self.stations.len() {
+            self.pump_station(idx);
+        }
         loop {
             let next_delivery = self.queue.peek().map(|Reverse((t, _))| *t);
             let next_station = self

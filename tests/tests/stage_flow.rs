@@ -342,12 +342,16 @@ fn a_speakers_fec_follows_what_its_listeners_lose() {
     net.run_for(ms(300));
     // The moderator hears a-1 over a bad link: 12 of every 100 frames missing.
     let (mut received, mut lost) = (0u64, 0u64);
-    for _ in 0..10 {
+    for second in 0..10 {
         received += 44;
         lost += 6;
         let now = net.now;
         net.stations[m].core.handle_reception(now, received, lost);
         net.run_for(Duration::from_secs(1));
+        if second == 1 {
+            // Loss that begins is reported at once (not at the next 2 s report).
+            assert_eq!(expected_losses(&net, a), vec![12], "told within a second");
+        }
     }
     assert_eq!(
         expected_losses(&net, a),
@@ -361,8 +365,7 @@ fn a_speakers_fec_follows_what_its_listeners_lose() {
         net.stations[m].core.handle_reception(now, received, lost);
         net.run_for(Duration::from_secs(1));
     }
-    // (The report that spans the change carries half of each.)
-    assert_eq!(expected_losses(&net, a), vec![12, 6, 0]);
+    assert_eq!(expected_losses(&net, a), vec![12, 0]);
     // A listener that hears nothing reports nothing; a station never covers its own loss.
     assert!(
         expected_losses(&net, m).iter().all(|&p| p == 0),

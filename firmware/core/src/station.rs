@@ -87,6 +87,9 @@ pub enum StationEvent {
 
 /// How often a station that hears audio reports its reception to the server.
 pub const RECEPTION_REPORT_EVERY: Duration = Duration::from_secs(2);
+/// How soon a report goes out when frames start being lost after a report that said none:
+/// speakers protect their audio within half a second of the loss, not two.
+pub const RECEPTION_REPORT_ON_LOSS: Duration = Duration::from_millis(500);
 
 #[derive(Debug)]
 pub struct Station {
@@ -112,6 +115,8 @@ pub struct Station {
     audio_fault: bool,
     /// When the last reception report was due, and the totals then.
     reception: Option<(Instant, u64, u64)>,
+    /// The last reception report said frames were lost.
+    reported_loss: bool,
     min_expected_loss: u8,
     in_spurt: bool,
     transmit: bool,
@@ -139,6 +144,7 @@ impl Station {
             fatal: false,
             audio_fault: false,
             reception: None,
+            reported_loss: false,
             min_expected_loss: cfg.min_expected_loss,
             in_spurt: false,
             transmit: false,
@@ -216,7 +222,8 @@ impl Station {
 
     /// What the playout path has received and found lost so far (running totals). Every
     /// [`RECEPTION_REPORT_EVERY`] while the session is up, the station tells the server
-    /// what it expected and lost since the last report, if it heard anything.
+    /// what it expected and lost since the last report, if it heard anything; and
+    /// [`RECEPTION_REPORT_ON_LOSS`] after the last report when loss starts.
     pub fn handle_reception(&mut self, now: Instant, received: u64, lost: u64) {
         if !self.session.is_established() {
             return;
@@ -225,7 +232,10 @@ impl Station {
             self.reception = Some((now, received, lost));
             return;
         };
-        if now.saturating_duration_since(at) < RECEPTION_REPORT_EVERY {
+        let elapsed = now.saturating_duration_since(at);
+        let loss_began = !self.reported_loss && lost > last_lost;
+        if elapsed < RECEPTION_REPORT_EVERY && !(loss_began && elapsed >= RECEPTION_REPORT_ON_LOSS)
+        {
             return;
         }
         self.reception = Some((now, received, lost));
@@ -233,6 +243,7 @@ impl Station {
             received.saturating_sub(last_received),
             lost.saturating_sub(last_lost),
         );
+        self.reported_loss = lost > 0;
         if got + lost > 0 {
             self.session.send(ClientMsg::ReceptionReport {
                 expected: u32::try_from(got + lost).unwrap_or(u32::MAX),
