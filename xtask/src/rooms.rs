@@ -6,10 +6,11 @@
 //!
 //! - **Echo**: ERLE while only the far end talks (echo in / what is left, per second after
 //!   the canceller's first 2 s; median; the canceller's suppressor mutes what it takes for
-//!   echo alone, so this reaches the microphones' own noise floor and below), what is left of the echo while the talker speaks
-//!   over it (the processed double talk minus the processed talker alone; gain control off
-//!   so both are comparable), and the talker's wideband PESQ: alone, over the echo
-//!   unprocessed, over the echo through the default chain.
+//!   echo alone, so this reaches the microphones' own noise floor and below); under double
+//!   talk, how far the output is from the talker alone (the processed double talk minus the
+//!   processed talker, in dB below the echo at the microphones: echo left and talker cut
+//!   alike; gain control off so both are comparable); and the talker's wideband PESQ: alone,
+//!   over the echo unprocessed, over the echo through the default chain.
 //! - **Noise**: PESQ of the talker in babble and in fan noise at 5 dB SNR: the first
 //!   microphone as it is, beamformed, beamformed with the noise suppressor at `low` (the
 //!   default) and `high`; the beamformer's SNR gain (it is linear: the talker and the noise
@@ -87,12 +88,18 @@ fn room_chain() -> PathBuf {
     PathBuf::from("target/release/examples/room_chain")
 }
 
-/// Runs `mics` through `chain`; returns the output.
+/// Runs `mics` through `chain`; returns the output. The station's loudspeaker plays the far
+/// end in the scenes with echo, and nothing in the others.
 fn through(dir: &Path, geometry: &str, mics: &str, chain: &Chain) -> Result<Vec<f64>> {
     let out = dir.join(format!("{mics}-{}.wav", chain.args.join("-")));
+    let reference = if matches!(mics, "echo" | "doubletalk") {
+        dir.join("ref.wav")
+    } else {
+        PathBuf::from("silence")
+    };
     run(Command::new(room_chain())
         .arg(dir.join(format!("{mics}.wav")))
-        .arg(dir.join("ref.wav"))
+        .arg(reference)
         .arg(&out)
         .arg(geometry)
         .args(chain.args))?;
@@ -242,8 +249,8 @@ pub fn measure(base: &Path, voices: &[PathBuf]) -> Result<(Value, String)> {
         "echo: far end through the station's loudspeaker 10 cm from its mics (mildly distorting), \
          talker 1 m in front; AEC + NS low, no gain control unless said; PESQ against the \
          talker alone at the mics\n\
-         room   | board          | ERLE dB   | echo left dB   | PESQ talker  | PESQ dbl-talk   | PESQ dbl-talk  | ERLE ≥ 25\n       \
-         |                | far alone | under dbl-talk | alone, chain | unprocessed     | default chain  |\n\
+         room   | board          | ERLE dB   | dbl-talk error | PESQ talker  | PESQ dbl-talk   | PESQ dbl-talk  | ERLE ≥ 25\n       \
+         |                | far alone | dB below echo  | alone, chain | unprocessed     | default chain  |\n\
          -------|----------------|-----------|----------------|--------------|-----------------|----------------|----------\n",
     );
     let mut noise = String::from(

@@ -7,7 +7,7 @@
 //! room_chain MICS.wav REFERENCE.wav OUT.wav GEOMETRY beam|first aec|no NS agc|no
 //! ```
 //! MICS: N channels; REFERENCE: mono, what the loudspeaker played (the microphones hear it
-//! later). GEOMETRY: the board's `mic_geometry_mm` as `x,y,z;x,y,z;…`. `first`: the first
+//! later), or `silence` where nothing plays. GEOMETRY: the board's `mic_geometry_mm` as `x,y,z;x,y,z;…`. `first`: the first
 //! microphone alone instead of the beamformer. NS: off, low, moderate, high, very-high, or
 //! `bypass` for no processing module at all. Prints the processing module's last figures as
 //! one JSON line.
@@ -33,7 +33,11 @@ fn main() {
         );
     };
     let (channels, mics) = read_wav(mics);
-    let (_, reference) = read_wav(reference);
+    let reference = if reference == "silence" {
+        vec![0; mics.len() / channels]
+    } else {
+        read_wav(reference).1
+    };
     let geometry: Vec<[f32; 3]> = geometry
         .split(';')
         .map(|p| {
