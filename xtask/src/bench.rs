@@ -357,8 +357,8 @@ fn quality_sweep() -> Result<()> {
     let mut figures = Vec::new();
     let mut table = String::from(
         "wideband PESQ of B's output against A's input (mean over voices), 32 kbit/s, 20 ms\n\
-         link          | chain | protection | PESQ | played | copies | FEC | concealed | late | plain libopus (PLC)\n\
-         --------------|-------|------------|------|--------|--------|-----|-----------|------|--------------------\n",
+         link          | chain | protection  | PESQ | played | copies | FEC | concealed | late | plain libopus (PLC)\n\
+         --------------|-------|-------------|------|--------|--------|-----|-----------|------|--------------------\n",
     );
     let mut runs = Vec::new();
     for (name, flags, loss) in profiles() {
@@ -440,7 +440,7 @@ fn quality_sweep() -> Result<()> {
             Some(s.iter().sum::<f64>() / s.len() as f64)
         };
         table.push_str(&format!(
-            "{name:<13} | {:<5} | {label:<10} | {mean:.2} | {:>6} | {:>6} | {:>3} | {:>9} | {:>4} | {}\n",
+            "{name:<13} | {:<5} | {label:<11} | {mean:.2} | {:>6} | {:>6} | {:>3} | {:>9} | {:>4} | {}\n",
             if chain { "on" } else { "off" },
             frames[0],
             frames[1],

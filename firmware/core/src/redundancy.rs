@@ -4,7 +4,8 @@
 //! Opus's in-band FEC carries a coarse copy of frame n−1 inside frame n, paid for out of the
 //! frame's own bitrate. Redundant audio carries the earlier frames whole, next to the current
 //! one: a listener that lost a packet plays the frame from the next packet at full quality,
-//! and with two earlier frames two losses in a row are repaired too. So where the session
+//! and with two or three earlier frames as many losses in a row are repaired too (each costs
+//! the listener a frame of delay while frames are being lost). So where the session
 //! negotiated it, loss is met with redundancy and the encoder spends no bits on FEC; where
 //! not (an older server), with FEC as before.
 //!
@@ -12,7 +13,8 @@
 //! |----------------|----------------------------------------|-----------------|
 //! | 0 %            | none: plain Opus                       | —               |
 //! | 1–4 %          | 1                                      | —               |
-//! | ≥ 5 %          | 2                                      | —               |
+//! | 5–14 %         | 2                                      | —               |
+//! | ≥ 15 %         | 3                                      | —               |
 //! | (not negotiated, or mode [`ProtectionMode::Fec`]) | none     | the reported loss |
 //!
 //! [`ProtectionMode::Off`] sends plain Opus without FEC whatever is lost (for comparison, or
@@ -67,6 +69,7 @@ impl LossProtection {
         let redundancy = match loss_percent {
             0 => 0,
             1..=4 => 1,
+            5..=14 => 2,
             _ => MAX_REDUNDANT_SENT,
         };
         LossProtection {
@@ -180,7 +183,8 @@ mod tests {
         };
         assert_eq!(p(0, true, Redundancy), (0, 0));
         assert_eq!(p(3, true, Redundancy), (1, 0));
-        assert_eq!(p(20, true, Redundancy), (2, 0));
+        assert_eq!(p(10, true, Redundancy), (2, 0));
+        assert_eq!(p(20, true, Redundancy), (3, 0));
         assert_eq!(p(20, false, Redundancy), (0, 20));
         assert_eq!(p(20, true, Fec), (0, 20));
         assert_eq!(p(20, true, Off), (0, 0));

@@ -15,8 +15,8 @@ use thiserror::Error;
 
 /// RTP payload type of redundant audio whose blocks are all Opus.
 pub const PT_RED: u8 = 122;
-/// Most redundant blocks stagebox sends (frames n−1 and n−2).
-pub const MAX_REDUNDANT_SENT: usize = 2;
+/// Most redundant blocks stagebox sends (frames n−1 to n−3).
+pub const MAX_REDUNDANT_SENT: usize = 3;
 /// Most redundant blocks a parser accepts.
 pub const MAX_REDUNDANT_BLOCKS: usize = 4;
 /// Largest timestamp offset a block header can say (14 bits).
