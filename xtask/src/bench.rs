@@ -279,6 +279,19 @@ const PROCESSING_OFF: &[&str] = &[
     "high_pass = false",
 ];
 
+/// Builds one of `stagebox-audio`'s measurement examples (release).
+pub fn build_audio_example(name: &str) -> Result<()> {
+    run(crate::sh::cargo().args([
+        "build",
+        "--release",
+        "--quiet",
+        "-p",
+        "stagebox-audio",
+        "--example",
+        name,
+    ]))
+}
+
 /// The babble around the talker in the room measurements.
 const BABBLERS: &[(&str, &str)] = &[
     (
@@ -612,15 +625,7 @@ fn cpu() -> Result<()> {
     let dir = PathBuf::from(OUT).join("cpu");
     std::fs::create_dir_all(&dir)?;
     let speech = voice_sample(&dir, 0, VOICES[0].0, VOICES[0].1)?;
-    run(crate::sh::cargo().args([
-        "build",
-        "--release",
-        "--quiet",
-        "-p",
-        "stagebox-audio",
-        "--example",
-        "pipeline_cpu",
-    ]))?;
+    build_audio_example("pipeline_cpu")?;
     let station = |seconds: usize| {
         format!(
             "target/release/examples/pipeline_cpu {} {seconds}",

@@ -29,7 +29,7 @@ use serde_json::{Value, json};
 
 use crate::analysis;
 use crate::quality;
-use crate::sh::{cargo, run};
+use crate::sh::run;
 
 /// (room, board profile whose microphone array the station has).
 const SCENES: &[(&str, &str)] = &[
@@ -159,24 +159,18 @@ fn scene(
     let leak: Vec<f64> = (0..n).map(|i| both[i] - talker[i]).collect();
     let talking = 3 * 48_000..n;
     let double_talk_db = db(energy(&echo_in[talking.clone()]) / energy(&leak[talking]).max(1.0));
-    let pesq_alone = pesq(
-        &dir,
-        &talker_beam,
-        &through(&dir, &geometry, "near", &DEFAULT)?,
-        "alone",
-    )?;
-    let pesq_raw = pesq(
-        &dir,
-        &talker_beam,
-        &through(&dir, &geometry, "doubletalk", &BEAM)?,
-        "dt-raw",
-    )?;
-    let pesq_dt = pesq(
-        &dir,
-        &talker_beam,
-        &through(&dir, &geometry, "doubletalk", &DEFAULT)?,
-        "dt-chain",
-    )?;
+    let mut talker_scores = Vec::new();
+    for (mics, chain, tag) in [
+        ("near", &DEFAULT, "alone"),
+        ("doubletalk", &BEAM, "dt-raw"),
+        ("doubletalk", &DEFAULT, "dt-chain"),
+    ] {
+        let out = through(&dir, &geometry, mics, chain)?;
+        talker_scores.push(pesq(&dir, &talker_beam, &out, tag)?);
+    }
+    let [pesq_alone, pesq_raw, pesq_dt] = talker_scores[..] else {
+        unreachable!("three scores");
+    };
     let echo_row = format!(
         "{room:<6} | {board:<14} | {erle:>9.1} | {double_talk_db:>14.1} | {pesq_alone:>12.2} | {pesq_raw:>15.2} | {pesq_dt:>14.2} | {}\n",
         if erle >= 25.0 { "met" } else { "MISSED" }
@@ -235,15 +229,7 @@ fn scene(
 /// The echo and noise tables over every scene; `voices`: far end, talker, three babblers.
 pub fn measure(base: &Path, voices: &[PathBuf]) -> Result<(Value, String)> {
     quality::ensure_room_tools()?;
-    run(cargo().args([
-        "build",
-        "--release",
-        "--quiet",
-        "-p",
-        "stagebox-audio",
-        "--example",
-        "room_chain",
-    ]))?;
+    crate::bench::build_audio_example("room_chain")?;
     let mut figures = Vec::new();
     let mut echo = String::from(
         "echo: far end through the station's loudspeaker 10 cm from its mics (mildly distorting), \
