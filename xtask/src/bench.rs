@@ -406,8 +406,9 @@ fn quality_sweep() -> Result<()> {
                 if chain { "chain" } else { "raw" },
                 if floor { "-floor" } else { "" },
             );
-            // Protection follows what the listener reports (from its first report, 2 s in),
-            // or with the floor, covers the link's loss from the first frame.
+            // Protection follows what the listener reports (from its first report, within a
+            // second of the first loss), or with the floor, covers the link's loss from the
+            // first frame.
             let mut station_audio = vec![
                 format!("loss_protection = \"{protection}\""),
                 format!("expected_loss_percent = {}", if floor { loss } else { 0 }),
@@ -481,8 +482,9 @@ fn quality_sweep() -> Result<()> {
         }));
     }
     table.push_str(
-        "protection: as the listener reports (first report 2 s in); `+`: the link's loss \
-         configured as the floor (audio.expected_loss_percent)\n",
+        "protection: as the listener reports (its first report within a second of the first \
+         loss); `+`: the link's loss configured as the floor (audio.expected_loss_percent); \
+         copies: lost frames played from redundant copies\n",
     );
     table.push_str(&quality_verdicts(&figures));
     let rooms_dir = dir.join("rooms");
