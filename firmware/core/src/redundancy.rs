@@ -9,10 +9,14 @@
 //! negotiated it, loss is met with redundancy and the encoder spends no bits on FEC; where
 //! not (an older server), with FEC as before.
 //!
+//! One earlier frame rides along even when nobody reports loss (as WebRTC sends its RED for
+//! Opus): it costs bandwidth only — a listener keeps no extra delay until it finds frames
+//! missing — and the first losses on a link that turns bad are repaired at once, not after
+//! the listener's report has made the round trip.
+//!
 //! | listeners lose | redundancy (earlier frames per packet) | encoder FEC for |
 //! |----------------|----------------------------------------|-----------------|
-//! | 0 %            | none: plain Opus                       | —               |
-//! | 1–4 %          | 1                                      | —               |
+//! | 0–4 %          | 1                                      | —               |
 //! | 5–14 %         | 2                                      | —               |
 //! | ≥ 15 %         | 3                                      | —               |
 //! | (not negotiated, or mode [`ProtectionMode::Fec`]) | none     | the reported loss |
@@ -67,8 +71,7 @@ impl LossProtection {
             };
         }
         let redundancy = match loss_percent {
-            0 => 0,
-            1..=4 => 1,
+            0..=4 => 1,
             5..=14 => 2,
             _ => MAX_REDUNDANT_SENT,
         };
@@ -181,7 +184,7 @@ mod tests {
             let p = LossProtection::for_loss(loss, red, mode);
             (p.redundancy, p.fec_loss_percent)
         };
-        assert_eq!(p(0, true, Redundancy), (0, 0));
+        assert_eq!(p(0, true, Redundancy), (1, 0));
         assert_eq!(p(3, true, Redundancy), (1, 0));
         assert_eq!(p(10, true, Redundancy), (2, 0));
         assert_eq!(p(20, true, Redundancy), (3, 0));

@@ -134,10 +134,10 @@ pub struct AudioSection {
     /// this only where the venue's network is known to lose packets from the start.
     #[serde(default)]
     pub expected_loss_percent: u8,
-    /// How loss is met: `redundancy` (the default: while listeners lose packets each packet
-    /// also carries the one to three frames before it, up to four times the bandwidth and a
-    /// frame more of listener delay per copy), `fec` (Opus in-band FEC only: no extra
-    /// bandwidth or delay, coarser repair) or `off`.
+    /// How loss is met: `redundancy` (the default: each packet also carries the frame before
+    /// it, and up to three as the listeners' loss asks — twice to four times the bandwidth,
+    /// and while frames are lost a frame more of listener delay per copy), `fec` (Opus
+    /// in-band FEC only: no extra bandwidth or delay, coarser repair) or `off`.
     #[serde(default)]
     pub loss_protection: LossProtectionMode,
     /// Remove the station's own loudspeaker from its microphones.
