@@ -76,9 +76,9 @@ const DEMO_MIN_PESQ: f64 = 3.8;
 
 /// impair-relay's flags for the lossy demo: seeded random loss towards the listener.
 const LOSSY_LINK: &[&str] = &["--loss", "10", "--direction", "down", "--seed", "7"];
-/// Least wideband PESQ over that link (the default protection, which starts with the
-/// listener's first report; about 3.4 measured, plain libopus's PLC about 2.0).
-const LOSSY_MIN_PESQ: f64 = 3.0;
+/// Least wideband PESQ over that link with the default protection (3.7 measured; in-band FEC
+/// alone gets about 2.7 there, plain libopus's PLC about 2.0).
+const LOSSY_MIN_PESQ: f64 = 3.3;
 
 /// The lossy demo: every frame accounted for, most lost ones played from redundant copies,
 /// hardly any concealed. Returns PESQ, frames repaired from copies, frames lost.
