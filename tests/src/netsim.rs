@@ -108,6 +108,8 @@ pub struct Net {
     /// re-keyed server, a captive portal, an attacker): every new connection fails its TLS
     /// check.
     pub impostor: bool,
+    /// Gateway URLs nobody answers at (a server may move stations to one).
+    pub dead_gateways: Vec<String>,
 }
 
 impl Net {
@@ -132,6 +134,7 @@ impl Net {
             datagram_loss: 0.0,
             datagrams_lost: 0,
             impostor: false,
+            dead_gateways: Vec::new(),
         }
     }
 
@@ -407,8 +410,8 @@ impl Net {
         }
         while let Some(ev) = self.stations[idx].core.poll_event() {
             match &ev {
-                StationEvent::Connect { conn, .. } => {
-                    let failure = if self.server.is_none() {
+                StationEvent::Connect { conn, url } => {
+                    let failure = if self.server.is_none() || self.dead_gateways.contains(url) {
                         Some(ConnectFailure::Unreachable)
                     } else if self.impostor {
                         Some(ConnectFailure::ServerNotTrusted)

@@ -164,6 +164,92 @@ fn server_initiated_reconnect_moves_and_resumes() {
 }
 
 #[test]
+fn a_server_that_keeps_asking_to_reconnect_meets_the_backoff() {
+    let mut net = Net::new(origin(), server_config(), 4);
+    let a = net.add_station(station_config("a-1", 15));
+    net.run_for(Duration::from_secs(1));
+    let start = net.now;
+    let end = start + Duration::from_secs(5);
+    // The server answers every session with `reconnect`, as soon as it is up.
+    let mut asked = 0;
+    while net.now < end {
+        let core = &net.stations[a].core;
+        if core.session().is_established() && core.stats().established > asked {
+            asked = core.stats().established;
+            net.admin(AdminCmd::Reconnect {
+                station: "a-1".into(),
+                gateway: None,
+            })
+            .unwrap();
+        }
+        net.run_for(ms(1));
+    }
+    let attempts = connects(&net, a)
+        .iter()
+        .filter(|(t, _)| *t >= start)
+        .count();
+    // At once, then 0–0.2 s, 0–0.4 s, … (full jitter): a handful in 5 s, not a storm.
+    assert!(
+        (2..=12).contains(&attempts),
+        "{attempts} connections in 5 s"
+    );
+}
+
+#[test]
+fn a_move_to_a_gateway_the_station_cannot_dial_is_ignored() {
+    let long = format!("wss://{}.example/signal", "a".repeat(10_000));
+    for bad in [
+        "http://127.0.0.2:8443/signal",
+        "wss:///signal",
+        "wss://h:0/x",
+        "garbage",
+        long.as_str(),
+    ] {
+        let mut net = Net::new(origin(), server_config(), 4);
+        let a = net.add_station(station_config("a-1", 16));
+        net.run_for(Duration::from_secs(1));
+        net.admin(AdminCmd::Reconnect {
+            station: "a-1".into(),
+            gateway: Some(bad.into()),
+        })
+        .unwrap();
+        net.run_for(Duration::from_secs(1));
+        let urls: Vec<String> = connects(&net, a).into_iter().map(|(_, u)| u).collect();
+        assert_eq!(
+            urls,
+            vec!["wss://127.0.0.1:8443/signal"; 2],
+            "moved to {bad:.40}"
+        );
+        assert!(net.stations[a].core.session().is_established());
+    }
+}
+
+#[test]
+fn a_move_to_a_dead_gateway_returns_to_the_configured_one() {
+    let mut net = Net::new(origin(), server_config(), 4);
+    let dead = "wss://127.0.0.9:8443/signal";
+    net.dead_gateways.push(dead.into());
+    let a = net.add_station(station_config("a-1", 17));
+    net.run_for(Duration::from_secs(1));
+    net.admin(AdminCmd::Reconnect {
+        station: "a-1".into(),
+        gateway: Some(dead.into()),
+    })
+    .unwrap();
+    net.run_for(Duration::from_secs(10));
+    let urls: Vec<String> = connects(&net, a).into_iter().map(|(_, u)| u).collect();
+    let home = "wss://127.0.0.1:8443/signal";
+    assert_eq!(
+        urls,
+        vec![home, dead, dead, dead, home],
+        "three tries at the new gateway, then home"
+    );
+    let core = &net.stations[a].core;
+    assert!(core.session().is_established());
+    assert_eq!(core.stats().resumed, 1, "the session resumes at home");
+}
+
+#[test]
 fn thirty_minute_outage_retries_within_bounds_and_recovers() {
     fn storm(seed: u64) -> (Vec<Instant>, Duration) {
         let mut net = Net::new(origin(), server_config(), 5);

@@ -6,6 +6,7 @@
 //! bytes and calls these; the tests drive them in virtual time. Clippy's
 //! `disallowed-methods` (see this crate's `clippy.toml`) keeps clocks and I/O out.
 //!
+//! - [`gateway`]: gateway URLs, checked before the station dials one a server named.
 //! - [`session`]: the signaling session (hello, identify/resume, heartbeats) and its
 //!   reconnect policy, built on [`backoff`] (exponential, full jitter, seeded).
 //! - [`stage`]: the stage as this station sees it (role, hand, invitation, mute, priority).
@@ -19,6 +20,7 @@
 
 pub mod backoff;
 pub mod button;
+pub mod gateway;
 pub mod led;
 pub mod led_language;
 pub mod media;

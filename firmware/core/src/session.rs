@@ -16,6 +16,7 @@ use stagebox_proto::signal::{
 };
 
 use crate::backoff::{Backoff, BackoffConfig};
+use crate::gateway::host_port;
 
 /// Identifies one signaling connection attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -132,6 +133,8 @@ pub struct Session {
     session_id: Option<String>,
     /// Gateway named by a server-initiated move; used instead of the configured one.
     moved_to: Option<String>,
+    /// Attempts at `moved_to` that did not establish a session.
+    move_failures: u32,
     /// Code of an `error` op, for when the transport closes without a code.
     last_error: Option<u16>,
     next_conn: u64,
@@ -142,6 +145,8 @@ pub struct Session {
 }
 
 const MIN_HEARTBEAT: Duration = Duration::from_millis(100);
+/// Attempts at a gateway a server moved the station to before it returns to its own.
+pub const MAX_MOVE_ATTEMPTS: u32 = 3;
 const MAX_HEARTBEAT: Duration = Duration::from_secs(60);
 
 impl Session {
@@ -154,6 +159,7 @@ impl Session {
             backoff,
             session_id: None,
             moved_to: None,
+            move_failures: 0,
             last_error: None,
             next_conn: 1,
             next_nonce: 1,
@@ -264,16 +270,19 @@ impl Session {
                 }
             }
             (_, ServerMsg::Reconnect { gateway, .. }) => {
-                if let Some(url) = gateway {
+                // A gateway the station could not dial is ignored: it reconnects where it is.
+                if let Some(url) = gateway.filter(|u| host_port(u).is_ok()) {
                     self.moved_to = Some(url);
+                    self.move_failures = 0;
                 }
-                // Asked to move: go at once, and keep the session to resume it there.
+                // Asked to move: keep the session to resume it there. The first move after a
+                // stable session goes at once; a server that keeps asking meets the backoff.
                 self.events.push_back(SessionEvent::Close {
                     conn,
                     code: CloseCode::Normal.as_u16(),
                 });
                 let code = Some(CloseCode::Reconnect.as_u16());
-                self.lost(now, code, after_close(code), true);
+                self.lost(now, code, after_close(code));
             }
             (_, ServerMsg::Error { code, .. }) => self.last_error = Some(code),
             (
@@ -298,7 +307,7 @@ impl Session {
     pub fn handle_closed(&mut self, now: Instant, conn: ConnId, code: Option<u16>) {
         if self.current_conn() == Some(conn) {
             let code = code.or(self.last_error);
-            self.lost(now, code, after_close(code), false);
+            self.lost(now, code, after_close(code));
         }
     }
 
@@ -309,7 +318,7 @@ impl Session {
                 ConnectFailure::Unreachable => after_close(None),
                 ConnectFailure::ServerNotTrusted => AfterClose::Fatal,
             };
-            self.lost(now, None, after, false);
+            self.lost(now, None, after);
         }
     }
 
@@ -428,6 +437,7 @@ impl Session {
             unacked: None,
         };
         self.stats.established += 1;
+        self.move_failures = 0;
         if resumed {
             self.stats.resumed += 1;
         }
@@ -438,12 +448,20 @@ impl Session {
     /// Closes `conn` locally and treats it as lost.
     fn close_and_retry(&mut self, now: Instant, conn: ConnId, code: u16) {
         self.events.push_back(SessionEvent::Close { conn, code });
-        self.lost(now, Some(code), after_close(Some(code)), false);
+        self.lost(now, Some(code), after_close(Some(code)));
     }
 
     /// The current connection is gone: decide how and when to try again.
-    fn lost(&mut self, now: Instant, code: Option<u16>, after: AfterClose, immediate: bool) {
+    fn lost(&mut self, now: Instant, code: Option<u16>, after: AfterClose) {
         let previous = self.phase;
+        if self.moved_to.is_some() && !matches!(previous, Phase::Established { .. }) {
+            self.move_failures += 1;
+            if self.move_failures >= MAX_MOVE_ATTEMPTS {
+                // The server sent us somewhere that does not answer: back home.
+                self.moved_to = None;
+                self.move_failures = 0;
+            }
+        }
         let was_resuming = matches!(previous, Phase::Authenticating { resuming: true, .. });
         if let Phase::Established { since, .. } = previous
             && now.saturating_duration_since(since) >= self.backoff.config().stable_after
@@ -465,7 +483,6 @@ impl Session {
                     self.backoff.next_delay()
                 }
             }
-            AfterClose::Resume if immediate => Duration::ZERO,
             AfterClose::Resume => self.backoff.next_delay(),
         };
         if matches!(previous, Phase::Established { .. }) {

@@ -10,6 +10,7 @@ use async_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use futures_util::StreamExt;
 use rustls::ClientConfig;
 use rustls::pki_types::ServerName;
+use stagebox_core::gateway::host_port;
 use stagebox_core::{ConnId, ConnectFailure};
 use stagebox_proto::signal::MAX_MESSAGE_LEN;
 
@@ -20,31 +21,6 @@ use crate::input::Input;
 pub enum WsOut {
     Text(String),
     Close(u16),
-}
-
-/// Splits `wss://host:port/path` into host and port.
-pub fn host_port(url: &str) -> Result<(String, u16), String> {
-    let rest = url
-        .strip_prefix("wss://")
-        .ok_or_else(|| format!("{url}: not a wss:// URL"))?;
-    let authority = rest.split('/').next().unwrap_or_default();
-    if let Some(v6) = authority.strip_prefix('[') {
-        let (host, port) = v6
-            .split_once(']')
-            .ok_or_else(|| format!("{url}: bad IPv6 literal"))?;
-        let port = port
-            .strip_prefix(':')
-            .map_or(Ok(443), str::parse)
-            .map_err(|_| format!("{url}: bad port"))?;
-        return Ok((host.into(), port));
-    }
-    match authority.rsplit_once(':') {
-        Some((host, port)) => Ok((
-            host.into(),
-            port.parse().map_err(|_| format!("{url}: bad port"))?,
-        )),
-        None => Ok((authority.into(), 443)),
-    }
 }
 
 /// Runs connection `conn` to `url` until it ends; reports through `inputs`.
@@ -175,7 +151,8 @@ fn classify_tls(e: &std::io::Error) -> ConnectFailure {
 }
 
 async fn connect(url: &str, tls: Arc<ClientConfig>) -> Result<Ws, ConnectError> {
-    let (host, port) = host_port(url).map_err(ConnectError::unreachable)?;
+    let (host, port) =
+        host_port(url).map_err(|e| ConnectError::unreachable(format!("gateway URL: {e}")))?;
     let tcp = async_net::TcpStream::connect((host.as_str(), port))
         .await
         .map_err(|e| ConnectError::unreachable(format!("TCP: {e}")))?;
@@ -219,23 +196,5 @@ mod tests {
         assert_eq!(classify_tls(&garbled), ConnectFailure::Unreachable);
         let reset = Error::from(ErrorKind::ConnectionReset);
         assert_eq!(classify_tls(&reset), ConnectFailure::Unreachable);
-    }
-
-    #[test]
-    fn urls() {
-        assert_eq!(
-            host_port("wss://127.0.0.1:8443/signal").unwrap(),
-            ("127.0.0.1".into(), 8443)
-        );
-        assert_eq!(
-            host_port("wss://stage.example.org/signal").unwrap(),
-            ("stage.example.org".into(), 443)
-        );
-        assert_eq!(
-            host_port("wss://[::1]:9000/x").unwrap(),
-            ("::1".into(), 9000)
-        );
-        assert!(host_port("wss://h:99999/").is_err());
-        assert!(host_port("https://h/").is_err());
     }
 }
