@@ -127,7 +127,7 @@ fn per_second_db(input: &[f64], output: &[f64], skip_s: usize) -> Vec<f64> {
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+    crate::bench::percentile(&v, 0.5)
 }
 
 fn pesq(dir: &Path, reference: &[f64], output: &[f64], tag: &str) -> Result<f64> {
