@@ -392,3 +392,36 @@ fn the_configured_least_fec_stays_when_listeners_lose_nothing() {
     }
     assert_eq!(expected_losses(&net, a), vec![5]);
 }
+
+#[test]
+fn the_led_never_says_live_while_the_session_is_down() {
+    let (mut net, _a, m) = setup();
+    net.button(m, ButtonId::Ptt, true);
+    net.run_for(ms(50));
+    assert_eq!(net.stations[m].core.led(), LedState::Live);
+    // The link goes dead while the moderator keeps talking: once the missed heartbeats
+    // show it, the LED says so, though the microphone stays open (media may still flow).
+    net.blackhole(m);
+    net.run_for(Duration::from_secs(5));
+    let leds: Vec<LedState> = net.stations[m]
+        .observed
+        .iter()
+        .filter_map(|o| match o.event {
+            StationEvent::Led(l) => Some(l),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        leds.ends_with(&[LedState::Live, LedState::Reconnecting, LedState::Live]),
+        "{leds:?}"
+    );
+    // The server dies outright: `reconnecting` until a new one answers, then `live` again
+    // by itself, the button still held.
+    net.kill_server();
+    net.run_for(ms(100));
+    assert!(net.stations[m].core.is_transmitting());
+    assert_eq!(net.stations[m].core.led(), LedState::Reconnecting);
+    net.start_server();
+    net.run_for(Duration::from_secs(20));
+    assert_eq!(net.stations[m].core.led(), LedState::Live);
+}

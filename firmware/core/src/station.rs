@@ -444,12 +444,13 @@ impl Station {
         self.offline = self
             .lost_since
             .is_some_and(|t| now.saturating_duration_since(t) >= self.offline_after);
+        // A lost session shows even while the microphone stays open (media may still reach a
+        // voice server that is alive, see docs/protocol.md §5): the person at the podium must
+        // not see `live` while nobody may be hearing them. `live` comes back by itself.
         let led = if self.fatal || self.audio_fault {
             LedState::Error
         } else if self.stuck.contains(&true) {
             LedState::ButtonStuck
-        } else if transmit {
-            LedState::Live
         } else if !self.session.is_established() {
             if self.offline {
                 LedState::Offline
@@ -458,6 +459,8 @@ impl Station {
             } else {
                 LedState::Connecting
             }
+        } else if transmit {
+            LedState::Live
         } else {
             match me {
                 None => LedState::Connecting,
