@@ -10,7 +10,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 use std::time::{Duration, Instant};
 
-use stagebox_core::{ConnId, ConnectFailure, Station, StationConfig, StationEvent};
+use stagebox_core::{ConnId, ConnectFailure, LedState, Station, StationConfig, StationEvent};
 use stagebox_server_core::{
     ConnId as ServerConnId, SeededEntropy, ServerConfig, ServerTransmit, StageServer,
 };
@@ -182,6 +182,18 @@ impl Net {
         for l in self.links.iter_mut().filter(|l| l.station == station) {
             l.blackholed = true;
         }
+    }
+
+    /// Every LED state station `i` has shown, in order.
+    pub fn leds(&self, i: StationIdx) -> Vec<LedState> {
+        self.stations[i]
+            .observed
+            .iter()
+            .filter_map(|o| match o.event {
+                StationEvent::Led(l) => Some(l),
+                _ => None,
+            })
+            .collect()
     }
 
     /// The UDP address station `i` sends from.

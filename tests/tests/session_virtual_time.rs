@@ -23,17 +23,6 @@ fn connects(net: &Net, i: StationIdx) -> Vec<(Instant, String)> {
         .collect()
 }
 
-fn leds(net: &Net, i: StationIdx) -> Vec<LedState> {
-    net.stations[i]
-        .observed
-        .iter()
-        .filter_map(|o| match o.event {
-            StationEvent::Led(l) => Some(l),
-            _ => None,
-        })
-        .collect()
-}
-
 /// Runs until the station has lost its session (if it has one) and has one again.
 fn established_at(net: &mut Net, i: StationIdx, limit: Duration) -> Option<Instant> {
     let end = net.now + limit;
@@ -57,10 +46,7 @@ fn joins_and_keeps_the_session_with_heartbeats() {
     let core = &net.stations[a].core;
     assert!(core.session().is_established());
     assert_eq!(core.led(), LedState::Audience);
-    assert_eq!(
-        leds(&net, a),
-        vec![LedState::Connecting, LedState::Audience]
-    );
+    assert_eq!(net.leds(a), vec![LedState::Connecting, LedState::Audience]);
     let medias = net.stations[a]
         .observed
         .iter()
@@ -104,7 +90,7 @@ fn heartbeat_loss_is_detected_and_the_session_resumed() {
     let core = &net.stations[a].core;
     assert_eq!(core.stats().resumed, 1);
     assert_eq!(core.session().session_id(), Some(session_id.as_str()));
-    assert!(leds(&net, a).contains(&LedState::Reconnecting));
+    assert!(net.leds(a).contains(&LedState::Reconnecting));
     assert_eq!(net.stations[a].core.led(), LedState::Audience);
     // The session was not replaced: the server resumed it.
     assert_eq!(net.server().unwrap().stats().identified, 1);
@@ -368,7 +354,7 @@ fn a_long_outage_shows_offline_then_the_stage_again() {
     net.run_for(ms(200));
     assert_eq!(net.stations[a].core.led(), LedState::Audience);
     assert_eq!(
-        leds(&net, a),
+        net.leds(a),
         vec![
             LedState::Connecting,
             LedState::Audience,
@@ -414,7 +400,7 @@ fn an_untrusted_server_shows_error_until_the_real_one_answers() {
     net.run_for(ms(200));
     assert_eq!(net.stations[a].core.led(), LedState::Audience);
     assert_eq!(
-        leds(&net, a),
+        net.leds(a),
         vec![
             LedState::Connecting,
             LedState::Audience,

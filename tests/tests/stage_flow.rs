@@ -403,14 +403,7 @@ fn the_led_never_says_live_while_the_session_is_down() {
     // show it, the LED says so, though the microphone stays open (media may still flow).
     net.blackhole(m);
     net.run_for(Duration::from_secs(5));
-    let leds: Vec<LedState> = net.stations[m]
-        .observed
-        .iter()
-        .filter_map(|o| match o.event {
-            StationEvent::Led(l) => Some(l),
-            _ => None,
-        })
-        .collect();
+    let leds = net.leds(m);
     assert!(
         leds.ends_with(&[LedState::Live, LedState::Reconnecting, LedState::Live]),
         "{leds:?}"
