@@ -149,6 +149,15 @@ fn server_initiated_reconnect_moves_and_resumes() {
     assert_eq!(core.stats().resumed, 1);
 }
 
+/// The server asks `a-1` to reconnect, to `gateway` if given.
+fn ask_a1_to_reconnect(net: &mut Net, gateway: Option<&str>) {
+    net.admin(AdminCmd::Reconnect {
+        station: "a-1".into(),
+        gateway: gateway.map(str::to_owned),
+    })
+    .unwrap();
+}
+
 #[test]
 fn a_server_that_keeps_asking_to_reconnect_meets_the_backoff() {
     let mut net = Net::new(origin(), server_config(), 4);
@@ -162,11 +171,7 @@ fn a_server_that_keeps_asking_to_reconnect_meets_the_backoff() {
         let core = &net.stations[a].core;
         if core.session().is_established() && core.stats().established > asked {
             asked = core.stats().established;
-            net.admin(AdminCmd::Reconnect {
-                station: "a-1".into(),
-                gateway: None,
-            })
-            .unwrap();
+            ask_a1_to_reconnect(&mut net, None);
         }
         net.run_for(ms(1));
     }
@@ -194,11 +199,7 @@ fn a_move_to_a_gateway_the_station_cannot_dial_is_ignored() {
         let mut net = Net::new(origin(), server_config(), 4);
         let a = net.add_station(station_config("a-1", 16));
         net.run_for(Duration::from_secs(1));
-        net.admin(AdminCmd::Reconnect {
-            station: "a-1".into(),
-            gateway: Some(bad.into()),
-        })
-        .unwrap();
+        ask_a1_to_reconnect(&mut net, Some(bad));
         net.run_for(Duration::from_secs(1));
         let urls: Vec<String> = connects(&net, a).into_iter().map(|(_, u)| u).collect();
         assert_eq!(
@@ -217,11 +218,7 @@ fn a_move_to_a_dead_gateway_returns_to_the_configured_one() {
     net.dead_gateways.push(dead.into());
     let a = net.add_station(station_config("a-1", 17));
     net.run_for(Duration::from_secs(1));
-    net.admin(AdminCmd::Reconnect {
-        station: "a-1".into(),
-        gateway: Some(dead.into()),
-    })
-    .unwrap();
+    ask_a1_to_reconnect(&mut net, Some(dead));
     net.run_for(Duration::from_secs(10));
     let urls: Vec<String> = connects(&net, a).into_iter().map(|(_, u)| u).collect();
     let home = "wss://127.0.0.1:8443/signal";

@@ -84,11 +84,7 @@ const LOSSY_MIN_PESQ: f64 = 3.3;
 /// hardly any concealed. Returns PESQ, frames repaired from copies, frames lost.
 fn check_lossy_demo(outcome: &DemoOutcome) -> Result<(f64, u64, u64)> {
     let r = &outcome.report;
-    let pesq = match &outcome.pesq {
-        Ok(p) if *p >= LOSSY_MIN_PESQ => *p,
-        Ok(p) => bail!("listener quality over 10 % loss: wideband PESQ {p:.2} < {LOSSY_MIN_PESQ}"),
-        Err(e) => bail!("listener quality over 10 % loss could not be judged: {e}"),
-    };
+    let pesq = judged_pesq(outcome, LOSSY_MIN_PESQ, "listener quality over 10 % loss")?;
     let sent = r["packets"]["sent_by_speaker"].as_u64().unwrap_or(0);
     let f = &r["listener_frames"];
     let n = |k: &str| f[k].as_u64().unwrap_or(0);
@@ -103,6 +99,15 @@ fn check_lossy_demo(outcome: &DemoOutcome) -> Result<(f64, u64, u64)> {
         bail!("over 10 % loss the listener should play most lost frames from copies: {f}");
     }
     Ok((pesq, n("recovered_redundant"), lost))
+}
+
+/// The demo's wideband PESQ, if it was judged and is at least `min`.
+fn judged_pesq(outcome: &DemoOutcome, min: f64, what: &str) -> Result<f64> {
+    match &outcome.pesq {
+        Ok(p) if *p >= min => Ok(*p),
+        Ok(p) => bail!("{what}: wideband PESQ {p:.2} < {min}"),
+        Err(e) => bail!("{what} could not be judged: {e}"),
+    }
 }
 
 /// How strictly a demo run is judged.
@@ -124,11 +129,7 @@ fn check_demo(outcome: &DemoOutcome, judge: Judge) -> Result<()> {
         Judge::RealTime => DEMO_MIN_PESQ,
         Judge::Emulated => 3.5,
     };
-    match &outcome.pesq {
-        Ok(p) if *p >= min_pesq => {}
-        Ok(p) => bail!("listener quality: wideband PESQ {p:.2} < {min_pesq}"),
-        Err(e) => bail!("listener quality could not be judged: {e}"),
-    }
+    judged_pesq(outcome, min_pesq, "listener quality")?;
     let latency = r["mouth_to_ear_latency_ms"].as_f64().unwrap_or(0.0);
     let floor = r["mouth_to_ear_floor_ms"].as_f64().unwrap_or(f64::MAX);
     if latency < floor {

@@ -106,6 +106,11 @@ impl MediaLink {
         self.expected_loss = loss_percent;
     }
 
+    /// The loss the listeners report (at least the configured floor), percent.
+    pub fn expected_loss(&self) -> u8 {
+        self.expected_loss
+    }
+
     /// How loss may be met (the station's configuration).
     pub fn set_protection_mode(&mut self, mode: ProtectionMode) {
         self.protection_mode = mode;

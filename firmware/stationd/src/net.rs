@@ -382,7 +382,7 @@ impl<L: Indicator> NetTask<L> {
             }
             StationEvent::ExpectedLoss(percent) => {
                 self.media.handle_expected_loss(percent);
-                self.apply_loss_protection(percent);
+                self.apply_loss_protection();
             }
             StationEvent::Speaking {
                 station_id,
@@ -399,14 +399,15 @@ impl<L: Indicator> NetTask<L> {
 
     /// Gives the encoder the FEC the media link's loss protection asks for (none where
     /// redundant audio covers the loss), and says what changed.
-    fn apply_loss_protection(&mut self, reported: u8) {
+    fn apply_loss_protection(&mut self) {
         let p = self.media.protection();
         self.shared
             .expected_loss_percent
             .store(p.fec_loss_percent, Ordering::Relaxed);
         if self.protection.replace(p) != Some(p) {
             log::info!(
-                "listeners lose {reported} %: {} earlier frame(s) per packet, FEC for {} %",
+                "listeners lose {} %: {} earlier frame(s) per packet, FEC for {} %",
+                self.media.expected_loss(),
                 p.redundancy,
                 p.fec_loss_percent
             );
@@ -433,7 +434,7 @@ impl<L: Indicator> NetTask<L> {
             (dest, _) => dest,
         };
         self.shared.ssrc.store(params.ssrc, Ordering::Relaxed);
-        self.apply_loss_protection(self.media.protection().fec_loss_percent);
+        self.apply_loss_protection();
         if self.milestones.ready_unix_ns == 0 {
             self.milestones.ready_unix_ns = unix_ns();
         }
