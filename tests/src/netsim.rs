@@ -458,6 +458,19 @@ impl Net {
                 .observed
                 .push(Observed { at: now, event: ev });
         }
+        // Keepalives, through the lossy link; the RTP clock runs at 48 kHz from the start.
+        let rtp_clock = u32::try_from(
+            now.saturating_duration_since(self.start).as_micros() * 48 / 1000 % (1 << 32),
+        )
+        .unwrap_or(0);
+        let mut sealed = [0u8; stagebox_proto::media::MAX_DATAGRAM];
+        while let Some(d) = self.stations[idx]
+            .core
+            .poll_datagram(now, rtp_clock, &mut sealed)
+        {
+            let bytes = sealed.get(..d.len).unwrap_or(&[]).to_vec();
+            self.send_datagram(idx, bytes);
+        }
     }
 
     fn pump_server(&mut self) {

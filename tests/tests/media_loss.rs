@@ -11,11 +11,10 @@ use stagebox_audio::frame::{FrameDuration, MediaFrame, PERIOD_SAMPLES};
 use stagebox_audio::jitter::{JitterConfig, JitterStats};
 use stagebox_audio::pipeline::{CaptureConfig, CapturePath, PlayoutPath};
 use stagebox_core::StationEvent;
-use stagebox_core::media::MediaLink;
+use stagebox_core::redundancy::ProtectionMode;
 use stagebox_proto::media::MAX_DATAGRAM;
 use stagebox_proto::red::PT_RED;
-use stagebox_proto::signal::MediaParams;
-use stagebox_tests::netsim::{Net, StationIdx};
+use stagebox_tests::netsim::Net;
 use stagebox_tests::{ms, origin, server_config, station_config};
 
 /// A speech-like signal: gliding tones in syllables, with pauses.
@@ -31,18 +30,6 @@ fn voice(period: usize) -> [i16; PERIOD_SAMPLES] {
         let env = (std::f32::consts::PI * (t * 4.0).fract()).sin();
         (7000.0 * env * (2.0 * std::f32::consts::PI * f * t).sin()) as i16
     })
-}
-
-fn media_params(net: &Net, i: StationIdx) -> MediaParams {
-    net.stations[i]
-        .observed
-        .iter()
-        .rev()
-        .find_map(|o| match &o.event {
-            StationEvent::Media(p) => Some(p.clone()),
-            _ => None,
-        })
-        .expect("station has a media session")
 }
 
 struct Outcome {
@@ -69,50 +56,61 @@ fn run(loss_per_hop: f64, seed: u64) -> Outcome {
 fn run_protected(loss_per_hop: f64, seed: u64, protection: Protection) -> Outcome {
     let mut net = Net::new(origin(), server_config(), seed);
     net.datagram_loss = loss_per_hop;
-    let a = net.add_station(station_config("mod-1", seed + 1));
+    // The sender knows the loss (receivers report it), and protects its audio against it.
+    let mut sender = station_config("mod-1", seed + 1);
+    sender.min_expected_loss = (loss_per_hop * 200.0) as u8;
+    if protection == Protection::Fec {
+        sender.protection_mode = ProtectionMode::Fec;
+    }
+    let a = net.add_station(sender);
     let b = net.add_station(station_config("a-1", seed + 2));
     net.run_for(Duration::from_secs(1));
-    let (mut pa, pb) = (media_params(&net, a), media_params(&net, b));
-    assert!(
-        pa.red && pb.red,
-        "stations and server negotiate redundant audio"
-    );
-    pa.red = protection == Protection::Negotiated;
-    let mut link_a = MediaLink::new();
-    let mut link_b = MediaLink::new();
-    link_a.handle_params(net.now, &pa, 1000).unwrap();
-    link_b.handle_params(net.now, &pb, 2000).unwrap();
-    // The sender knows the loss (receivers report it), and protects its audio against it.
-    link_a.handle_expected_loss((loss_per_hop * 200.0) as u8);
+    for i in [a, b] {
+        assert!(
+            net.stations[i]
+                .observed
+                .iter()
+                .any(|o| matches!(o.event, StationEvent::MediaStarted { red: true, .. })),
+            "stations and server negotiate redundant audio"
+        );
+    }
+    let ssrc_a = net.stations[a].core.ssrc().expect("a media session");
+    let from_server = net.stations[b]
+        .core
+        .media_destination()
+        .expect("the media server's address");
     let mut capture_config = CaptureConfig::new(FrameDuration::Ms20);
-    capture_config.encoder.expected_loss_percent = link_a.protection().fec_loss_percent;
+    capture_config.encoder.expected_loss_percent =
+        net.stations[a].core.protection().fec_loss_percent;
     let mut capture = CapturePath::new(capture_config, 5000).unwrap();
     let mut playout = PlayoutPath::new(JitterConfig::default()).unwrap();
     let mut buf = [0u8; MAX_DATAGRAM];
     let (mut input, mut output) = (Vec::new(), Vec::new());
     let mut out = [0i16; PERIOD_SAMPLES];
     for period in 0..1500 {
-        // Keepalives, so the server knows both addresses (they can be lost too).
-        for (i, link) in [(a, &mut link_a), (b, &mut link_b)] {
-            while let Some(n) = link.poll_keepalive(net.now, capture.rtp_clock(), &mut buf) {
-                net.send_datagram(i, buf[..n].to_vec());
-            }
-        }
         let pcm = voice(period);
         input.extend_from_slice(&pcm);
         if let Some(frame) = capture
-            .push_period(&pcm, true, pa.ssrc)
+            .push_period(&pcm, true, ssrc_a)
             .unwrap()
             .and_then(|o| o.frame)
-            && let Some(n) =
-                link_a.seal_audio(frame.timestamp, frame.marker, &frame.payload, &mut buf)
+            && let Some(d) = net.stations[a].core.seal_audio(
+                frame.timestamp,
+                frame.marker,
+                &frame.payload,
+                &mut buf,
+            )
         {
-            net.send_datagram(a, buf[..n].to_vec());
+            net.send_datagram(a, buf[..d.len].to_vec());
         }
         net.run_for(ms(10));
         let now_us = period as u64 * 10_000;
+        let now = net.now;
         for mut bytes in std::mem::take(&mut net.stations[b].inbox) {
-            if let Some(o) = link_b.open(&mut bytes) {
+            if let Some(o) = net.stations[b]
+                .core
+                .handle_datagram(now, from_server, &mut bytes)
+            {
                 let h = o.header;
                 let frame =
                     MediaFrame::new(h.ssrc, h.sequence, h.timestamp, h.marker, &bytes[o.payload])
@@ -125,7 +123,7 @@ fn run_protected(loss_per_hop: f64, seed: u64, protection: Protection) -> Outcom
         output.extend_from_slice(&out);
     }
     Outcome {
-        sent: link_a.stats().sent,
+        sent: net.stations[a].core.media_stats().sent,
         lost_on_links: net.datagrams_lost,
         jitter: playout.stats().jitter,
         output,

@@ -50,7 +50,7 @@ fn joins_and_keeps_the_session_with_heartbeats() {
     let medias = net.stations[a]
         .observed
         .iter()
-        .filter(|o| matches!(o.event, StationEvent::Media(_)));
+        .filter(|o| matches!(o.event, StationEvent::MediaStarted { .. }));
     assert_eq!(medias.count(), 1);
 
     net.run_for(Duration::from_secs(600));
@@ -123,7 +123,7 @@ fn resume_refused_after_server_restart_reidentifies() {
     let medias = net.stations[a]
         .observed
         .iter()
-        .filter(|o| matches!(o.event, StationEvent::Media(_)))
+        .filter(|o| matches!(o.event, StationEvent::MediaStarted { .. }))
         .count();
     assert_eq!(medias, 2, "a new session brings new media keys");
 }

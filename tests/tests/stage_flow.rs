@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use stagebox_core::redundancy::{LossProtection, ProtectionMode};
 use stagebox_core::{ButtonId, LedState, StationEvent};
 use stagebox_proto::signal::Role;
 use stagebox_server_core::{AdminCmd, AdminReply};
@@ -321,25 +322,31 @@ fn a_lost_sound_device_shows_error_and_the_station_stays_on_the_stage() {
     assert_eq!(net.stations[a].core.led(), LedState::SpeakerIdle);
 }
 
-/// What station `i` was told to cover with FEC, in order.
-fn expected_losses(net: &Net, i: StationIdx) -> Vec<u8> {
+/// How station `i` was told to protect its audio, in order (the last is in force).
+fn protections(net: &Net, i: StationIdx) -> Vec<LossProtection> {
     net.stations[i]
         .observed
         .iter()
         .filter_map(|o| match o.event {
-            StationEvent::ExpectedLoss(p) => Some(p),
+            StationEvent::Protection(p) => Some(p),
             _ => None,
         })
         .collect()
 }
 
+/// What a session with redundant audio does against `loss` percent.
+fn protection_for(loss: u8) -> LossProtection {
+    LossProtection::for_loss(loss, true, ProtectionMode::Redundancy)
+}
+
 #[test]
-fn a_speakers_fec_follows_what_its_listeners_lose() {
+fn a_speakers_protection_follows_what_its_listeners_lose() {
     // a-1 is a speaker; the moderator (who may speak too) listens and reports.
     let (mut net, a, m) = setup();
     invite_a1(&mut net, ms(50));
     net.click(a, ButtonId::Ptt);
     net.run_for(ms(300));
+    assert_eq!(protections(&net, a).last(), Some(&protection_for(0)));
     // The moderator hears a-1 over a bad link: 12 of every 100 frames missing.
     let (mut received, mut lost) = (0u64, 0u64);
     for second in 0..10 {
@@ -350,32 +357,47 @@ fn a_speakers_fec_follows_what_its_listeners_lose() {
         net.run_for(Duration::from_secs(1));
         if second == 1 {
             // Loss that begins is reported at once (not at the next 2 s report).
-            assert_eq!(expected_losses(&net, a), vec![12], "told within a second");
+            assert_eq!(
+                net.stations[a].core.expected_loss(),
+                12,
+                "told within a second"
+            );
+            assert_eq!(protections(&net, a).last(), Some(&protection_for(12)));
         }
     }
     assert_eq!(
-        expected_losses(&net, a),
-        vec![12],
+        net.stations[a].core.expected_loss(),
+        12,
         "a-1 covers its listener's loss"
     );
-    // The link heals: the next reports carry no loss, and the FEC goes away.
+    assert_eq!(protections(&net, a).last(), Some(&protection_for(12)));
+    assert_ne!(
+        protection_for(12),
+        protection_for(0),
+        "the loss changes the protection"
+    );
+    // The link heals: the next reports carry no loss, and the protection goes back.
     for _ in 0..5 {
         received += 50;
         let now = net.now;
         net.stations[m].core.handle_reception(now, received, lost);
         net.run_for(Duration::from_secs(1));
     }
-    assert_eq!(expected_losses(&net, a), vec![12, 0]);
+    assert_eq!(net.stations[a].core.expected_loss(), 0);
+    assert_eq!(protections(&net, a).last(), Some(&protection_for(0)));
     // A listener that hears nothing reports nothing; a station never covers its own loss.
+    assert_eq!(net.stations[m].core.expected_loss(), 0);
     assert!(
-        expected_losses(&net, m).iter().all(|&p| p == 0),
+        protections(&net, m)
+            .iter()
+            .all(|p| p.redundancy <= protection_for(0).redundancy && p.fec_loss_percent == 0),
         "{:?}",
-        expected_losses(&net, m)
+        protections(&net, m)
     );
 }
 
 #[test]
-fn the_configured_least_fec_stays_when_listeners_lose_nothing() {
+fn the_configured_least_protection_stays_when_listeners_lose_nothing() {
     let mut net = Net::new(origin(), server_config(), 21);
     let mut cfg = station_config("a-1", 1);
     cfg.min_expected_loss = 5;
@@ -390,7 +412,8 @@ fn the_configured_least_fec_stays_when_listeners_lose_nothing() {
         net.stations[m].core.handle_reception(now, 100 * k, 0);
         net.run_for(Duration::from_secs(2));
     }
-    assert_eq!(expected_losses(&net, a), vec![5]);
+    assert_eq!(net.stations[a].core.expected_loss(), 5);
+    assert_eq!(protections(&net, a).last(), Some(&protection_for(5)));
 }
 
 #[test]

@@ -71,6 +71,6 @@ fn ipv6_scenario() {
     );
     a_talks_and_b_hears(&stage, &sa, &sb);
     let log = std::fs::read_to_string(stage.dir.join("b.log")).unwrap();
-    assert!(log.contains("media session: ::1:"), "{log}");
+    assert!(log.contains("media session: [::1]:"), "{log}");
     quit_all(stations);
 }

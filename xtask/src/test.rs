@@ -17,6 +17,7 @@ pub const FUZZ_TARGETS: &[&str] = &[
     "admin_request",
     "playout",
     "red_payload",
+    "station_core",
 ];
 
 fn run_all() -> Result<()> {

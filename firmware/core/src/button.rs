@@ -13,6 +13,49 @@ pub enum ButtonId {
     Hand,
 }
 
+impl ButtonId {
+    pub const ALL: [ButtonId; 2] = [ButtonId::Ptt, ButtonId::Hand];
+}
+
+/// One `T` per button, indexed by [`ButtonId`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PerButton<T> {
+    pub ptt: T,
+    pub hand: T,
+}
+
+impl<T> PerButton<T> {
+    pub fn new(mut make: impl FnMut(ButtonId) -> T) -> PerButton<T> {
+        PerButton {
+            ptt: make(ButtonId::Ptt),
+            hand: make(ButtonId::Hand),
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (ButtonId, &T)> {
+        [(ButtonId::Ptt, &self.ptt), (ButtonId::Hand, &self.hand)].into_iter()
+    }
+}
+
+impl<T> std::ops::Index<ButtonId> for PerButton<T> {
+    type Output = T;
+    fn index(&self, id: ButtonId) -> &T {
+        match id {
+            ButtonId::Ptt => &self.ptt,
+            ButtonId::Hand => &self.hand,
+        }
+    }
+}
+
+impl<T> std::ops::IndexMut<ButtonId> for PerButton<T> {
+    fn index_mut(&mut self, id: ButtonId) -> &mut T {
+        match id {
+            ButtonId::Ptt => &mut self.ptt,
+            ButtonId::Hand => &mut self.hand,
+        }
+    }
+}
+
 /// What a person did with a button.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GestureKind {

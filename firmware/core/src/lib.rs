@@ -12,11 +12,15 @@
 //! - [`stage`]: the stage as this station sees it (role, hand, invitation, mute, priority).
 //! - [`button`]: debounce and gestures (down, up, double-press, long-press).
 //! - [`led`]: the states the LEDs show; [`led_language`]: how each looks on each LED kind.
-//! - [`media`]: the station's end of the media channel: sealing, opening, keepalives.
+//! - [`media`]: the station's end of the media channel: the offer checked into types,
+//!   sealing, opening, keepalives.
+//! - [`media_route`]: where datagrams go — the offer's address, or its name resolved beside
+//!   the loop with a timeout and retries.
 //! - [`redundancy`]: how loss is met (redundant earlier frames, or the encoder's FEC) and
 //!   the sending half of redundant audio.
-//! - [`station`]: all of the above composed: buttons and stage decide whether the mic is sent
-//!   and what the LEDs show.
+//! - [`station`]: all of the above composed in one machine (see its poll contract): buttons
+//!   and stage decide whether the mic is sent and what the LEDs show; the media link seals and
+//!   opens the datagrams and says where they go.
 
 pub mod backoff;
 pub mod button;
@@ -24,6 +28,7 @@ pub mod gateway;
 pub mod led;
 pub mod led_language;
 pub mod media;
+pub mod media_route;
 pub mod redundancy;
 pub mod session;
 pub mod stage;
@@ -32,4 +37,4 @@ pub mod station;
 pub use button::{ButtonId, ButtonTiming};
 pub use led::LedState;
 pub use session::{ConnId, ConnectFailure, Session, SessionConfig, SessionEvent};
-pub use station::{Station, StationConfig, StationEvent};
+pub use station::{Datagram, Station, StationConfig, StationEvent};

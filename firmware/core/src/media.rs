@@ -1,13 +1,16 @@
-//! The station's end of the media channel, sans-IO: keys and counters of the current session,
-//! sealing outgoing audio, opening incoming packets, and the keepalives that let the server
-//! learn and keep our UDP address. The plumbing owns the socket and resolves the address.
+//! The station's end of the media channel, sans-IO: the media offer checked into types
+//! ([`MediaOffer`]), keys and counters of the current session, sealing outgoing audio, opening
+//! incoming packets, and the keepalives that let the server learn and keep our UDP address.
+//! Where the datagrams go is [`crate::media_route`]'s; the plumbing owns the socket.
 //!
 //! Where the session negotiated redundant audio, outgoing frames carry as many earlier frames
 //! as the listeners' reported loss asks for ([`crate::redundancy`]), and incoming redundant
 //! packets are let through to the jitter buffer, which takes them apart.
 
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+use stagebox_proto::close::CloseCode;
 use stagebox_proto::media::{
     MAX_DATAGRAM, MEDIA_MODE, MediaError, MediaKey, Opened, Opener, Sealer,
 };
@@ -23,12 +26,97 @@ use crate::redundancy::{LossProtection, ProtectionMode, RedundantSender};
 pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
 const EARLY_KEEPALIVES: [Duration; 2] = [Duration::ZERO, Duration::from_millis(250)];
 
+/// Why a media offer (the `media` of `ready`) cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum MediaLinkError {
-    #[error("server offered media mode {0:?}, this station speaks only {MEDIA_MODE}")]
+pub enum MediaOfferError {
+    #[error("the server offered media mode {0:?}; this station speaks only {MEDIA_MODE}")]
     Mode(String),
-    #[error("server sent a malformed {0} key")]
+    #[error("the server sent a malformed {0} key (64 hex digits expected)")]
     Key(&'static str),
+    #[error("the server offered media port 0")]
+    Port,
+    #[error("the server offered an unusable media host (empty, too long, or not a host name)")]
+    Host,
+}
+
+impl MediaOfferError {
+    /// The close code the station answers the offer with: an unknown mode is the documented
+    /// 4013 (wait, identify), anything malformed is a decode error.
+    pub fn close_code(&self) -> CloseCode {
+        match self {
+            MediaOfferError::Mode(_) => CloseCode::UnsupportedMode,
+            _ => CloseCode::DecodeError,
+        }
+    }
+}
+
+/// Where the voice server listens: an address, or a name to resolve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaHost {
+    Ip(IpAddr),
+    Name(String),
+}
+
+/// Longest host name (RFC 1035, in text form).
+const MAX_HOST_NAME: usize = 253;
+
+impl MediaHost {
+    /// An IP literal (IPv6 with or without brackets) or a DNS name: letters, digits, `-`, `_`
+    /// and dots, 1 to 253 bytes.
+    pub fn parse(host: &str) -> Option<MediaHost> {
+        let bare = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host);
+        if let Ok(ip) = bare.parse::<IpAddr>() {
+            return Some(MediaHost::Ip(ip));
+        }
+        let name_ok = !host.is_empty()
+            && host.len() <= MAX_HOST_NAME
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+            && host
+                .split('.')
+                .all(|label| !label.is_empty() || host.ends_with('.'));
+        name_ok.then(|| MediaHost::Name(host.to_string()))
+    }
+}
+
+/// A media offer the station can use, checked from the wire's [`MediaParams`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaOffer {
+    pub host: MediaHost,
+    /// Never 0.
+    pub port: u16,
+    pub ssrc: u32,
+    pub station_key: MediaKey,
+    pub server_key: MediaKey,
+    /// Redundant audio negotiated.
+    pub red: bool,
+}
+
+impl MediaOffer {
+    pub fn check(p: &MediaParams) -> Result<MediaOffer, MediaOfferError> {
+        if p.mode != MEDIA_MODE {
+            return Err(MediaOfferError::Mode(p.mode.chars().take(64).collect()));
+        }
+        let station_key =
+            MediaKey::from_hex(&p.station_key).ok_or(MediaOfferError::Key("station"))?;
+        let server_key = MediaKey::from_hex(&p.server_key).ok_or(MediaOfferError::Key("server"))?;
+        if p.port == 0 {
+            return Err(MediaOfferError::Port);
+        }
+        let host = MediaHost::parse(&p.host).ok_or(MediaOfferError::Host)?;
+        Ok(MediaOffer {
+            host,
+            port: p.port,
+            ssrc: p.ssrc,
+            station_key,
+            server_key,
+            red: p.red,
+        })
+    }
 }
 
 /// Counters for diagnostics and reports.
@@ -41,11 +129,11 @@ pub struct MediaStats {
     pub dropped_replayed: u64,
     pub dropped_malformed: u64,
     pub dropped_not_audio: u64,
+    /// From anywhere but the media server.
+    pub dropped_foreign: u64,
 }
 
 struct Active {
-    host: String,
-    port: u16,
     ssrc: u32,
     sealer: Sealer,
     opener: Opener,
@@ -67,38 +155,33 @@ pub struct MediaLink {
     stats: MediaStats,
 }
 
+impl std::fmt::Debug for MediaLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MediaLink")
+            .field("ssrc", &self.ssrc())
+            .field("expected_loss", &self.expected_loss)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
 impl MediaLink {
     pub fn new() -> MediaLink {
         MediaLink::default()
     }
 
-    /// Switches to a new session's media parameters. `initial_seq` should be random
-    /// (RFC 3550 §5.1).
-    pub fn handle_params(
-        &mut self,
-        now: Instant,
-        p: &MediaParams,
-        initial_seq: u16,
-    ) -> Result<(), MediaLinkError> {
-        if p.mode != MEDIA_MODE {
-            return Err(MediaLinkError::Mode(p.mode.clone()));
-        }
-        let station_key =
-            MediaKey::from_hex(&p.station_key).ok_or(MediaLinkError::Key("station"))?;
-        let server_key = MediaKey::from_hex(&p.server_key).ok_or(MediaLinkError::Key("server"))?;
+    /// Switches to a new session's media. `initial_seq` should be random (RFC 3550 §5.1).
+    pub fn handle_offer(&mut self, now: Instant, offer: &MediaOffer, initial_seq: u16) {
         self.active = Some(Active {
-            host: p.host.clone(),
-            port: p.port,
-            ssrc: p.ssrc,
-            sealer: Sealer::new(&station_key),
-            opener: Opener::new(&server_key),
+            ssrc: offer.ssrc,
+            sealer: Sealer::new(&offer.station_key),
+            opener: Opener::new(&offer.server_key),
             next_seq: initial_seq,
             next_keepalive: now + EARLY_KEEPALIVES[0],
             early_left: EARLY_KEEPALIVES.len() - 1,
-            red: p.red,
+            red: offer.red,
             red_sender: RedundantSender::default(),
         });
-        Ok(())
     }
 
     /// The loss this station's listeners report (at least the configured floor), percent.
@@ -121,11 +204,6 @@ impl MediaLink {
     pub fn protection(&self) -> LossProtection {
         let red = self.active.as_ref().is_some_and(|a| a.red);
         LossProtection::for_loss(self.expected_loss, red, self.protection_mode)
-    }
-
-    /// Where datagrams go: host and port, once a session gave them.
-    pub fn destination(&self) -> Option<(&str, u16)> {
-        self.active.as_ref().map(|a| (a.host.as_str(), a.port))
     }
 
     pub fn ssrc(&self) -> Option<u32> {
@@ -156,6 +234,11 @@ impl MediaLink {
         a.next_seq = a.next_seq.wrapping_add(1);
         self.stats.sent += 1;
         Some(n)
+    }
+
+    /// Counts a datagram that came from anywhere but the media server.
+    pub fn count_foreign(&mut self) {
+        self.stats.dropped_foreign += 1;
     }
 
     /// Opens a received datagram in place; `Some` only for authentic audio (Opus, or
@@ -224,6 +307,10 @@ impl MediaLink {
 mod tests {
     use super::*;
 
+    fn offer() -> MediaOffer {
+        MediaOffer::check(&params()).unwrap()
+    }
+
     fn params() -> MediaParams {
         MediaParams {
             host: "127.0.0.1".into(),
@@ -250,7 +337,7 @@ mod tests {
             link.seal_audio(960, true, b"x", &mut out).is_none(),
             "no session yet"
         );
-        link.handle_params(t, &params(), 100).unwrap();
+        link.handle_offer(t, &offer(), 100);
         let n = link.seal_audio(960, true, b"opus", &mut out).unwrap();
         let mut server_side = Opener::new(&MediaKey([0x11; 32]));
         let o = server_side.open(&mut out[..n]).unwrap();
@@ -282,7 +369,7 @@ mod tests {
     fn keepalives_early_then_every_interval() {
         let t = t0();
         let mut link = MediaLink::new();
-        link.handle_params(t, &params(), 0).unwrap();
+        link.handle_offer(t, &offer(), 0);
         let mut out = [0u8; MAX_DATAGRAM];
         let mut sent = Vec::new();
         for ms in (0..12_000).step_by(50) {
@@ -295,20 +382,59 @@ mod tests {
     }
 
     #[test]
-    fn refuses_unknown_modes_and_bad_keys() {
-        let t = t0();
-        let mut link = MediaLink::new();
-        let mut p = params();
-        p.mode = "xsalsa20".into();
+    fn an_offer_the_station_cannot_use_is_refused_with_its_close_code() {
+        let bad = |edit: fn(&mut MediaParams)| {
+            let mut p = params();
+            edit(&mut p);
+            MediaOffer::check(&p).map(|_| ())
+        };
         assert_eq!(
-            link.handle_params(t, &p, 0),
-            Err(MediaLinkError::Mode("xsalsa20".into()))
+            bad(|p| p.mode = "xsalsa20".into()),
+            Err(MediaOfferError::Mode("xsalsa20".into()))
         );
-        let mut p = params();
-        p.server_key = "zz".into();
         assert_eq!(
-            link.handle_params(t, &p, 0),
-            Err(MediaLinkError::Key("server"))
+            bad(|p| p.mode = String::new()).map_err(|e| e.close_code()),
+            Err(CloseCode::UnsupportedMode)
         );
+        assert_eq!(
+            bad(|p| p.server_key = "zz".into()),
+            Err(MediaOfferError::Key("server"))
+        );
+        assert_eq!(
+            bad(|p| p.station_key = "11".repeat(31)),
+            Err(MediaOfferError::Key("station"))
+        );
+        assert_eq!(bad(|p| p.port = 0), Err(MediaOfferError::Port));
+        for host in [
+            "",
+            " ",
+            "a b",
+            "host\0",
+            "http://x",
+            "a..b",
+            &"a".repeat(254),
+        ] {
+            let mut p = params();
+            p.host = host.to_string();
+            assert_eq!(
+                MediaOffer::check(&p),
+                Err(MediaOfferError::Host),
+                "{host:?}"
+            );
+            assert_eq!(MediaOfferError::Host.close_code(), CloseCode::DecodeError);
+        }
+        for (host, want) in [
+            ("127.0.0.1", MediaHost::Ip([127, 0, 0, 1].into())),
+            ("::1", MediaHost::Ip(std::net::Ipv6Addr::LOCALHOST.into())),
+            ("[::1]", MediaHost::Ip(std::net::Ipv6Addr::LOCALHOST.into())),
+            (
+                "voice-1.example.org",
+                MediaHost::Name("voice-1.example.org".into()),
+            ),
+        ] {
+            let mut p = params();
+            p.host = host.to_string();
+            assert_eq!(MediaOffer::check(&p).unwrap().host, want);
+        }
     }
 }

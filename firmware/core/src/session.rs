@@ -11,12 +11,11 @@ use std::time::{Duration, Instant};
 
 use stagebox_proto::close::{AfterClose, CloseCode, after_close};
 use stagebox_proto::media::MEDIA_MODE;
-use stagebox_proto::signal::{
-    AUDIO_FORMAT_RED, ClientMsg, MediaParams, PROTOCOL_VERSION, ServerMsg,
-};
+use stagebox_proto::signal::{AUDIO_FORMAT_RED, ClientMsg, PROTOCOL_VERSION, ServerMsg};
 
 use crate::backoff::{Backoff, BackoffConfig};
 use crate::gateway::host_port;
+use crate::media::{MediaOffer, MediaOfferError};
 
 /// Identifies one signaling connection attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -57,13 +56,16 @@ pub enum SessionEvent {
     /// Open a signaling connection to `url` and report on it with `conn`.
     Connect { conn: ConnId, url: String },
     /// Close connection `conn` with `code` (the session already considers it gone).
-    Close { conn: ConnId, code: u16 },
+    Close { conn: ConnId, code: CloseCode },
     /// A session is up. `media` is `Some` for a new session (new keys and SSRC) and `None`
     /// when an existing one was resumed (media goes on unchanged).
     Established {
         resumed: bool,
-        media: Option<MediaParams>,
+        media: Option<MediaOffer>,
     },
+    /// The server's media offer cannot be used: the session was refused with the offer's
+    /// close code and is sought afresh (identify, through the backoff).
+    MediaRefused(MediaOfferError),
     /// A message about the stage, for the stage view.
     Stage(ServerMsg),
     /// The most this station's listeners lose now, percent: for its audio's FEC.
@@ -227,7 +229,15 @@ impl Session {
         }
         match ServerMsg::from_json(text) {
             Ok(msg) => self.handle_message(now, conn, msg),
-            Err(e) => self.close_and_retry(now, conn, e.close_code().as_u16()),
+            Err(e) => self.close_and_retry(now, conn, e.close_code()),
+        }
+    }
+
+    /// A frame arrived on `conn` that the protocol does not allow at all (binary, or text that
+    /// is not UTF-8): answered like any undecodable message.
+    pub fn handle_malformed(&mut self, now: Instant, conn: ConnId) {
+        if self.current_conn() == Some(conn) {
+            self.close_and_retry(now, conn, CloseCode::DecodeError);
         }
     }
 
@@ -255,10 +265,25 @@ impl Session {
                 ServerMsg::Ready {
                     session_id, media, ..
                 },
-            ) => {
-                self.session_id = Some(session_id);
-                self.establish(now, conn, false, Some(media));
-            }
+            ) => match MediaOffer::check(&media) {
+                Ok(offer) => {
+                    self.session_id = Some(session_id);
+                    self.establish(now, conn, false, Some(offer));
+                }
+                // A session without usable media is no session: refuse it rather than sit on
+                // the stage unheard, and identify afresh (a resume would bring the same offer).
+                Err(e) => {
+                    self.session_id = None;
+                    let code = e.close_code();
+                    self.events.push_back(SessionEvent::MediaRefused(e));
+                    self.events.push_back(SessionEvent::Close { conn, code });
+                    let after = match code.after_close() {
+                        AfterClose::Fatal => AfterClose::Fatal,
+                        _ => AfterClose::Reidentify,
+                    };
+                    self.lost(now, Some(code.as_u16()), after);
+                }
+            },
             (Phase::Authenticating { resuming: true, .. }, ServerMsg::Resumed {}) => {
                 self.establish(now, conn, true, None);
             }
@@ -279,7 +304,7 @@ impl Session {
                 // stable session goes at once; a server that keeps asking meets the backoff.
                 self.events.push_back(SessionEvent::Close {
                     conn,
-                    code: CloseCode::Normal.as_u16(),
+                    code: CloseCode::Normal,
                 });
                 let code = Some(CloseCode::Reconnect.as_u16());
                 self.lost(now, code, after_close(code));
@@ -331,7 +356,7 @@ impl Session {
             | Phase::Authenticating { conn, deadline, .. }
                 if now >= deadline =>
             {
-                self.close_and_retry(now, conn, CloseCode::UnknownError.as_u16());
+                self.close_and_retry(now, conn, CloseCode::UnknownError);
             }
             Phase::Established {
                 conn,
@@ -343,7 +368,7 @@ impl Session {
                 if unacked.is_some() {
                     // The last heartbeat went unanswered for a whole interval: the
                     // connection is a zombie.
-                    self.close_and_retry(now, conn, CloseCode::SessionTimeout.as_u16());
+                    self.close_and_retry(now, conn, CloseCode::SessionTimeout);
                     return;
                 }
                 let nonce = self.next_nonce;
@@ -425,7 +450,7 @@ impl Session {
         };
     }
 
-    fn establish(&mut self, now: Instant, conn: ConnId, resumed: bool, media: Option<MediaParams>) {
+    fn establish(&mut self, now: Instant, conn: ConnId, resumed: bool, media: Option<MediaOffer>) {
         let Phase::Authenticating { interval, .. } = self.phase else {
             return;
         };
@@ -446,9 +471,23 @@ impl Session {
     }
 
     /// Closes `conn` locally and treats it as lost.
-    fn close_and_retry(&mut self, now: Instant, conn: ConnId, code: u16) {
+    fn close_and_retry(&mut self, now: Instant, conn: ConnId, code: CloseCode) {
         self.events.push_back(SessionEvent::Close { conn, code });
-        self.lost(now, Some(code), after_close(Some(code)));
+        self.lost(now, Some(code.as_u16()), code.after_close());
+    }
+
+    /// The station is shutting down: close the connection as going away (the server keeps
+    /// the session for a resume, which is what a restart wants).
+    pub fn handle_shutdown(&mut self, now: Instant) {
+        if let Some(conn) = self.current_conn() {
+            self.events.push_back(SessionEvent::Close {
+                conn,
+                code: CloseCode::GoingAway,
+            });
+            self.phase = Phase::Waiting {
+                at: now + self.backoff.slowest(),
+            };
+        }
     }
 
     /// The current connection is gone: decide how and when to try again.

@@ -1,8 +1,9 @@
 //! The stage as this station sees it: its own role, hand, invitation and mute, who else is
 //! there, who is speaking and who has priority. Applies the server's snapshot and deltas and
-//! reports what changed for this station.
+//! reports what changed for this station. Bounded: a server cannot grow it past
+//! [`MAX_MEMBERS`] members (its own entry always kept) and as many talkers.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use stagebox_proto::signal::{Member, Role, ServerMsg};
 
@@ -26,12 +27,17 @@ pub enum StageEvent {
     Roster,
 }
 
+/// Members the view holds at most, this station included; more from a server are ignored (a
+/// station needs its own entry; the rest is for display and logs).
+pub const MAX_MEMBERS: usize = 1024;
+
 #[derive(Debug, Clone, Default)]
 pub struct StageView {
     station_id: String,
     members: BTreeMap<String, Member>,
     priority_ssrc: Option<u32>,
-    speaking: BTreeMap<u32, bool>,
+    /// SSRCs in a talk spurt.
+    speaking: BTreeSet<u32>,
 }
 
 impl StageView {
@@ -60,7 +66,7 @@ impl StageView {
     }
 
     pub fn is_speaking(&self, ssrc: u32) -> bool {
-        self.speaking.get(&ssrc).copied().unwrap_or(false)
+        self.speaking.contains(&ssrc)
     }
 
     /// Applies a stage message; returns what changed, in order.
@@ -69,9 +75,15 @@ impl StageView {
         let mut events = Vec::new();
         match msg {
             ServerMsg::Stage(snapshot) => {
-                self.members = snapshot
+                let me = &self.station_id;
+                let (mine, others): (Vec<Member>, Vec<Member>) = snapshot
                     .members
                     .into_iter()
+                    .partition(|m| &m.station_id == me);
+                self.members = mine
+                    .into_iter()
+                    .take(1)
+                    .chain(others.into_iter().take(MAX_MEMBERS - 1))
                     .map(|m| (m.station_id.clone(), m))
                     .collect();
                 self.speaking.clear();
@@ -79,8 +91,14 @@ impl StageView {
                 events.push(StageEvent::Roster);
             }
             ServerMsg::MemberUpdate(member) => {
-                self.members.insert(member.station_id.clone(), member);
-                events.push(StageEvent::Roster);
+                let room = self.members.len() < MAX_MEMBERS - usize::from(self.me().is_none());
+                if room
+                    || member.station_id == self.station_id
+                    || self.members.contains_key(&member.station_id)
+                {
+                    self.members.insert(member.station_id.clone(), member);
+                    events.push(StageEvent::Roster);
+                }
             }
             ServerMsg::MemberLeft { station_id } => {
                 if let Some(m) = self.members.remove(&station_id) {
@@ -94,7 +112,11 @@ impl StageView {
                 ssrc,
                 speaking,
             } => {
-                self.speaking.insert(ssrc, speaking);
+                if !speaking {
+                    self.speaking.remove(&ssrc);
+                } else if self.speaking.len() < MAX_MEMBERS {
+                    self.speaking.insert(ssrc);
+                }
                 events.push(StageEvent::Speaking {
                     station_id,
                     ssrc,
@@ -173,5 +195,60 @@ mod tests {
         assert!(!v.is_speaking(3));
         let ev = v.handle_message(ServerMsg::Priority { ssrc: None });
         assert_eq!(ev, vec![StageEvent::Priority(None)]);
+    }
+
+    fn with_ssrc(id: &str, ssrc: u32) -> Member {
+        Member {
+            ssrc,
+            ..member(id, Role::Audience)
+        }
+    }
+
+    #[test]
+    fn a_member_flood_is_bounded_and_the_station_keeps_its_own_entry() {
+        let mut view = StageView::new("me");
+        for i in 0..(3 * MAX_MEMBERS as u32) {
+            view.handle_message(ServerMsg::MemberUpdate(with_ssrc(&format!("m-{i}"), i)));
+            view.handle_message(ServerMsg::Speaking {
+                station_id: format!("m-{i}"),
+                ssrc: i,
+                speaking: true,
+            });
+        }
+        assert_eq!(
+            view.members().count(),
+            MAX_MEMBERS - 1,
+            "room left for itself"
+        );
+        assert!(view.speaking.len() <= MAX_MEMBERS);
+        view.handle_message(ServerMsg::MemberUpdate(with_ssrc("me", 7)));
+        assert_eq!(view.me().map(|m| m.ssrc), Some(7));
+        assert_eq!(view.members().count(), MAX_MEMBERS);
+        // A huge snapshot keeps this station and the first others.
+        let mut members: Vec<Member> = (0..2 * MAX_MEMBERS as u32)
+            .map(|i| with_ssrc(&format!("s-{i}"), i))
+            .collect();
+        members.push(with_ssrc("me", 9));
+        view.handle_message(ServerMsg::Stage(StageSnapshot {
+            stage: "hall".into(),
+            members,
+            priority_ssrc: None,
+        }));
+        assert_eq!(view.members().count(), MAX_MEMBERS);
+        assert_eq!(view.me().map(|m| m.ssrc), Some(9));
+        // Talk spurts that end are forgotten.
+        view.handle_message(ServerMsg::Speaking {
+            station_id: "s-1".into(),
+            ssrc: 1,
+            speaking: true,
+        });
+        assert!(view.is_speaking(1));
+        view.handle_message(ServerMsg::Speaking {
+            station_id: "s-1".into(),
+            ssrc: 1,
+            speaking: false,
+        });
+        assert!(!view.is_speaking(1));
+        assert!(view.speaking.is_empty());
     }
 }

@@ -1,6 +1,21 @@
-//! The station as one sans-IO state machine: the signaling session, the stage view and the
-//! two buttons, and the two things they decide — whether the mic is sent, and what the LEDs
-//! show.
+//! The station as one sans-IO state machine: the signaling session, the stage view, the two
+//! buttons and the media link, and what they decide — whether the mic is sent, where and how
+//! its datagrams go, and what the LEDs show. The plumbing carries bytes and never decides.
+//!
+//! # The poll contract
+//!
+//! After any `handle_*` call (and after [`Station::seal_audio`]), the plumbing drains, in
+//! this order:
+//! 1. [`Station::poll_transmit`] until `None`: signaling messages, each for its connection;
+//! 2. [`Station::poll_event`] until `None`: connections to open or close, names to resolve,
+//!    the media session, transmit on/off, LEDs, loss protection, in the order they happened;
+//! 3. [`Station::poll_datagram`] until `None`: keepalives, with their destination;
+//! 4. [`Station::poll_timeout`]: the next deadline, at which it calls
+//!    [`Station::handle_timeout`] (earlier if an input arrives).
+//!
+//! Events only ever follow the inputs that caused them, so draining after every input keeps
+//! the station's outputs in order. Inputs about a connection or a resolution that is no longer
+//! current are ignored, so late answers from the plumbing cannot disturb the present.
 //!
 //! What the buttons mean:
 //! - audience: hand toggles raise/lower; PTT does nothing (the LEDs say "audience");
@@ -19,13 +34,18 @@
 //! that accepts an invitation does not go live by itself when the role changes under it.
 
 use std::collections::VecDeque;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use stagebox_proto::close::AfterClose;
-use stagebox_proto::signal::{ClientMsg, MediaParams, Member, Role};
+use stagebox_proto::close::{AfterClose, CloseCode};
+use stagebox_proto::media::{MAX_DATAGRAM, Opened};
+use stagebox_proto::signal::{ClientMsg, Member, Role};
 
-use crate::button::{Button, ButtonId, ButtonTiming, Gesture, GestureKind};
+use crate::button::{Button, ButtonId, ButtonTiming, Gesture, GestureKind, PerButton};
 use crate::led::LedState;
+use crate::media::{MediaLink, MediaOfferError, MediaStats};
+use crate::media_route::{MediaRoute, ResolveFailure, ResolveId, ResolveRequest, RouteStats};
+use crate::redundancy::{LossProtection, ProtectionMode};
 use crate::session::{ConnId, ConnectFailure, Session, SessionConfig, SessionEvent, SessionStats};
 use crate::stage::{StageEvent, StageView};
 
@@ -42,6 +62,8 @@ pub struct StationConfig {
     pub offline_after: Duration,
     /// The least loss the station's FEC covers, percent, whatever the listeners report.
     pub min_expected_loss: u8,
+    /// How loss is met (redundant audio where negotiated, FEC only, or nothing).
+    pub protection_mode: ProtectionMode,
 }
 
 impl StationConfig {
@@ -53,19 +75,25 @@ impl StationConfig {
             stuck_after: Duration::from_secs(300),
             offline_after: Duration::from_secs(60),
             min_expected_loss: 0,
+            protection_mode: ProtectionMode::default(),
         }
     }
 }
 
 /// What the station core asks of the plumbing.
 #[derive(Debug, Clone, PartialEq)]
+#[must_use]
 pub enum StationEvent {
     /// Open a signaling connection.
     Connect { conn: ConnId, url: String },
     /// Close a signaling connection.
-    Close { conn: ConnId, code: u16 },
-    /// A new media session: use this address, SSRC and keys from now on.
-    Media(MediaParams),
+    Close { conn: ConnId, code: CloseCode },
+    /// Resolve a host name beside the loop and answer with [`Station::handle_resolved`].
+    Resolve(ResolveRequest),
+    /// A new media session: audio goes out with this SSRC from now on.
+    MediaStarted { ssrc: u32, red: bool },
+    /// The server's media offer could not be used; the session is sought afresh.
+    MediaRefused(MediaOfferError),
     /// Start or stop sending the microphone.
     Transmit(bool),
     /// The priority speaker changed (duck everyone else).
@@ -80,9 +108,17 @@ pub enum StationEvent {
         ssrc: u32,
         speaking: bool,
     },
-    /// The encoder's FEC should cover this much loss, percent: what the station's listeners
-    /// lose, or the configured least if that is more.
-    ExpectedLoss(u8),
+    /// Outgoing audio should now be protected so: the encoder's FEC follows
+    /// [`LossProtection::fec_loss_percent`] (redundant copies are the core's own business).
+    Protection(LossProtection),
+}
+
+/// A datagram the core sealed: send `len` bytes of the buffer to `dest`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub struct Datagram {
+    pub dest: SocketAddr,
+    pub len: usize,
 }
 
 /// How often a station that hears audio reports its reception to the server.
@@ -91,26 +127,51 @@ pub const RECEPTION_REPORT_EVERY: Duration = Duration::from_secs(2);
 /// speakers protect their audio within half a second of the loss, not two.
 pub const RECEPTION_REPORT_ON_LOSS: Duration = Duration::from_millis(500);
 
+/// What the push-to-talk asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Talk {
+    Off,
+    /// PTT is down and the press began while the station could speak.
+    Held,
+    /// Latched by a double-press, until the next press.
+    Latched,
+}
+
+/// Where the station stands with the stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StageLink {
+    Joined,
+    /// Looking for the stage since `since` (start-up, or the loss). `refused`: the server (or
+    /// its certificate) refused the station at the last attempt. `offline`: for
+    /// `offline_after` or more.
+    Seeking {
+        since: Instant,
+        refused: bool,
+        offline: bool,
+    },
+}
+
+#[derive(Debug)]
+struct ButtonSlot {
+    button: Button,
+    /// Taken for stuck.
+    stuck: bool,
+}
+
 #[derive(Debug)]
 pub struct Station {
     session: Session,
     stage: StageView,
-    ptt: Button,
-    hand: Button,
+    buttons: PerButton<ButtonSlot>,
+    media: MediaLink,
+    route: MediaRoute,
+    /// Sequence starts of media sessions (RFC 3550 §5.1), from the station's seed.
+    rng: fastrand::Rng,
     ptt_latch: bool,
     stuck_after: Duration,
     offline_after: Duration,
-    /// Buttons currently taken for stuck.
-    stuck: [bool; 2],
-    /// When the stage was lost (or first sought), while it is not established.
-    lost_since: Option<Instant>,
-    /// Without a stage for `offline_after` or more.
-    offline: bool,
-    latched: bool,
-    /// PTT is down and the press began while the station could speak.
-    ptt_talking: bool,
-    ever_established: bool,
-    fatal: bool,
+    link: StageLink,
+    talk: Talk,
     /// The sound device is gone (unplugged, failed); the daemon keeps trying to reopen it.
     audio_fault: bool,
     /// When the last reception report was due, and the totals then.
@@ -118,6 +179,7 @@ pub struct Station {
     /// The last reception report said frames were lost.
     reported_loss: bool,
     min_expected_loss: u8,
+    protection: Option<LossProtection>,
     in_spurt: bool,
     transmit: bool,
     led: LedState,
@@ -127,25 +189,34 @@ pub struct Station {
 impl Station {
     pub fn new(now: Instant, cfg: StationConfig) -> Station {
         let stage = StageView::new(&cfg.session.station_id);
+        let seed = cfg.session.seed;
+        let mut media = MediaLink::new();
+        media.set_protection_mode(cfg.protection_mode);
+        media.handle_expected_loss(cfg.min_expected_loss);
         let mut station = Station {
             session: Session::new(now, cfg.session),
             stage,
-            ptt: Button::new(ButtonId::Ptt, cfg.buttons),
-            hand: Button::new(ButtonId::Hand, cfg.buttons),
+            buttons: PerButton::new(|id| ButtonSlot {
+                button: Button::new(id, cfg.buttons),
+                stuck: false,
+            }),
+            media,
+            route: MediaRoute::new(seed ^ 0x6d65_6469_615f_726f),
+            rng: fastrand::Rng::with_seed(seed ^ 0x7365_7175_656e_6365),
             ptt_latch: cfg.ptt_latch,
             stuck_after: cfg.stuck_after,
             offline_after: cfg.offline_after,
-            stuck: [false; 2],
-            lost_since: Some(now),
-            offline: false,
-            latched: false,
-            ptt_talking: false,
-            ever_established: false,
-            fatal: false,
+            link: StageLink::Seeking {
+                since: now,
+                refused: false,
+                offline: false,
+            },
+            talk: Talk::Off,
             audio_fault: false,
             reception: None,
             reported_loss: false,
             min_expected_loss: cfg.min_expected_loss,
+            protection: None,
             in_spurt: false,
             transmit: false,
             led: LedState::Booting,
@@ -167,6 +238,34 @@ impl Station {
         self.session.stats()
     }
 
+    pub fn media_stats(&self) -> MediaStats {
+        self.media.stats()
+    }
+
+    pub fn route_stats(&self) -> RouteStats {
+        self.route.stats()
+    }
+
+    /// How outgoing audio is protected now.
+    pub fn protection(&self) -> LossProtection {
+        self.media.protection()
+    }
+
+    /// The loss the listeners report (at least the configured floor), percent.
+    pub fn expected_loss(&self) -> u8 {
+        self.media.expected_loss()
+    }
+
+    /// Where media goes, once the offer's address is known.
+    pub fn media_destination(&self) -> Option<SocketAddr> {
+        self.route.destination()
+    }
+
+    /// The SSRC of the current media session.
+    pub fn ssrc(&self) -> Option<u32> {
+        self.media.ssrc()
+    }
+
     pub fn led(&self) -> LedState {
         self.led
     }
@@ -185,6 +284,13 @@ impl Station {
         self.update(now);
     }
 
+    /// The server sent a frame the protocol does not allow (binary, or text that is not
+    /// UTF-8): closed with 4002 like any malformed message.
+    pub fn handle_malformed(&mut self, now: Instant, conn: ConnId) {
+        self.session.handle_malformed(now, conn);
+        self.update(now);
+    }
+
     pub fn handle_closed(&mut self, now: Instant, conn: ConnId, code: Option<u16>) {
         self.session.handle_closed(now, conn, code);
         self.update(now);
@@ -196,19 +302,35 @@ impl Station {
         self.update(now);
     }
 
+    /// The answer to a [`StationEvent::Resolve`].
+    pub fn handle_resolved(
+        &mut self,
+        now: Instant,
+        id: ResolveId,
+        answer: Result<SocketAddr, ResolveFailure>,
+    ) {
+        self.route.handle_resolved(now, id, answer);
+        self.update(now);
+    }
+
+    /// The station is shutting down: the connection is closed as going away, so the server
+    /// keeps the session for the resume a restart wants.
+    pub fn handle_shutdown(&mut self, now: Instant) {
+        self.session.handle_shutdown(now);
+        self.update(now);
+    }
+
     pub fn handle_timeout(&mut self, now: Instant) {
         self.session.handle_timeout(now);
-        self.ptt.handle_timeout(now);
-        self.hand.handle_timeout(now);
+        self.buttons.ptt.button.handle_timeout(now);
+        self.buttons.hand.button.handle_timeout(now);
+        self.route.handle_timeout(now);
         self.update(now);
     }
 
     /// A button's raw level changed (`pressed` = contact closed).
     pub fn handle_button(&mut self, now: Instant, button: ButtonId, pressed: bool) {
-        match button {
-            ButtonId::Ptt => self.ptt.handle_level(now, pressed),
-            ButtonId::Hand => self.hand.handle_level(now, pressed),
-        }
+        self.buttons[button].button.handle_level(now, pressed);
         self.update(now);
     }
 
@@ -218,6 +340,50 @@ impl Station {
     pub fn handle_audio_device(&mut self, now: Instant, working: bool) {
         self.audio_fault = !working;
         self.update(now);
+    }
+
+    /// A datagram arrived from `from`. Authentic audio from the media server is opened in
+    /// place and returned (its payload is `packet[opened.payload]`); anything else —
+    /// another source, a forgery, a replay, not audio — is counted and dropped.
+    pub fn handle_datagram(
+        &mut self,
+        _now: Instant,
+        from: SocketAddr,
+        packet: &mut [u8],
+    ) -> Option<Opened> {
+        let dest = self.route.destination()?;
+        let canonical = |a: SocketAddr| (a.ip().to_canonical(), a.port());
+        if canonical(from) != canonical(dest) {
+            self.media.count_foreign();
+            return None;
+        }
+        self.media.open(packet)
+    }
+
+    /// Seals one Opus frame for the media server into `out`: `None` while there is no media
+    /// session or its destination is not known.
+    pub fn seal_audio(
+        &mut self,
+        timestamp: u32,
+        marker: bool,
+        payload: &[u8],
+        out: &mut [u8; MAX_DATAGRAM],
+    ) -> Option<Datagram> {
+        let dest = self.route.destination()?;
+        let len = self.media.seal_audio(timestamp, marker, payload, out)?;
+        Some(Datagram { dest, len })
+    }
+
+    /// A keepalive due now, sealed into `out`. `rtp_clock` is the audio clock's RTP timestamp.
+    pub fn poll_datagram(
+        &mut self,
+        now: Instant,
+        rtp_clock: u32,
+        out: &mut [u8; MAX_DATAGRAM],
+    ) -> Option<Datagram> {
+        let dest = self.route.destination()?;
+        let len = self.media.poll_keepalive(now, rtp_clock, out)?;
+        Some(Datagram { dest, len })
     }
 
     /// What the playout path has received and found lost so far (running totals). Every
@@ -261,31 +427,43 @@ impl Station {
         self.update(now);
     }
 
+    #[must_use]
     pub fn poll_transmit(&mut self) -> Option<(ConnId, ClientMsg)> {
         self.session.poll_transmit()
     }
 
+    #[must_use]
     pub fn poll_event(&mut self) -> Option<StationEvent> {
         self.events.pop_front()
     }
 
+    #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
+        let stuck_deadline = |slot: &ButtonSlot| {
+            slot.button
+                .pressed_since()
+                .filter(|_| !slot.stuck)
+                .map(|t| t + self.stuck_after)
+        };
+        let offline_deadline = match self.link {
+            StageLink::Seeking {
+                since,
+                offline: false,
+                ..
+            } => Some(since + self.offline_after),
+            _ => None,
+        };
         [
             self.session.poll_timeout(),
-            self.ptt.poll_timeout(),
-            self.hand.poll_timeout(),
-            self.ptt
-                .pressed_since()
-                .filter(|_| !self.stuck[0])
-                .map(|t| t + self.stuck_after),
-            self.hand
-                .pressed_since()
-                .filter(|_| !self.stuck[1])
-                .map(|t| t + self.stuck_after),
-            self.lost_since
-                .filter(|_| !self.session.is_established())
-                .filter(|_| !self.offline)
-                .map(|t| t + self.offline_after),
+            self.buttons.ptt.button.poll_timeout(),
+            self.buttons.hand.button.poll_timeout(),
+            stuck_deadline(&self.buttons.ptt),
+            stuck_deadline(&self.buttons.hand),
+            offline_deadline,
+            self.route.poll_timeout(),
+            self.route
+                .destination()
+                .and_then(|_| self.media.poll_timeout()),
         ]
         .into_iter()
         .flatten()
@@ -295,40 +473,53 @@ impl Station {
     /// Drains the parts' outputs and re-derives transmit and LEDs.
     fn update(&mut self, now: Instant) {
         while let Some(ev) = self.session.poll_event() {
-            self.on_session_event(ev);
+            self.on_session_event(now, ev);
         }
         loop {
-            let gesture = match self.ptt.poll_gesture() {
+            let gesture = match self.buttons.ptt.button.poll_gesture() {
                 Some(g) => g,
-                None => match self.hand.poll_gesture() {
+                None => match self.buttons.hand.button.poll_gesture() {
                     Some(g) => g,
                     None => break,
                 },
             };
             self.on_gesture(gesture);
         }
-        self.check_stuck(now);
-        if self.session.is_established() {
-            self.lost_since = None;
-        } else if self.lost_since.is_none() {
-            self.lost_since = Some(now);
+        while let Some(request) = self.route.poll_resolve() {
+            self.events.push_back(StationEvent::Resolve(request));
         }
-        self.derive(now);
+        self.check_stuck(now);
+        self.link = match self.link {
+            _ if self.session.is_established() => StageLink::Joined,
+            StageLink::Joined => StageLink::Seeking {
+                since: now,
+                refused: false,
+                offline: false,
+            },
+            StageLink::Seeking { since, refused, .. } => StageLink::Seeking {
+                since,
+                refused,
+                offline: now.saturating_duration_since(since) >= self.offline_after,
+            },
+        };
+        let protection = self.media.protection();
+        if self.protection.replace(protection) != Some(protection) {
+            self.events.push_back(StationEvent::Protection(protection));
+        }
+        self.derive();
     }
 
     fn check_stuck(&mut self, now: Instant) {
-        for (i, id) in [ButtonId::Ptt, ButtonId::Hand].into_iter().enumerate() {
-            let button = match id {
-                ButtonId::Ptt => &self.ptt,
-                ButtonId::Hand => &self.hand,
-            };
-            let stuck = button
+        for id in ButtonId::ALL {
+            let slot = &mut self.buttons[id];
+            let stuck = slot
+                .button
                 .pressed_since()
                 .is_some_and(|t| now.saturating_duration_since(t) >= self.stuck_after);
-            if stuck != self.stuck[i] {
-                self.stuck[i] = stuck;
-                if stuck && id == ButtonId::Ptt {
-                    self.ptt_talking = false;
+            if stuck != slot.stuck {
+                slot.stuck = stuck;
+                if stuck && id == ButtonId::Ptt && self.talk == Talk::Held {
+                    self.talk = Talk::Off;
                 }
                 self.events
                     .push_back(StationEvent::ButtonStuck { button: id, stuck });
@@ -336,7 +527,7 @@ impl Station {
         }
     }
 
-    fn on_session_event(&mut self, ev: SessionEvent) {
+    fn on_session_event(&mut self, now: Instant, ev: SessionEvent) {
         match ev {
             SessionEvent::Connect { conn, url } => {
                 self.events.push_back(StationEvent::Connect { conn, url })
@@ -345,34 +536,52 @@ impl Station {
                 self.events.push_back(StationEvent::Close { conn, code })
             }
             SessionEvent::Established { media, .. } => {
-                self.ever_established = true;
-                self.fatal = false;
-                if let Some(media) = media {
-                    self.events.push_back(StationEvent::Media(media));
+                self.link = StageLink::Joined;
+                if let Some(offer) = media {
+                    self.media.handle_offer(now, &offer, self.rng.u16(..));
+                    self.route.handle_offer(now, &offer.host, offer.port);
+                    self.events.push_back(StationEvent::MediaStarted {
+                        ssrc: offer.ssrc,
+                        red: offer.red,
+                    });
                 }
                 // A talk spurt in progress is announced again on the new connection.
                 if self.in_spurt {
                     self.session.send(ClientMsg::Speaking { speaking: true });
                 }
             }
+            SessionEvent::MediaRefused(e) => self.events.push_back(StationEvent::MediaRefused(e)),
             SessionEvent::Stage(msg) => {
                 for stage_event in self.stage.handle_message(msg) {
                     self.on_stage_event(stage_event);
                 }
             }
-            SessionEvent::LossFeedback { loss_percent } => self.events.push_back(
-                StationEvent::ExpectedLoss(loss_percent.max(self.min_expected_loss)),
-            ),
-            SessionEvent::Lost { after, .. } => self.fatal = after == AfterClose::Fatal,
+            SessionEvent::LossFeedback { loss_percent } => self
+                .media
+                .handle_expected_loss(loss_percent.max(self.min_expected_loss)),
+            SessionEvent::Lost { after, .. } => {
+                let since = match self.link {
+                    StageLink::Seeking { since, .. } => since,
+                    StageLink::Joined => now,
+                };
+                self.link = StageLink::Seeking {
+                    since,
+                    refused: after == AfterClose::Fatal,
+                    offline: false,
+                };
+            }
         }
+    }
+
+    fn ever_joined(&self) -> bool {
+        self.session.stats().established > 0
     }
 
     fn on_stage_event(&mut self, ev: StageEvent) {
         match ev {
             StageEvent::SelfChanged { after, .. } => {
                 if !after.as_ref().is_some_and(|m| m.role.can_speak()) {
-                    self.latched = false;
-                    self.ptt_talking = false;
+                    self.talk = Talk::Off;
                 }
             }
             StageEvent::Priority(ssrc) => self.events.push_back(StationEvent::Priority(ssrc)),
@@ -391,11 +600,12 @@ impl Station {
 
     fn on_gesture(&mut self, g: Gesture) {
         let me = self.stage.me().cloned();
+        let ptt_up = g.kind == GestureKind::Up && g.button == ButtonId::Ptt;
         // Off the stage (not joined yet, or lost), the buttons mean nothing: the LEDs say
         // "connecting", and a press must not act later on a stage the person cannot see.
         if me.is_none() || !self.session.is_established() {
-            if g.kind == GestureKind::Up && g.button == ButtonId::Ptt {
-                self.ptt_talking = false;
+            if ptt_up && self.talk == Talk::Held {
+                self.talk = Talk::Off;
             }
             return;
         }
@@ -416,60 +626,51 @@ impl Station {
                 let raised = me.as_ref().is_some_and(|m| m.hand_raised);
                 self.session.send(ClientMsg::RaiseHand { raised: !raised });
             }
-            (ButtonId::Ptt, GestureKind::Down) if can_speak => {
-                self.latched = false;
-                self.ptt_talking = true;
-            }
+            (ButtonId::Ptt, GestureKind::Down) if can_speak => self.talk = Talk::Held,
             (ButtonId::Ptt, GestureKind::DoublePress) if can_speak && self.ptt_latch => {
-                self.latched = true;
+                self.talk = Talk::Latched;
             }
-            (ButtonId::Ptt, GestureKind::Up) => self.ptt_talking = false,
-            // A press that was taken for stuck ends without further meaning.
-            (ButtonId::Ptt, GestureKind::LongPress) if self.stuck[0] => {}
+            (ButtonId::Ptt, GestureKind::Up) if self.talk == Talk::Held => self.talk = Talk::Off,
             (ButtonId::Hand, GestureKind::LongPress) if can_speak => {
                 self.session.send(ClientMsg::StepDown {});
             }
+            // A press that was taken for stuck ends without further meaning.
             _ => {}
         }
     }
 
-    fn derive(&mut self, now: Instant) {
+    fn derive(&mut self) {
         let me: Option<&Member> = self.stage.me();
         let may_speak = me.is_some_and(|m| m.role.can_speak() && !m.server_muted);
-        let transmit = self.ever_established && may_speak && (self.ptt_talking || self.latched);
+        let transmit = self.ever_joined() && may_speak && self.talk != Talk::Off;
         if transmit != self.transmit {
             self.transmit = transmit;
             self.events.push_back(StationEvent::Transmit(transmit));
         }
-        self.offline = self
-            .lost_since
-            .is_some_and(|t| now.saturating_duration_since(t) >= self.offline_after);
+        let stuck = self.buttons.iter().any(|(_, slot)| slot.stuck);
         // A lost session shows even while the microphone stays open (media may still reach a
         // voice server that is alive, see docs/protocol.md §5): the person at the podium must
-        // not see `live` while nobody may be hearing them. `live` comes back by itself.
-        let led = if self.fatal || self.audio_fault {
-            LedState::Error
-        } else if self.stuck.contains(&true) {
-            LedState::ButtonStuck
-        } else if !self.session.is_established() {
-            if self.offline {
-                LedState::Offline
-            } else if self.ever_established {
-                LedState::Reconnecting
-            } else {
-                LedState::Connecting
-            }
-        } else if transmit {
-            LedState::Live
-        } else {
-            match me {
+        // not see `live` while nobody may be hearing them. So does media without a known
+        // destination (its name not resolved yet). `live` comes back by itself.
+        let media_down = self.route.is_unresolved();
+        let led = match self.link {
+            StageLink::Seeking { refused: true, .. } => LedState::Error,
+            _ if self.audio_fault => LedState::Error,
+            _ if stuck => LedState::ButtonStuck,
+            StageLink::Seeking { offline: true, .. } => LedState::Offline,
+            StageLink::Seeking { .. } if self.ever_joined() => LedState::Reconnecting,
+            StageLink::Seeking { .. } => LedState::Connecting,
+            // Joined, but the media server's name is not resolved yet: still looking.
+            StageLink::Joined if media_down => LedState::Connecting,
+            StageLink::Joined if transmit => LedState::Live,
+            StageLink::Joined => match me {
                 None => LedState::Connecting,
                 Some(m) if m.role == Role::Audience && m.invited => LedState::Invited,
                 Some(m) if m.role == Role::Audience && m.hand_raised => LedState::HandRaised,
                 Some(m) if m.role == Role::Audience => LedState::Audience,
                 Some(m) if m.server_muted => LedState::Muted,
                 Some(_) => LedState::SpeakerIdle,
-            }
+            },
         };
         if led != self.led {
             self.led = led;

@@ -2,7 +2,14 @@
 //!
 //! One line per event on stderr (journald picks it up under systemd): either
 //! `  12.345s INFO  stationd::net: connected to wss://…` or, with `json`, an object with
-//! `t` (seconds since start), `unix_ms`, `level`, `target` and `msg`.
+//! `t` (seconds since start), `unix_ms`, `level`, `target` and `msg`. Strings a peer sent go
+//! through [`Untrusted`] on their way in.
+
+mod throttle;
+mod untrusted;
+
+pub use throttle::Throttle;
+pub use untrusted::Untrusted;
 
 use std::io::Write;
 use std::sync::OnceLock;

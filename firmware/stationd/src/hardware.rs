@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use stagebox_board::{BoardProfile, GpioBackend};
-use stagebox_core::ButtonId;
+use stagebox_core::button::PerButton;
 use stagebox_hal::drivers::button::{ButtonInput, SampleButton};
 use stagebox_hal::gpio::OpenError;
 use stagebox_hal::indicator::AnyIndicator;
@@ -16,10 +16,7 @@ use stagebox_hal::sim::{SimButton, SimLeds};
 use crate::input::Input;
 
 /// The board's two buttons.
-pub struct Buttons {
-    pub ptt: Box<dyn SampleButton>,
-    pub hand: Box<dyn SampleButton>,
-}
+pub type Buttons = PerButton<Box<dyn SampleButton>>;
 
 /// How often buttons are sampled: well inside the 20 ms debounce.
 pub const BUTTON_POLL: Duration = Duration::from_millis(4);
@@ -34,23 +31,19 @@ pub fn spawn_button_poller(
     std::thread::Builder::new()
         .name("buttons".into())
         .spawn(move || {
-            let mut failing = [false; 2];
+            let mut failing = PerButton::<bool>::default();
             while !shutdown.load(Ordering::Relaxed) {
-                for (i, id) in [ButtonId::Ptt, ButtonId::Hand].into_iter().enumerate() {
-                    let button = match id {
-                        ButtonId::Ptt => &mut buttons.ptt,
-                        ButtonId::Hand => &mut buttons.hand,
-                    };
-                    match button.sample() {
+                for id in stagebox_core::ButtonId::ALL {
+                    match buttons[id].sample() {
                         Ok(Some(pressed)) => {
-                            failing[i] = false;
+                            failing[id] = false;
                             if inputs.send_blocking(Input::Button { id, pressed }).is_err() {
                                 return;
                             }
                         }
-                        Ok(None) => failing[i] = false,
-                        Err(e) if !failing[i] => {
-                            failing[i] = true;
+                        Ok(None) => failing[id] = false,
+                        Err(e) if !failing[id] => {
+                            failing[id] = true;
                             log::warn!("reading the {id:?} button failed: {e}");
                         }
                         Err(_) => {}

@@ -1,7 +1,14 @@
 //! Everything that wakes the network task, from the connection tasks, the control socket,
 //! the keyboard and signals.
 
+use std::net::SocketAddr;
+
+use stagebox_core::media_route::{ResolveFailure, ResolveId};
 use stagebox_core::{ButtonId, ConnId, ConnectFailure};
+
+/// Inputs waiting at most. Connection tasks wait for room, so a server flooding a stalled
+/// station is held back by TCP (at most this many messages of `MAX_MESSAGE_LEN` each).
+pub const CAPACITY: usize = 64;
 
 #[derive(Debug)]
 pub enum Input {
@@ -20,6 +27,16 @@ pub enum Input {
     ConnectFailed {
         conn: ConnId,
         failure: ConnectFailure,
+    },
+    /// The server sent a frame the protocol does not allow (binary, or text that is not
+    /// UTF-8).
+    Malformed {
+        conn: ConnId,
+    },
+    /// The answer about a media host name (or its timeout).
+    Resolved {
+        id: ResolveId,
+        answer: Result<SocketAddr, ResolveFailure>,
     },
     /// A button's contact opened or closed (sampled, not yet debounced).
     Button {

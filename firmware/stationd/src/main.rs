@@ -238,10 +238,12 @@ fn run(cfg: Config, board: BoardProfile) -> Result<()> {
             ptt_latch: cfg.buttons.ptt_latch,
             stuck_after: Duration::from_secs(cfg.buttons.stuck_after_s.0.into()),
             min_expected_loss: cfg.audio.expected_loss_percent,
+            protection_mode: cfg.audio.loss_protection.into(),
             ..StationConfig::new(session)
         },
     );
-    let inputs = async_channel::unbounded();
+    // Bounded: a server flooding a stalled station is held back by TCP, not by memory.
+    let inputs = async_channel::bounded(stagebox_stationd::input::CAPACITY);
     let ptt = SimButton::new();
     let hand = SimButton::new();
     let controls = SimControls {
@@ -264,8 +266,8 @@ fn run(cfg: Config, board: BoardProfile) -> Result<()> {
         .context("button thread")?;
     let station_id = cfg.station.id.0.clone();
     let report_fn = Box::new(
-        move |st: &Station, m: &_, sh: &AudioShared, ms: &report::Milestones| {
-            report::build(&station_id, st, m, sh, ms, Some(&timeline))
+        move |st: &Station, sh: &AudioShared, ms: &report::Milestones| {
+            report::build(&station_id, st, sh, ms, Some(&timeline))
         },
     );
 
@@ -285,7 +287,7 @@ fn run(cfg: Config, board: BoardProfile) -> Result<()> {
         if cfg.sim.keyboard {
             smol::spawn(controls.clone().serve_keyboard()).detach();
         }
-        let mut task = NetTask::new(
+        let task = NetTask::new(
             station,
             tls,
             inputs,
@@ -296,8 +298,6 @@ fn run(cfg: Config, board: BoardProfile) -> Result<()> {
             shutdown.clone(),
             report_fn,
         );
-        task.media
-            .set_protection_mode(cfg.audio.loss_protection.into());
         task.run().await;
         anyhow::Ok(())
     });

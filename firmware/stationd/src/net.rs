@@ -1,43 +1,44 @@
-//! The network task: plumbing around the station core and the media link. It waits for the
-//! next input, datagram or deadline, feeds it to the cores, and carries out what they ask —
-//! open or close a signaling connection, send a frame or a datagram, switch media keys, tell
-//! the audio thread to transmit, light the LEDs. Every decision is the cores'.
+//! The network task: plumbing around the station core. It waits for the next input, datagram
+//! or deadline, feeds it to the core, and carries out what it asks — open or close a signaling
+//! connection, send a frame or a datagram, resolve a name beside the loop, tell the audio
+//! thread to transmit, light the LEDs. Every decision is the core's; the order in which its
+//! outputs are drained is the core's poll contract (`stagebox_core::station`).
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_lite::future;
 use rustls::ClientConfig;
 use stagebox_audio::frame::MediaFrame;
 use stagebox_core::led_language::is_animated;
-use stagebox_core::media::MediaLink;
-use stagebox_core::redundancy::LossProtection;
-use stagebox_core::{ConnId, Station, StationEvent};
+use stagebox_core::media_route::{RESOLVE_TIMEOUT, ResolveFailure, ResolveRequest};
+use stagebox_core::{ConnId, Datagram, Station, StationEvent};
 use stagebox_hal::Indicator;
+use stagebox_logging::Untrusted;
 use stagebox_proto::media::MAX_DATAGRAM;
 use stagebox_proto::red::PT_RED;
-use stagebox_proto::signal::MediaParams;
 
 use crate::audio_thread::{AudioEvent, AudioShared, NetEnds, Received};
 use crate::input::{Command, Input};
 use crate::report::Milestones;
-use crate::ws::{self, WsOut};
+use crate::ws;
+use stagebox_ws_link::{LinkSender, Outgoing};
 
 /// How often the loop wakes with nothing to do (signals, LED level). Audio from the audio
 /// thread wakes it at once (see `NetEnds::woken`).
 const IDLE_POLL: Duration = Duration::from_millis(50);
 
 /// Builds the stats report on request.
-pub type ReportFn = Box<dyn Fn(&Station, &MediaLink, &AudioShared, &Milestones) -> String>;
+pub type ReportFn = Box<dyn Fn(&Station, &AudioShared, &Milestones) -> String>;
+
+/// Resolutions running at once at most; a resolver that hangs holds a thread each.
+const MAX_RESOLUTIONS_IN_FLIGHT: usize = 4;
 
 pub struct NetTask<L> {
     pub station: Station,
-    pub media: MediaLink,
-    /// The loss protection last applied (for the log).
-    protection: Option<LossProtection>,
     pub tls: Arc<ClientConfig>,
     pub inputs: (async_channel::Sender<Input>, async_channel::Receiver<Input>),
     pub udp: async_net::UdpSocket,
@@ -49,8 +50,8 @@ pub struct NetTask<L> {
     pub shutdown: Arc<AtomicBool>,
     pub milestones: Milestones,
     pub report: ReportFn,
-    conns: HashMap<ConnId, async_channel::Sender<WsOut>>,
-    media_dest: Option<SocketAddr>,
+    conns: HashMap<ConnId, LinkSender>,
+    resolutions_in_flight: Arc<AtomicUsize>,
     quit: bool,
 }
 
@@ -81,13 +82,8 @@ impl<L: Indicator> NetTask<L> {
         shutdown: Arc<AtomicBool>,
         report: ReportFn,
     ) -> Self {
-        // The configured floor, until the listeners report.
-        let mut media = MediaLink::new();
-        media.handle_expected_loss(shared.expected_loss_percent.load(Ordering::Relaxed));
         NetTask {
             station,
-            media,
-            protection: None,
             tls,
             inputs,
             udp,
@@ -100,7 +96,7 @@ impl<L: Indicator> NetTask<L> {
             milestones: Milestones::default(),
             report,
             conns: HashMap::new(),
-            media_dest: None,
+            resolutions_in_flight: Arc::new(AtomicUsize::new(0)),
             quit: false,
         }
     }
@@ -145,28 +141,23 @@ impl<L: Indicator> NetTask<L> {
             self.led_result(r);
             self.watchdog.pet(now);
             let rtp_clock = self.shared.rtp_clock.load(Ordering::Relaxed);
-            while let Some(n) = self.media.poll_keepalive(now, rtp_clock, &mut sealed) {
-                self.send_datagram(&sealed[..n]).await;
+            while let Some(d) = self.station.poll_datagram(now, rtp_clock, &mut sealed) {
+                self.send_datagram(d, &sealed).await;
             }
             if self.quit || self.shutdown.load(Ordering::Relaxed) {
                 break;
             }
             // Without the wake-up socket, poll the audio queues every period instead.
-            let poll = if woken.is_none() && self.media_dest.is_some() {
+            let poll = if woken.is_none() && self.station.media_destination().is_some() {
                 Duration::from_millis(10)
             } else {
                 IDLE_POLL
             };
-            let deadline = [
-                self.station.poll_timeout(),
-                self.media.poll_timeout(),
-                Some(now + poll),
-            ]
-            .into_iter()
-            .flatten()
-            .min()
-            .unwrap_or(now + poll)
-            .max(now);
+            let deadline = self
+                .station
+                .poll_timeout()
+                .map_or(now + poll, |t| t.min(now + poll))
+                .max(now);
             let deadline = if is_animated(self.station.led()) {
                 deadline.min(now + stagebox_hal::drivers::REFRESH)
             } else {
@@ -204,16 +195,16 @@ impl<L: Indicator> NetTask<L> {
             match wake {
                 Wake::Input(input) => self.handle_input(now, input),
                 Wake::Datagram(n, from) => {
-                    self.handle_datagram(from, datagram.get_mut(..n).unwrap_or(&mut []))
+                    self.handle_datagram(now, from, datagram.get_mut(..n).unwrap_or(&mut []))
                 }
                 Wake::Audio | Wake::Tick => {}
             }
         }
-        // Leave politely: the server may keep the session for a resume, which is what a
-        // restart of the daemon wants.
-        for (_, tx) in self.conns.drain() {
-            let _ = tx.try_send(WsOut::Close(1001));
-        }
+        // Leave politely: the core closes as going away, so the server keeps the session for
+        // the resume a restart of the daemon wants.
+        let now = Instant::now();
+        self.station.handle_shutdown(now);
+        self.apply_outputs(now).await;
         smol::Timer::after(Duration::from_millis(100)).await;
     }
 
@@ -225,6 +216,8 @@ impl<L: Indicator> NetTask<L> {
                 self.station.handle_connect_failed(now, conn, failure);
             }
             Input::Text { conn, text } => self.station.handle_text(now, conn, &text),
+            Input::Resolved { id, answer } => self.station.handle_resolved(now, id, answer),
+            Input::Malformed { conn } => self.station.handle_malformed(now, conn),
             Input::Closed { conn, code } => {
                 self.conns.remove(&conn);
                 self.station.handle_closed(now, conn, code);
@@ -232,9 +225,7 @@ impl<L: Indicator> NetTask<L> {
             Input::Button { id, pressed } => self.station.handle_button(now, id, pressed),
             Input::Command { command, reply } => {
                 let answer = match command {
-                    Command::Stats => {
-                        (self.report)(&self.station, &self.media, &self.shared, &self.milestones)
-                    }
+                    Command::Stats => (self.report)(&self.station, &self.shared, &self.milestones),
                     Command::Quit => {
                         self.quit = true;
                         "{\"ok\":true}".to_string()
@@ -257,11 +248,8 @@ impl<L: Indicator> NetTask<L> {
         }
     }
 
-    fn handle_datagram(&mut self, from: SocketAddr, packet: &mut [u8]) {
-        if Some(from) != self.media_dest {
-            return;
-        }
-        let Some(opened) = self.media.open(packet) else {
+    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, packet: &mut [u8]) {
+        let Some(opened) = self.station.handle_datagram(now, from, packet) else {
             return;
         };
         let payload = packet.get(opened.payload).unwrap_or(&[]);
@@ -283,11 +271,11 @@ impl<L: Indicator> NetTask<L> {
 
     async fn pump_audio(&mut self, now: Instant, sealed: &mut [u8; MAX_DATAGRAM]) {
         while let Some(frame) = self.audio.from_audio.dequeue() {
-            if let Some(n) =
-                self.media
+            if let Some(d) =
+                self.station
                     .seal_audio(frame.timestamp, frame.marker, &frame.payload, sealed)
             {
-                self.send_datagram(&sealed[..n]).await;
+                self.send_datagram(d, sealed).await;
             }
         }
         while let Some(ev) = self.audio.events.dequeue() {
@@ -306,10 +294,14 @@ impl<L: Indicator> NetTask<L> {
         }
     }
 
-    async fn send_datagram(&self, bytes: &[u8]) {
-        if let Some(dest) = self.media_dest
-            && let Err(e) = self.udp.send_to(bytes, dest).await
-        {
+    /// Sends what the core sealed, to where it says (v4-mapped from a dual-stack socket).
+    async fn send_datagram(&self, d: Datagram, sealed: &[u8; MAX_DATAGRAM]) {
+        let dest = match self.udp.local_addr() {
+            Ok(local) => crate::udp::peer_address(local, d.dest),
+            Err(_) => d.dest,
+        };
+        let bytes = sealed.get(..d.len).unwrap_or(&[]);
+        if let Err(e) = self.udp.send_to(bytes, dest).await {
             log::debug!("UDP send to {dest}: {e}");
         }
     }
@@ -319,8 +311,10 @@ impl<L: Indicator> NetTask<L> {
             let mut did = false;
             while let Some((conn, msg)) = self.station.poll_transmit() {
                 did = true;
-                if let Some(tx) = self.conns.get(&conn) {
-                    let _ = tx.try_send(WsOut::Text(msg.to_json()));
+                if let Some(tx) = self.conns.get(&conn)
+                    && tx.send(Outgoing::Text(msg.to_json())).is_err()
+                {
+                    log::warn!("the server is not reading; message dropped");
                 }
             }
             while let Some(ev) = self.station.poll_event() {
@@ -336,8 +330,8 @@ impl<L: Indicator> NetTask<L> {
     async fn apply_event(&mut self, now: Instant, ev: StationEvent) {
         match ev {
             StationEvent::Connect { conn, url } => {
-                log::info!("connecting to {url}");
-                let (tx, rx) = async_channel::unbounded();
+                log::info!("connecting to {}", Untrusted(&url));
+                let (tx, rx) = stagebox_ws_link::link(ws::SEND_QUEUE);
                 self.conns.insert(conn, tx);
                 smol::spawn(ws::run(
                     conn,
@@ -349,11 +343,30 @@ impl<L: Indicator> NetTask<L> {
                 .detach();
             }
             StationEvent::Close { conn, code } => {
-                if let Some(tx) = self.conns.remove(&conn) {
-                    let _ = tx.try_send(WsOut::Close(code));
+                if let Some(tx) = self.conns.remove(&conn)
+                    && tx.send(Outgoing::Close(code.as_u16())).is_err()
+                {
+                    tx.hang_up();
                 }
             }
-            StationEvent::Media(params) => self.use_media(now, &params).await,
+            StationEvent::Resolve(request) => self.resolve(request),
+            StationEvent::MediaStarted { ssrc, red } => {
+                self.shared.ssrc.store(ssrc, Ordering::Relaxed);
+                if self.milestones.ready_unix_ns == 0 {
+                    self.milestones.ready_unix_ns = unix_ns();
+                }
+                let dest = self
+                    .station
+                    .media_destination()
+                    .map_or_else(|| "(resolving)".to_string(), |d| d.to_string());
+                log::info!(
+                    "media session: {dest} ssrc {ssrc}{}",
+                    if red { ", redundant audio" } else { "" }
+                );
+            }
+            StationEvent::MediaRefused(e) => {
+                log::error!("media session refused: {e}; joining afresh");
+            }
             StationEvent::Transmit(on) => {
                 log::info!("transmit {}", if on { "on" } else { "off" });
                 self.shared.transmit.store(on, Ordering::Relaxed);
@@ -380,9 +393,16 @@ impl<L: Indicator> NetTask<L> {
                     log::info!("{button:?} button released after being stuck");
                 }
             }
-            StationEvent::ExpectedLoss(percent) => {
-                self.media.handle_expected_loss(percent);
-                self.apply_loss_protection();
+            StationEvent::Protection(p) => {
+                self.shared
+                    .expected_loss_percent
+                    .store(p.fec_loss_percent, Ordering::Relaxed);
+                log::info!(
+                    "listeners lose {} %: {} earlier frame(s) per packet, FEC for {} %",
+                    self.station.expected_loss(),
+                    p.redundancy,
+                    p.fec_loss_percent
+                );
             }
             StationEvent::Speaking {
                 station_id,
@@ -397,52 +417,50 @@ impl<L: Indicator> NetTask<L> {
         }
     }
 
-    /// Gives the encoder the FEC the media link's loss protection asks for (none where
-    /// redundant audio covers the loss), and says what changed.
-    fn apply_loss_protection(&mut self) {
-        let p = self.media.protection();
-        self.shared
-            .expected_loss_percent
-            .store(p.fec_loss_percent, Ordering::Relaxed);
-        if self.protection.replace(p) != Some(p) {
-            log::info!(
-                "listeners lose {} %: {} earlier frame(s) per packet, FEC for {} %",
-                self.media.expected_loss(),
-                p.redundancy,
-                p.fec_loss_percent
-            );
-        }
-    }
-
-    async fn use_media(&mut self, now: Instant, params: &MediaParams) {
-        if let Err(e) = self.media.handle_params(now, params, fastrand::u16(..)) {
-            log::error!("media session refused: {e}");
+    /// Resolves a media host name beside the loop: the answer comes back as an input, a
+    /// resolver that does not answer in time is given up (the core retries with backoff).
+    fn resolve(&mut self, request: ResolveRequest) {
+        let in_flight = self.resolutions_in_flight.clone();
+        let inputs = self.inputs.0.clone();
+        let ResolveRequest { id, host, port } = request;
+        if in_flight.fetch_add(1, Ordering::Relaxed) >= MAX_RESOLUTIONS_IN_FLIGHT {
+            in_flight.fetch_sub(1, Ordering::Relaxed);
+            let answer = Err(ResolveFailure::Failed("too many resolutions hang".into()));
+            let _ = inputs.try_send(Input::Resolved { id, answer });
             return;
         }
-        let dest = match params.host.parse::<IpAddr>() {
-            Ok(ip) => Some(SocketAddr::new(ip, params.port)),
-            Err(_) => async_net::resolve((params.host.as_str(), params.port))
-                .await
-                .ok()
-                .and_then(|a| a.into_iter().next()),
-        };
-        if dest.is_none() {
-            log::error!("cannot resolve media server {}", params.host);
-        }
-        self.media_dest = match (dest, self.udp.local_addr()) {
-            (Some(dest), Ok(local)) => Some(crate::udp::peer_address(local, dest)),
-            (dest, _) => dest,
-        };
-        self.shared.ssrc.store(params.ssrc, Ordering::Relaxed);
-        self.apply_loss_protection();
-        if self.milestones.ready_unix_ns == 0 {
-            self.milestones.ready_unix_ns = unix_ns();
-        }
-        log::info!(
-            "media session: {}:{} ssrc {}",
-            params.host,
-            params.port,
-            params.ssrc
-        );
+        log::info!("resolving media server {}", Untrusted(&host));
+        // The lookup runs to its end on its own (a hung resolver holds its thread, counted in
+        // `in_flight`); the answer is awaited only until the timeout.
+        let (found_tx, found_rx) = async_channel::bounded(1);
+        let lookup_host = host.clone();
+        smol::spawn(async move {
+            let answer = match async_net::resolve((lookup_host.as_str(), port)).await {
+                Ok(addrs) => addrs.into_iter().next().ok_or(ResolveFailure::NoAddress),
+                Err(e) => Err(ResolveFailure::Failed(e.to_string())),
+            };
+            in_flight.fetch_sub(1, Ordering::Relaxed);
+            let _ = found_tx.try_send(answer);
+        })
+        .detach();
+        smol::spawn(async move {
+            let found = async {
+                found_rx
+                    .recv()
+                    .await
+                    .unwrap_or(Err(ResolveFailure::NoAddress))
+            };
+            let timeout = async {
+                smol::Timer::after(RESOLVE_TIMEOUT).await;
+                Err(ResolveFailure::Failed("no answer in time".into()))
+            };
+            let answer = future::or(found, timeout).await;
+            match &answer {
+                Ok(addr) => log::info!("media server {} is {addr}", Untrusted(&host)),
+                Err(e) => log::warn!("cannot resolve media server {}: {e:?}", Untrusted(&host)),
+            }
+            let _ = inputs.send(Input::Resolved { id, answer }).await;
+        })
+        .detach();
     }
 }

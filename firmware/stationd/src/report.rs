@@ -4,7 +4,6 @@ use std::sync::atomic::Ordering;
 
 use serde_json::{Value, json};
 use stagebox_core::Station;
-use stagebox_core::media::MediaLink;
 use stagebox_hal::sim::LedTimeline;
 
 use crate::audio_thread::AudioShared;
@@ -37,13 +36,13 @@ fn resident_kib() -> Option<u64> {
 pub fn build(
     station_id: &str,
     station: &Station,
-    media: &MediaLink,
     shared: &AudioShared,
     milestones: &Milestones,
     leds: Option<&LedTimeline>,
 ) -> String {
     let s = station.stats();
-    let m = media.stats();
+    let m = station.media_stats();
+    let r = station.route_stats();
     let timeline: Vec<Value> = leds
         .and_then(|t| t.lock().ok().map(|t| t.clone()))
         .unwrap_or_default()
@@ -71,7 +70,12 @@ pub fn build(
             "dropped_unauthenticated": m.dropped_unauthenticated,
             "dropped_replayed": m.dropped_replayed,
             "dropped_malformed": m.dropped_malformed,
-            "redundant_frames_per_packet": media.protection().redundancy,
+            "dropped_foreign": m.dropped_foreign,
+            "redundant_frames_per_packet": station.protection().redundancy,
+            "destination": station.media_destination().map(|d| d.to_string()),
+            "resolutions": r.resolutions,
+            "resolve_failures": r.resolve_failures,
+            "resolve_timeouts": r.resolve_timeouts,
         },
         "playout": {
             "frames_received": load(&p.received),

@@ -4,44 +4,63 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_tungstenite::tungstenite::Message;
 use async_tungstenite::tungstenite::protocol::WebSocketConfig;
-use async_tungstenite::tungstenite::protocol::frame::CloseFrame;
+use async_tungstenite::tungstenite::{Error as WsError, Message};
+use futures_lite::future;
 use futures_util::StreamExt;
 use rustls::ClientConfig;
 use rustls::pki_types::ServerName;
 use stagebox_core::gateway::host_port;
 use stagebox_core::{ConnId, ConnectFailure};
+use stagebox_logging::Untrusted;
 use stagebox_proto::signal::MAX_MESSAGE_LEN;
+use stagebox_ws_link::LinkReceiver;
 
 use crate::input::Input;
 
-/// What the station sends on a connection.
-#[derive(Debug)]
-pub enum WsOut {
-    Text(String),
-    Close(u16),
-}
+/// Frames queued for one connection at most (the station sends little: heartbeats, stage
+/// intents, reports). Beyond that the server is not reading; the heartbeat timeout ends it.
+pub const SEND_QUEUE: usize = 64;
 
-/// Runs connection `conn` to `url` until it ends; reports through `inputs`.
+/// The longest a connection attempt (TCP, TLS, upgrade) may take, whatever the core does.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Runs connection `conn` to `url` until it ends; reports through `inputs`. The attempt is
+/// abandoned — its socket closed — as soon as the core closes it (it timed out there) or
+/// forgets it, so a handshake that never completes cannot hold a descriptor.
 pub async fn run(
     conn: ConnId,
     url: String,
     tls: Arc<ClientConfig>,
     inputs: async_channel::Sender<Input>,
-    outgoing: async_channel::Receiver<WsOut>,
+    outgoing: LinkReceiver,
 ) {
-    let ws = match connect(&url, tls).await {
-        Ok(ws) => ws,
-        Err(e) => {
+    let attempt = async { Some(connect(&url, tls).await) };
+    let abandoned = async {
+        // Nothing is sent before `hello`: anything here is the core's close, or its end.
+        let _ = outgoing.next().await;
+        None
+    };
+    let timeout = async {
+        smol::Timer::after(CONNECT_TIMEOUT).await;
+        Some(Err(ConnectError::unreachable("timed out".into())))
+    };
+    let ws = match future::or(attempt, future::or(abandoned, timeout)).await {
+        None => {
+            log::info!("connection attempt to {} abandoned", Untrusted(&url));
+            return;
+        }
+        Some(Ok(ws)) => ws,
+        Some(Err(e)) => {
             match e.failure {
                 ConnectFailure::ServerNotTrusted => log::error!(
-                    "connect to {url} failed: {}; the server is not the one in the \
+                    "connect to {} failed: {}; the server is not the one in the \
                      configuration (check [server] pin_sha256 or ca_file)",
+                    Untrusted(&url),
                     e.message
                 ),
                 ConnectFailure::Unreachable => {
-                    log::warn!("connect to {url} failed: {}", e.message);
+                    log::warn!("connect to {} failed: {}", Untrusted(&url), e.message);
                 }
             }
             let failure = e.failure;
@@ -49,73 +68,43 @@ pub async fn run(
             return;
         }
     };
-    log::info!("connected to {url}");
+    log::info!("connected to {}", Untrusted(&url));
     let _ = inputs.send(Input::Connected { conn }).await;
     let (mut sink, mut stream) = ws.split();
-    let writer = async {
-        while let Ok(out) = outgoing.recv().await {
-            match out {
-                WsOut::Text(t) => {
-                    if sink.send(Message::text(t)).await.is_err() {
-                        break;
-                    }
-                }
-                WsOut::Close(code) => {
-                    let frame = CloseFrame {
-                        code: code.into(),
-                        reason: "".into(),
-                    };
-                    // A dead peer must not hold us: give the close a second.
-                    let send = sink.send(Message::Close(Some(frame)));
-                    let _ = futures_lite::future::or(async { send.await.map_err(|_| ()) }, async {
-                        smol::Timer::after(Duration::from_secs(1)).await;
-                        Err(())
-                    })
-                    .await;
-                    break;
-                }
-            }
-        }
-    };
     let reader = async {
-        let mut code = None;
-        while let Some(msg) = stream.next().await {
-            match msg {
+        loop {
+            let Some(msg) = stream.next().await else {
+                break None;
+            };
+            let malformed = match msg {
                 Ok(Message::Text(t)) => {
-                    if inputs
-                        .send(Input::Text {
-                            conn,
-                            text: t.to_string(),
-                        })
-                        .await
-                        .is_err()
-                    {
-                        break;
+                    let text = t.to_string();
+                    if inputs.send(Input::Text { conn, text }).await.is_err() {
+                        break None;
                     }
+                    continue;
                 }
-                Ok(Message::Close(frame)) => {
-                    code = frame.map(|f| u16::from(f.code));
-                    break;
-                }
-                Ok(Message::Binary(_)) => {
-                    log::warn!("server sent a binary frame; closing");
-                    code = Some(stagebox_proto::close::CloseCode::DecodeError.as_u16());
-                    break;
-                }
-                Ok(_) => {}
+                Ok(Message::Close(frame)) => break frame.map(|f| u16::from(f.code)),
+                Ok(Message::Binary(_)) => "a binary frame",
+                Err(WsError::Utf8(_)) => "a text frame that is not UTF-8",
+                Ok(_) => continue,
                 Err(e) => {
                     log::info!("signaling connection lost: {e}");
-                    break;
+                    break None;
                 }
-            }
+            };
+            // The core answers like any malformed message (close 4002, then resume); the
+            // writer carries its close out while nothing more is read.
+            log::warn!("the server sent {malformed}");
+            let _ = inputs.send(Input::Malformed { conn }).await;
+            future::pending::<()>().await;
         }
-        code
     };
-    let code = futures_lite::future::or(reader, async {
-        writer.await;
+    let writer = async {
+        outgoing.write_to(&mut sink).await;
         None
-    })
-    .await;
+    };
+    let code = future::or(reader, writer).await;
     let _ = inputs.send(Input::Closed { conn, code }).await;
 }
 

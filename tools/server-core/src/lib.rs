@@ -10,9 +10,11 @@
 //! - `media`: authenticate, latch addresses, forward speakers' audio with per-receiver keys,
 //!   counters and consecutive sequence numbers; drop and count the rest.
 //! - `admin`: moderator actions (invite, move to audience, mute, priority) and moves.
+//! - [`admission`]: caps on connections that have not logged in, per source and in total.
 //! - [`config`]: stations, stages, timings, and the [`config::Entropy`] keys come from.
 
 pub mod admin;
+pub mod admission;
 pub mod config;
 pub mod media;
 mod server;
@@ -22,3 +24,4 @@ pub use admin::{AdminCmd, AdminError, AdminReply};
 pub use config::{Entropy, SeededEntropy, ServerConfig, StationCredential};
 pub use media::MediaOutcome;
 pub use server::{ConnId, ServerStats, ServerTransmit, StageServer};
+pub use signal::MAX_PRE_AUTH_LEN;

@@ -12,6 +12,11 @@ use stagebox_proto::signal::{
 use crate::config::{StationCredential, secrets_equal};
 use crate::server::{Conn, ConnId, ConnState, MediaState, MemberRec, SessionRec, StageServer};
 
+/// The longest message before identify or resume: what those need (ids, token, stage and
+/// modes, each at most `MAX_ID_LEN`), with room to spare. A connection that has not logged in
+/// cannot make the server parse more.
+pub const MAX_PRE_AUTH_LEN: usize = 4096;
+
 impl StageServer {
     /// A WebSocket connection was accepted.
     pub fn handle_open(&mut self, now: Instant, conn: ConnId) {
@@ -37,6 +42,12 @@ impl StageServer {
     /// A text frame arrived. Anything undecodable ends the connection with an `error` op and
     /// the matching close code; other connections are not affected.
     pub fn handle_text(&mut self, now: Instant, conn: ConnId, text: &str) {
+        if text.len() > MAX_PRE_AUTH_LEN && !self.is_authenticated(conn) {
+            self.stats.protocol_errors += 1;
+            let why = format!("before login a message is at most {MAX_PRE_AUTH_LEN} bytes");
+            self.refuse(now, conn, CloseCode::DecodeError, &why);
+            return;
+        }
         match ClientMsg::from_json(text) {
             Ok(msg) => self.handle_message(now, conn, msg),
             Err(e) => {
@@ -44,6 +55,13 @@ impl StageServer {
                 self.refuse(now, conn, e.close_code(), &e.to_string());
             }
         }
+    }
+
+    /// Whether `conn` has identified or resumed.
+    pub fn is_authenticated(&self, conn: ConnId) -> bool {
+        self.conns
+            .get(&conn)
+            .is_some_and(|c| matches!(c.state, ConnState::Authed { .. }))
     }
 
     /// A binary frame or anything else the protocol does not allow.

@@ -1,24 +1,98 @@
 //! The gateway: accepts TLS, upgrades to WebSocket, and feeds frames to the core.
 
-use std::sync::Arc;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use async_tungstenite::tungstenite::Message;
 use async_tungstenite::tungstenite::protocol::WebSocketConfig;
-use async_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use futures_rustls::TlsAcceptor;
 use futures_util::StreamExt;
 use rustls::ServerConfig;
+use stagebox_logging::Throttle;
 use stagebox_proto::signal::MAX_MESSAGE_LEN;
 use stagebox_server_core::ConnId;
+use stagebox_server_core::admission::{Admission, AdmissionLimits, Refusal};
 
-use crate::hub::{Hub, Out};
+use crate::hub::Hub;
 
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 
+/// The transport reads a frame whole up to this size, so the core can answer an oversized
+/// message with an error op (refusing mid-frame would reset the connection and lose that
+/// answer); beyond it the connection is cut. Small enough that the connections allowed before
+/// login (see [`AdmissionLimits`]) cannot hold much memory each.
+const MAX_TRANSPORT_MESSAGE: usize = 2 * MAX_MESSAGE_LEN;
+
+/// A client that never finishes its TLS handshake and upgrade is dropped after this long.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connections before login, counted from accept until the core has them logged in or they
+/// end (see [`Admission`]).
+pub struct Gate {
+    admission: Mutex<Admission>,
+    refused_log: Mutex<Throttle>,
+    failed_log: Mutex<Throttle>,
+}
+
+impl Gate {
+    pub fn new(limits: AdmissionLimits) -> Gate {
+        Gate {
+            admission: Mutex::new(Admission::new(limits)),
+            refused_log: Mutex::new(Throttle::per_second()),
+            failed_log: Mutex::new(Throttle::per_second()),
+        }
+    }
+
+    fn admit(self: &Arc<Gate>, peer: SocketAddr) -> Result<Pending, Refusal> {
+        let ip = peer.ip().to_canonical();
+        self.admission
+            .lock()
+            .map_err(|_| Refusal::Total)?
+            .admit(ip)?;
+        Ok(Pending {
+            gate: Some(self.clone()),
+            ip,
+        })
+    }
+
+    fn log(throttle: &Mutex<Throttle>, line: impl FnOnce(String)) {
+        let allowed = throttle
+            .lock()
+            .ok()
+            .and_then(|mut t| t.allow(Instant::now()));
+        if let Some(suppressed) = allowed {
+            line(Throttle::and_more(suppressed));
+        }
+    }
+}
+
+/// One admitted connection not logged in yet; counted until dropped or [`Pending::logged_in`].
+struct Pending {
+    gate: Option<Arc<Gate>>,
+    ip: IpAddr,
+}
+
+impl Pending {
+    fn logged_in(&mut self) {
+        if let Some(gate) = self.gate.take()
+            && let Ok(mut a) = gate.admission.lock()
+        {
+            a.release(self.ip);
+        }
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        self.logged_in();
+    }
+}
+
 pub async fn serve(listener: async_net::TcpListener, tls: Arc<ServerConfig>, hub: Arc<Hub>) {
     let acceptor = TlsAcceptor::from(tls);
+    let gate = Arc::new(Gate::new(AdmissionLimits::default()));
     loop {
         let (tcp, peer) = match listener.accept().await {
             Ok(x) => x,
@@ -28,79 +102,72 @@ pub async fn serve(listener: async_net::TcpListener, tls: Arc<ServerConfig>, hub
                 continue;
             }
         };
+        let pending = match gate.admit(peer) {
+            Ok(p) => p,
+            Err(refusal) => {
+                Gate::log(&gate.refused_log, |more| {
+                    log::warn!("{peer}: refused, {refusal}{more}");
+                });
+                drop(tcp);
+                continue;
+            }
+        };
         let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
         let hub = hub.clone();
+        let gate = gate.clone();
         smol::spawn(async move {
-            // A client that never finishes its handshake is dropped after 10 s.
             let handshake = async {
                 let tls = acceptor
                     .accept(tcp)
                     .await
                     .map_err(|e| format!("TLS: {e}"))?;
-                // The transport reads frames up to 16 × the protocol limit whole, so the core can
-                // answer an oversized message with an error op (refusing mid-frame would reset
-                // the connection and lose that answer); beyond that, the connection is cut.
                 let config = WebSocketConfig::default()
-                    .max_message_size(Some(16 * MAX_MESSAGE_LEN))
-                    .max_frame_size(Some(16 * MAX_MESSAGE_LEN));
+                    .max_message_size(Some(MAX_TRANSPORT_MESSAGE))
+                    .max_frame_size(Some(MAX_TRANSPORT_MESSAGE));
                 async_tungstenite::accept_async_with_config(tls, Some(config))
                     .await
                     .map_err(|e| format!("WebSocket: {e}"))
             };
             let timeout = async {
-                smol::Timer::after(Duration::from_secs(10)).await;
+                smol::Timer::after(HANDSHAKE_TIMEOUT).await;
                 Err("handshake timed out".to_string())
             };
             match futures_lite::future::or(handshake, timeout).await {
-                Ok(ws) => connection(ws, hub).await,
-                Err(e) => log::info!("{peer}: {e}"),
+                Ok(ws) => connection(ws, hub, pending).await,
+                Err(e) => Gate::log(&gate.failed_log, |more| {
+                    log::info!("{peer}: {e}{more}");
+                }),
             }
         })
         .detach();
     }
 }
 
-async fn connection<S>(ws: async_tungstenite::WebSocketStream<S>, hub: Arc<Hub>)
-where
+async fn connection<S>(
+    ws: async_tungstenite::WebSocketStream<S>,
+    hub: Arc<Hub>,
+    mut pending: Pending,
+) where
     S: futures_lite::AsyncRead + futures_lite::AsyncWrite + Unpin + Send + 'static,
 {
     let conn = ConnId(NEXT_CONN.fetch_add(1, Ordering::Relaxed));
-    let (tx, rx) = async_channel::unbounded();
+    let (tx, rx) = stagebox_ws_link::link(crate::hub::SEND_QUEUE);
     hub.register(conn, tx);
     hub.with_core(|core, now| core.handle_open(now, conn));
     let (mut sink, mut stream) = ws.split();
-    let writer = async {
-        while let Ok(out) = rx.recv().await {
-            match out {
-                Out::Text(t) => {
-                    if sink.send(Message::text(t)).await.is_err() {
-                        break;
-                    }
-                }
-                Out::Close(code) => {
-                    let frame = CloseFrame {
-                        code: code.into(),
-                        reason: "".into(),
-                    };
-                    let _ = futures_lite::future::or(
-                        async {
-                            let _ = sink.send(Message::Close(Some(frame))).await;
-                        },
-                        async {
-                            smol::Timer::after(Duration::from_secs(1)).await;
-                        },
-                    )
-                    .await;
-                    break;
-                }
-            }
-        }
-    };
     let reader = async {
         while let Some(msg) = stream.next().await {
             match msg {
-                Ok(Message::Text(t)) => hub.with_core(|core, now| core.handle_text(now, conn, &t)),
+                Ok(Message::Text(t)) => {
+                    let logged_in = hub.with_core(|core, now| {
+                        core.handle_text(now, conn, &t);
+                        core.is_authenticated(conn)
+                    });
+                    if logged_in {
+                        pending.logged_in();
+                    }
+                }
                 Ok(Message::Binary(_)) => hub.with_core(|core, now| {
                     core.handle_protocol_violation(now, conn, "binary frames are not allowed")
                 }),
@@ -109,7 +176,7 @@ where
             }
         }
     };
-    futures_lite::future::or(reader, writer).await;
+    futures_lite::future::or(reader, rx.write_to(&mut sink)).await;
     hub.with_core(|core, now| core.handle_closed(now, conn));
     hub.unregister(conn);
 }

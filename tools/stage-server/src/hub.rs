@@ -7,18 +7,19 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use stagebox_server_core::{ConnId, ServerTransmit, StageServer};
+use stagebox_ws_link::{LinkSender, Outgoing};
 
-/// What a connection task sends to its peer.
-#[derive(Debug)]
-pub enum Out {
-    Text(String),
-    Close(u16),
-}
+/// Frames queued for one connection at most. A station that has not read this many is not
+/// reading (a stall, or an attack holding the server's memory): it is hung up on, and its
+/// session waits for a resume like after any lost connection.
+pub const SEND_QUEUE: usize = 256;
 
 pub struct Hub {
     core: Mutex<StageServer>,
-    conns: Mutex<HashMap<ConnId, async_channel::Sender<Out>>>,
+    conns: Mutex<HashMap<ConnId, LinkSender>>,
     udp: std::net::UdpSocket,
+    /// Connections hung up on for not reading, for the log's rate limit.
+    slow_readers: Mutex<stagebox_logging::Throttle>,
 }
 
 impl Hub {
@@ -27,10 +28,11 @@ impl Hub {
             core: Mutex::new(core),
             conns: Mutex::new(HashMap::new()),
             udp,
+            slow_readers: Mutex::new(stagebox_logging::Throttle::per_second()),
         }
     }
 
-    pub fn register(&self, conn: ConnId, tx: async_channel::Sender<Out>) {
+    pub fn register(&self, conn: ConnId, tx: LinkSender) {
         if let Ok(mut c) = self.conns.lock() {
             c.insert(conn, tx);
         }
@@ -67,23 +69,34 @@ impl Hub {
                 log::debug!("UDP send to {addr}: {e}");
             }
         }
-        if let Ok(conns) = self.conns.lock() {
+        if let Ok(mut conns) = self.conns.lock() {
             for t in transmits {
-                match t {
-                    ServerTransmit::Text { conn, msg } => {
-                        if let Some(tx) = conns.get(&conn) {
-                            let _ = tx.try_send(Out::Text(msg.to_json()));
-                        }
-                    }
-                    ServerTransmit::Close { conn, code } => {
-                        if let Some(tx) = conns.get(&conn) {
-                            let _ = tx.try_send(Out::Close(code));
-                        }
-                    }
+                let (conn, frame) = match t {
+                    ServerTransmit::Text { conn, msg } => (conn, Outgoing::Text(msg.to_json())),
+                    ServerTransmit::Close { conn, code } => (conn, Outgoing::Close(code)),
+                };
+                let Some(tx) = conns.get(&conn) else {
+                    continue;
+                };
+                if tx.send(frame).is_err() {
+                    tx.hang_up();
+                    conns.remove(&conn);
+                    self.log_slow_reader(now, conn);
                 }
             }
         }
         result
+    }
+
+    fn log_slow_reader(&self, now: Instant, conn: ConnId) {
+        let allowed = self.slow_readers.lock().ok().and_then(|mut t| t.allow(now));
+        if let Some(suppressed) = allowed {
+            log::warn!(
+                "connection {} does not read ({SEND_QUEUE} frames waiting): dropped{}",
+                conn.0,
+                stagebox_logging::Throttle::and_more(suppressed)
+            );
+        }
     }
 
     pub fn next_deadline(&self) -> Option<Instant> {
