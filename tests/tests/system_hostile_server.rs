@@ -205,3 +205,104 @@ fn a_stalled_tls_handshake_or_upgrade_leaves_no_descriptor_behind() {
     assert!(fds[5] <= fds[1], "descriptors grew: {fds:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The station's resident memory, KiB.
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_member_flood_leaves_the_station_bounded_and_answering() {
+    let dir = std::env::temp_dir().join(format!("stagebox-hostile-flood-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let hostile = Hostile::new(&dir);
+    let stage = stage_for("hostile-flood", &hostile);
+    let (station, sock) = stage.start_station("a", &hostile.pin, None);
+    let pid = station.0.id();
+
+    let mut ws = hostile.accept_ws(Duration::from_secs(20));
+    text(
+        &mut ws,
+        &ServerMsg::Hello {
+            v: 1,
+            heartbeat_interval_ms: 60_000,
+        },
+    );
+    expect_identify(&mut ws);
+    let media = stagebox_proto::signal::MediaParams {
+        host: "127.0.0.1".into(),
+        port: 9,
+        mode: stagebox_proto::media::MEDIA_MODE.into(),
+        ssrc: 7,
+        station_key: "11".repeat(32),
+        server_key: "22".repeat(32),
+        red: true,
+    };
+    text(
+        &mut ws,
+        &ServerMsg::Ready {
+            session_id: "s-1".into(),
+            station_id: "a".into(),
+            media,
+            resume_window_ms: 30_000,
+        },
+    );
+    let member = |id: String| stagebox_proto::signal::Member {
+        station_id: id,
+        role: stagebox_proto::signal::Role::Audience,
+        hand_raised: false,
+        hand_order: None,
+        invited: false,
+        server_muted: false,
+        ssrc: 1,
+        connected: true,
+    };
+    text(
+        &mut ws,
+        &ServerMsg::Stage(stagebox_proto::signal::StageSnapshot {
+            stage: "hall".into(),
+            members: vec![member("a".into())],
+            priority_ssrc: None,
+        }),
+    );
+    common::wait_until("the station to join", Duration::from_secs(10), || {
+        common::stats(&sock)["led"] == "audience"
+    });
+    let before = rss_kib(pid);
+    // A flood of distinct members, written as fast as the station takes them, for 8 s.
+    ws.get_mut()
+        .sock
+        .set_write_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let started = Instant::now();
+    let (mut sent, mut peak) = (0u64, before);
+    while started.elapsed() < Duration::from_secs(8) {
+        let update = ServerMsg::MemberUpdate(member(format!("m-{sent:0>100}")));
+        if ws.write(Message::text(update.to_json())).is_err() {
+            break;
+        }
+        sent += 1;
+        if sent % 2000 == 0 {
+            if ws.flush().is_err() {
+                break;
+            }
+            peak = peak.max(rss_kib(pid));
+        }
+    }
+    peak = peak.max(rss_kib(pid));
+    println!("member flood: {sent} members sent; station RSS {before} KiB -> peak {peak} KiB");
+    assert!(sent > 10_000, "the flood did not get going ({sent})");
+    assert!(
+        peak.saturating_sub(before) < 24 * 1024,
+        "the station grew {} KiB",
+        peak - before
+    );
+    // Still itself: answering, and on the stage.
+    assert_eq!(common::stats(&sock)["led"], "audience");
+    let _ = std::fs::remove_dir_all(&dir);
+}

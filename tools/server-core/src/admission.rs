@@ -21,7 +21,7 @@ impl Default for AdmissionLimits {
     fn default() -> Self {
         AdmissionLimits {
             per_source: 32,
-            total: 256,
+            total: 128,
         }
     }
 }

@@ -1,12 +1,15 @@
 //! The gateway: accepts TLS, upgrades to WebSocket, and feeds frames to the core.
 
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use async_tungstenite::tungstenite::Message;
 use async_tungstenite::tungstenite::protocol::WebSocketConfig;
+use futures_lite::{AsyncRead, AsyncWrite};
 use futures_rustls::TlsAcceptor;
 use futures_util::StreamExt;
 use rustls::ServerConfig;
@@ -24,6 +27,11 @@ static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 /// answer); beyond it the connection is cut. Small enough that the connections allowed before
 /// login (see [`AdmissionLimits`]) cannot hold much memory each.
 const MAX_TRANSPORT_MESSAGE: usize = 2 * MAX_MESSAGE_LEN;
+
+/// Bytes a connection may send before it has logged in: the TLS handshake, the upgrade
+/// request and an identify (at most `MAX_PRE_AUTH_LEN`) fit with room to spare. Beyond it the
+/// connection is cut, so a crowd that never logs in cannot park large frames in the server.
+const PRE_LOGIN_BYTES: u64 = 32 * 1024;
 
 /// A client that never finishes its TLS handshake and upgrade is dropped after this long.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -54,6 +62,7 @@ impl Gate {
         Ok(Pending {
             gate: Some(self.clone()),
             ip,
+            budget: None,
         })
     }
 
@@ -68,14 +77,24 @@ impl Gate {
     }
 }
 
-/// One admitted connection not logged in yet; counted until dropped or [`Pending::logged_in`].
+/// One admitted connection not logged in yet; counted until dropped or [`Pending::logged_in`],
+/// which also lifts its read budget.
 struct Pending {
     gate: Option<Arc<Gate>>,
     ip: IpAddr,
+    budget: Option<Arc<AtomicU64>>,
 }
 
 impl Pending {
+    fn with_budget(mut self, budget: Arc<AtomicU64>) -> Pending {
+        self.budget = Some(budget);
+        self
+    }
+
     fn logged_in(&mut self) {
+        if let Some(budget) = self.budget.take() {
+            budget.store(u64::MAX, Ordering::Relaxed);
+        }
         if let Some(gate) = self.gate.take()
             && let Ok(mut a) = gate.admission.lock()
         {
@@ -113,6 +132,8 @@ pub async fn serve(listener: async_net::TcpListener, tls: Arc<ServerConfig>, hub
             }
         };
         let _ = tcp.set_nodelay(true);
+        let tcp = Budgeted::new(tcp, PRE_LOGIN_BYTES);
+        let budget = tcp.budget();
         let acceptor = acceptor.clone();
         let hub = hub.clone();
         let gate = gate.clone();
@@ -134,7 +155,7 @@ pub async fn serve(listener: async_net::TcpListener, tls: Arc<ServerConfig>, hub
                 Err("handshake timed out".to_string())
             };
             match futures_lite::future::or(handshake, timeout).await {
-                Ok(ws) => connection(ws, hub, pending).await,
+                Ok(ws) => connection(ws, hub, pending.with_budget(budget)).await,
                 Err(e) => Gate::log(&gate.failed_log, |more| {
                     log::info!("{peer}: {e}{more}");
                 }),
@@ -179,4 +200,73 @@ async fn connection<S>(
     futures_lite::future::or(reader, rx.write_to(&mut sink)).await;
     hub.with_core(|core, now| core.handle_closed(now, conn));
     hub.unregister(conn);
+}
+
+/// A stream that may read at most its budget (shared, so the connection can lift it at
+/// login); past it, reads fail and the connection ends.
+struct Budgeted<S> {
+    inner: S,
+    budget: Arc<AtomicU64>,
+}
+
+impl<S> Budgeted<S> {
+    fn new(inner: S, bytes: u64) -> Budgeted<S> {
+        Budgeted {
+            inner,
+            budget: Arc::new(AtomicU64::new(bytes)),
+        }
+    }
+
+    fn budget(&self) -> Arc<AtomicU64> {
+        self.budget.clone()
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Budgeted<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let left = self.budget.load(Ordering::Relaxed);
+        if left == 0 {
+            return Poll::Ready(Err(std::io::Error::other(
+                "too much sent before logging in",
+            )));
+        }
+        let room = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
+        let Some(window) = buf.get_mut(..room) else {
+            return Poll::Ready(Ok(0));
+        };
+        let read = Pin::new(&mut self.inner).poll_read(cx, window);
+        if let Poll::Ready(Ok(n)) = read
+            && left != u64::MAX
+        {
+            let n = u64::try_from(n).unwrap_or(u64::MAX);
+            let _ = self
+                .budget
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
+                    (b != u64::MAX).then(|| b.saturating_sub(n))
+                });
+        }
+        read
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Budgeted<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_close(cx)
+    }
 }

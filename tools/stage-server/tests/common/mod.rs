@@ -1,0 +1,141 @@
+//! What the server's system tests share: the real server process with a fresh configuration,
+//! and a blocking WebSocket client over rustls that plays a station (or an attacker).
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader};
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::pki_types::ServerName;
+use stagebox_proto::signal::{ClientMsg, ServerMsg};
+use stagebox_stationd::config::{Fingerprint, Trust};
+use tungstenite::{Message, WebSocket};
+
+pub type Client = WebSocket<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>;
+
+pub struct Server(pub Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn start(dir: &Path) -> (Server, u16, [u8; 32]) {
+    let (gateway, media, admin) = (port(), port(), port());
+    let cfg = dir.join("server.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[listen]\ngateway = \"127.0.0.1:{gateway}\"\nmedia = \"127.0.0.1:{media}\"\nadmin = \"127.0.0.1:{admin}\"\n\
+             [tls]\ncert = \"{d}/cert.pem\"\nkey = \"{d}/key.pem\"\n[admin]\ntoken = \"bad-input-admin-token\"\n\
+             [[stage]]\nid = \"hall\"\n[[station]]\nid = \"good\"\ntoken = \"token-good-1\"\n",
+            d = dir.display()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stage-server"))
+        .arg("--config")
+        .arg(&cfg)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let hex = line
+        .trim()
+        .trim_start_matches("pin_sha256 = \"")
+        .trim_end_matches('"');
+    let mut pin = [0u8; 32];
+    hex::decode_to_slice(hex, &mut pin).unwrap();
+    (Server(child), gateway, pin)
+}
+
+pub fn connect(gateway: u16, pin: [u8; 32]) -> Client {
+    let tls = stagebox_stationd::tls::client_config(&Trust::Pin(Fingerprint(pin))).unwrap();
+    let tcp = TcpStream::connect(("127.0.0.1", gateway)).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let conn =
+        rustls::ClientConnection::new(Arc::clone(&tls), ServerName::try_from("127.0.0.1").unwrap())
+            .unwrap();
+    let stream = rustls::StreamOwned::new(conn, tcp);
+    let url = format!("wss://127.0.0.1:{gateway}/signal");
+    let (ws, _) = tungstenite::client::client(url.as_str(), stream).unwrap();
+    ws
+}
+
+pub fn next(ws: &mut Client) -> Message {
+    ws.read().unwrap()
+}
+
+pub fn expect_server_msg(ws: &mut Client) -> ServerMsg {
+    match next(ws) {
+        Message::Text(t) => ServerMsg::from_json(&t).unwrap(),
+        other => panic!("expected a text frame, got {other:?}"),
+    }
+}
+
+/// A station's identify for the test configuration's station `good`.
+pub fn identify_good() -> ClientMsg {
+    ClientMsg::Identify {
+        v: 1,
+        station_id: "good".into(),
+        token: "token-good-1".into(),
+        stage: "hall".into(),
+        modes: vec!["chacha20_poly1305_rtpsize".into()],
+        audio_formats: vec!["red".into()],
+    }
+}
+
+/// A client connection from a chosen source address (any of 127.0.0.0/8).
+pub fn connect_from(source: IpAddr, gateway: u16, pin: [u8; 32]) -> std::io::Result<Client> {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+    socket.bind(&SocketAddr::new(source, 0).into())?;
+    socket.connect_timeout(
+        &SocketAddr::from(([127, 0, 0, 1], gateway)).into(),
+        Duration::from_secs(5),
+    )?;
+    let tcp: TcpStream = socket.into();
+    tcp.set_read_timeout(Some(Duration::from_secs(5)))?;
+    tcp.set_write_timeout(Some(Duration::from_secs(5)))?;
+    upgrade(tcp, gateway, pin)
+}
+
+/// TLS (pinned) and the WebSocket upgrade on `tcp`.
+pub fn upgrade(tcp: TcpStream, gateway: u16, pin: [u8; 32]) -> std::io::Result<Client> {
+    let tls = stagebox_stationd::tls::client_config(&Trust::Pin(Fingerprint(pin)))
+        .map_err(std::io::Error::other)?;
+    let conn =
+        rustls::ClientConnection::new(Arc::clone(&tls), ServerName::try_from("127.0.0.1").unwrap())
+            .map_err(std::io::Error::other)?;
+    let stream = rustls::StreamOwned::new(conn, tcp);
+    let url = format!("wss://127.0.0.1:{gateway}/signal");
+    tungstenite::client::client(url.as_str(), stream)
+        .map(|(ws, _)| ws)
+        .map_err(|e| std::io::Error::other(e.to_string()))
+}
+
+/// The resident memory of process `pid`, KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
