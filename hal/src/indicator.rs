@@ -1,11 +1,11 @@
 //! LED output as the station sees it: show a state (and a level while live), and redraw
 //! animated states. What each state looks like is the LED language in
-//! [`stagebox_core::led_language`]; the drivers in [`crate::drivers`] render it on GPIO, PWM,
+//! [`stagebox_leds::led_language`]; the drivers in [`crate::drivers`] render it on GPIO, PWM,
 //! RGB and APA102 hardware, and the sim backend draws in the terminal.
 
 use std::time::Instant;
 
-use stagebox_core::LedState;
+use stagebox_leds::LedState;
 
 pub trait Indicator {
     type Error: core::fmt::Debug + core::fmt::Display;

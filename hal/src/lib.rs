@@ -13,7 +13,7 @@
 //!   linux-embedded-hal; [`sysfs_pwm`] for PWM on any board.
 //!
 //! The [`drivers`] (buttons, single, RGB and APA102 LEDs) are generic over embedded-hal and
-//! run on any of them; they render the LED language of `stagebox_core::led_language`.
+//! run on any of them; they render the LED language of `stagebox_leds::led_language`.
 
 pub mod audio;
 pub mod drivers;

@@ -482,8 +482,8 @@ impl Net {
             out.push(t);
         }
         let mut datagrams = Vec::new();
-        while let Some(d) = server.poll_datagram() {
-            datagrams.push(d);
+        while let Some((addr, bytes)) = server.poll_datagram() {
+            datagrams.push((addr, bytes.to_vec()));
         }
         for (addr, bytes) in datagrams {
             let station = (addr.port() as usize).checked_sub(40_000);

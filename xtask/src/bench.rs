@@ -26,21 +26,73 @@ use serde_json::{Value, json};
 use crate::analysis::{self, RATE};
 use crate::demo::{self, DemoOptions, OPUS_LOOKAHEAD_MS};
 use crate::quality;
-use crate::sh::run;
+use crate::sh::{cargo, run};
 
 const OUT: &str = "target/bench";
 
-pub fn run_bench(name: &str) -> Result<()> {
+/// The benchmarks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Benchmark {
+    /// Mouth-to-ear latency through the real processes.
+    Latency,
+    /// Speech quality (PESQ) over loss, noise and rooms.
+    Quality,
+    /// The station's CPU and memory against a GStreamer pipeline.
+    Cpu,
+    /// The room half of `quality` alone.
+    Rooms,
+    /// The server core's forwarding: datagrams per second per core, allocations each.
+    Forward,
+}
+
+pub fn run_bench(name: Benchmark) -> Result<()> {
     crate::setup::ensure_apt()?;
     quality::ensure_venv()?;
     std::fs::create_dir_all(OUT)?;
     match name {
-        "latency" => latency(),
-        "quality" => quality_sweep(),
-        "cpu" => cpu(),
-        "rooms" => rooms_only(),
-        other => bail!("unknown benchmark {other:?}: latency, quality, cpu or rooms"),
+        Benchmark::Latency => latency(),
+        Benchmark::Quality => quality_sweep(),
+        Benchmark::Cpu => cpu(),
+        Benchmark::Rooms => rooms_only(),
+        Benchmark::Forward => forward(),
     }
+}
+
+/// The server core forwarding a speaker to 1–200 listeners, one core, no sockets
+/// (`tools/server-core/examples/forward.rs`).
+fn forward() -> Result<()> {
+    let out = cargo()
+        .args([
+            "run",
+            "--quiet",
+            "--release",
+            "-p",
+            "stagebox-server-core",
+            "--example",
+            "forward",
+        ])
+        .output()?;
+    if !out.status.success() {
+        bail!(
+            "the forward benchmark failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let figures: Value = serde_json::from_slice(&out.stdout)?;
+    let mut table = String::from(
+        "| listeners | packets in/s | datagrams out/s | µs per packet in | allocations per datagram |\n|---|---|---|---|---|\n",
+    );
+    for f in figures["fanouts"].as_array().into_iter().flatten() {
+        table.push_str(&format!(
+            "| {} | {} | {} | {:.2} | {} |\n",
+            f["listeners"],
+            f["packets_in_per_second_per_core"],
+            f["datagrams_per_second_per_core"],
+            f["us_per_packet_in"].as_f64().unwrap_or(0.0),
+            f["allocations_per_datagram"]
+        ));
+    }
+    write_result("forward", figures, &table)
 }
 
 /// The machine and the commit, for every result file.

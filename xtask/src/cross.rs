@@ -26,7 +26,10 @@ const CROSS_PACKAGES: &[&str] = &[
 /// Crates whose tests run under emulation: the station's firmware.
 const EMULATED_TEST_CRATES: &[&str] = &[
     "stagebox-proto",
+    "stagebox-leds",
     "stagebox-core",
+    "stagebox-logging",
+    "stagebox-ws-link",
     "stagebox-audio",
     "stagebox-apm",
     "stagebox-hal",

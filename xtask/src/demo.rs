@@ -5,8 +5,8 @@
 //! Writes `speaker-in.wav`, `listener-out.wav`, `report.json` and `media.pcap` (when tshark
 //! is there) to DIR and prints a summary.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpStream, UdpSocket};
+use std::io::{BufRead, BufReader, Write};
+use std::net::UdpSocket;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -176,23 +176,10 @@ pub fn generated_speech(
 }
 
 fn admin(port: u16, body: &Value) -> Result<Value> {
-    let body = body.to_string();
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(
-        s,
-        "POST /admin HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )?;
-    let mut reply = String::new();
-    s.read_to_string(&mut reply)?;
-    let (head, json_body) = reply
-        .split_once("\r\n\r\n")
-        .context("malformed admin reply")?;
-    if !head.starts_with("HTTP/1.1 200") {
-        bail!("admin {body}: {head} {json_body}");
-    }
-    Ok(serde_json::from_str(json_body)?)
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let reply = stagebox_admin_client::request(addr, ADMIN_TOKEN, &body.to_string())
+        .with_context(|| format!("admin {body}"))?;
+    Ok(serde_json::from_str(&reply)?)
 }
 
 fn control(socket: &Path, command: &str) -> Result<String> {

@@ -22,78 +22,102 @@ mod setup;
 mod sh;
 mod test;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+pub use bench::Benchmark;
+
+/// The project's commands.
+#[derive(Debug, Parser)]
+#[command(name = "xtask", bin_name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    command: Task,
+}
+
+#[derive(Debug, Subcommand)]
+enum Task {
+    /// Install what is missing, then run everything CI checks.
+    Test,
+    /// A stage server and two sim stations on loopback, talking; a report in --out.
+    Demo {
+        /// Where the report, logs and recordings go.
+        #[arg(long, default_value = "demo-out")]
+        out: String,
+        /// The stations' Opus frame, ms.
+        #[arg(long, default_value_t = 20)]
+        frame_ms: u32,
+        /// The stations' least jitter-buffer target, frames.
+        #[arg(long, default_value_t = 1)]
+        jitter_frames: u32,
+        /// Run the stations as aarch64 binaries under qemu.
+        #[arg(long)]
+        aarch64: bool,
+        /// impair-relay flags for the stations' link, e.g. "--loss 10 --jitter 5".
+        #[arg(long, allow_hyphen_values = true, value_name = "FLAGS")]
+        impair: Option<String>,
+        /// A line for the stations' [audio] section (repeatable), e.g.
+        /// 'noise_suppression = "high"'.
+        #[arg(long, value_name = "LINE")]
+        audio: Vec<String>,
+    },
+    /// Measurements through real processes, written to target/bench/NAME.json.
+    Bench {
+        #[arg(value_enum)]
+        name: Benchmark,
+    },
+    /// Build for aarch64 (and run the firmware tests under qemu with --test).
+    Cross {
+        #[arg(long)]
+        test: bool,
+    },
+    /// The arm64 Debian package (and its install test with --test).
+    Deb {
+        #[arg(long)]
+        test: bool,
+    },
+    /// Run every fuzz target for a while.
+    Fuzz {
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+    },
+    /// Only install what is missing.
+    Setup,
+}
 
 fn main() -> Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let cli = Cli::parse();
     let root = sh::workspace_root()?;
     std::env::set_current_dir(&root)?;
-    match args.first().map(String::as_str) {
-        Some("setup") => setup::ensure_all(),
-        Some("test") => test::run(),
-        Some("demo") => {
+    match cli.command {
+        Task::Setup => setup::ensure_all(),
+        Task::Test => test::run(),
+        Task::Demo {
+            out,
+            frame_ms,
+            jitter_frames,
+            aarch64,
+            impair,
+            audio,
+        } => {
             setup::ensure_apt()?;
             quality::ensure_venv()?;
-            let out = flag_string(&args, "--out").unwrap_or_else(|| "demo-out".into());
-            let frame_ms = flag_value(&args, "--frame-ms")?.unwrap_or(20) as u32;
-            let jitter_frames = flag_value(&args, "--jitter-frames")?.unwrap_or(1) as u32;
-            // `--impair "--loss 10 --jitter 5"`: impair-relay flags for the stations' link;
-            // `--audio 'noise_suppression = "high"'` (repeatable): a station [audio] line.
-            let impairment = flag_string(&args, "--impair")
-                .map(|f| f.split_whitespace().map(String::from).collect())
-                .unwrap_or_default();
-            let station_audio = args
-                .windows(2)
-                .filter(|w| w[0] == "--audio")
-                .map(|w| w[1].clone())
-                .collect();
             demo::run_demo(&demo::DemoOptions {
                 frame_ms,
                 jitter_frames,
-                aarch64_stations: args.iter().any(|a| a == "--aarch64"),
-                impairment,
-                station_audio,
+                aarch64_stations: aarch64,
+                impairment: impair
+                    .map(|f| f.split_whitespace().map(String::from).collect())
+                    .unwrap_or_default(),
+                station_audio: audio,
                 ..demo::DemoOptions::new(out)
             })?;
             Ok(())
         }
-        Some("bench") => match args.get(1) {
-            Some(name) => bench::run_bench(name),
-            None => bail!("usage: cargo xtask bench <latency|quality|cpu>"),
-        },
-        Some("cross") => cross::run_cross(args.iter().any(|a| a == "--test")),
-        Some("deb") => {
-            if args.iter().any(|a| a == "--test") {
-                deb::test()
-            } else {
-                deb::build().map(|_| ())
-            }
-        }
-        Some("fuzz") => {
-            let seconds = flag_value(&args, "--seconds")?.unwrap_or(30);
-            test::fuzz(seconds)
-        }
-        Some("help") | Some("--help") | None => {
-            println!(
-                "usage: cargo xtask <test|demo [--aarch64]|bench <latency|quality|cpu>|cross [--test]|deb [--test]|fuzz|setup>"
-            );
-            Ok(())
-        }
-        Some(other) => bail!("unknown xtask command {other:?}; try `cargo xtask help`"),
-    }
-}
-
-fn flag_string(args: &[String], flag: &str) -> Option<String> {
-    let i = args.iter().position(|a| a == flag)?;
-    args.get(i + 1).cloned()
-}
-
-fn flag_value(args: &[String], flag: &str) -> Result<Option<u64>> {
-    match args.iter().position(|a| a == flag) {
-        None => Ok(None),
-        Some(i) => match args.get(i + 1).map(|v| v.parse::<u64>()) {
-            Some(Ok(v)) => Ok(Some(v)),
-            _ => bail!("{flag} needs a whole number"),
-        },
+        Task::Bench { name } => bench::run_bench(name),
+        Task::Cross { test } => cross::run_cross(test),
+        Task::Deb { test: true } => deb::test(),
+        Task::Deb { test: false } => deb::build().map(|_| ()),
+        Task::Fuzz { seconds } => test::fuzz(seconds),
     }
 }

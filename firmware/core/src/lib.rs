@@ -11,7 +11,8 @@
 //!   reconnect policy, built on [`backoff`] (exponential, full jitter, seeded).
 //! - [`stage`]: the stage as this station sees it (role, hand, invitation, mute, priority).
 //! - [`button`]: debounce and gestures (down, up, double-press, long-press).
-//! - [`led`]: the states the LEDs show; [`led_language`]: how each looks on each LED kind.
+//! - [`led`]: the states the LEDs show; [`led_language`]: how each looks on each LED kind
+//!   (both from `stagebox-leds`, which the hal's drivers use without this crate).
 //! - [`media`]: the station's end of the media channel: the offer checked into types,
 //!   sealing, opening, keepalives.
 //! - [`media_route`]: where datagrams go — the offer's address, or its name resolved beside
@@ -25,14 +26,15 @@
 pub mod backoff;
 pub mod button;
 pub mod gateway;
-pub mod led;
-pub mod led_language;
 pub mod media;
 pub mod media_route;
 pub mod redundancy;
 pub mod session;
 pub mod stage;
 pub mod station;
+
+/// The LED language lives below the core (the drivers render it without the core).
+pub use stagebox_leds::{led, led_language};
 
 pub use button::{ButtonId, ButtonTiming};
 pub use led::LedState;

@@ -41,6 +41,8 @@ pub enum ResolveFailure {
     Failed(String),
     /// The name resolved to no address.
     NoAddress,
+    /// No answer within [`RESOLVE_TIMEOUT`].
+    TimedOut,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,8 +128,12 @@ impl MediaRoute {
                 self.state = State::Known(addr);
                 self.requests = None;
             }
-            Err(_) => {
-                self.stats.resolve_failures += 1;
+            Err(failure) => {
+                if failure == ResolveFailure::TimedOut {
+                    self.stats.resolve_timeouts += 1;
+                } else {
+                    self.stats.resolve_failures += 1;
+                }
                 if matches!(self.state, State::Resolving { id: current, .. } if current == id) {
                     self.retry_later(now);
                 }

@@ -3,7 +3,8 @@
 //! ```text
 //! stationd [--config PATH]      run (default /etc/stagebox/station.toml)
 //! stationd --check-config PATH  validate a configuration and exit
-//! stationd --version
+//! stationd --check-board [--board NAME]
+//! stationd --list-boards | --version | --help
 //! ```
 //! Exit codes: 0 clean shutdown, 1 runtime failure, 2 invalid configuration or usage.
 
@@ -28,59 +29,41 @@ use stagebox_stationd::{devices, hardware, realtime, report, tls, udp};
 
 const DEFAULT_CONFIG: &str = "/etc/stagebox/station.toml";
 
+/// The stagebox station daemon: joins a stage, plays it, and sends the microphone while
+/// push-to-talk is held.
+///
+/// Exit codes: 0 clean shutdown, 1 runtime failure, 2 invalid configuration or usage.
+#[derive(Debug, clap::Parser)]
+#[command(name = "stationd", version)]
+struct Cli {
+    /// The station's configuration.
+    #[arg(short, long, value_name = "PATH", default_value = DEFAULT_CONFIG)]
+    config: PathBuf,
+    /// Validate this configuration and exit.
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["check_board", "list_boards"])]
+    check_config: Option<PathBuf>,
+    /// Open the board's hardware (the configuration's board, or --board) and report.
+    #[arg(long)]
+    check_board: bool,
+    /// The board profile (a built-in name or a file) for --check-board.
+    #[arg(long, value_name = "NAME", requires = "check_board")]
+    board: Option<String>,
+    /// List the built-in board profiles.
+    #[arg(long)]
+    list_boards: bool,
+}
+
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut config_path = PathBuf::from(DEFAULT_CONFIG);
-    let mut check_only = false;
-    let mut check_board = false;
-    let mut board_name: Option<String> = None;
-    let mut i = 0;
-    while i < args.len() {
-        match args[i].as_str() {
-            "--version" | "-V" => {
-                println!("stationd {}", env!("CARGO_PKG_VERSION"));
-                return ExitCode::SUCCESS;
-            }
-            "--config" | "-c" | "--check-config" => {
-                check_only |= args[i] == "--check-config";
-                let Some(p) = args.get(i + 1) else {
-                    eprintln!("stationd: {} needs a path", args[i]);
-                    return ExitCode::from(2);
-                };
-                config_path = PathBuf::from(p);
-                i += 1;
-            }
-            "--check-board" => check_board = true,
-            "--board" => {
-                let Some(b) = args.get(i + 1) else {
-                    eprintln!("stationd: --board needs a profile name or file");
-                    return ExitCode::from(2);
-                };
-                board_name = Some(b.clone());
-                i += 1;
-            }
-            "--list-boards" => {
-                for name in stagebox_board::builtin_names() {
-                    println!("{name}");
-                }
-                return ExitCode::SUCCESS;
-            }
-            "--help" | "-h" => {
-                println!(
-                    "usage: stationd [--config PATH]\n       \
-                     stationd --check-config PATH\n       \
-                     stationd --check-board [--board NAME | --config PATH]\n       \
-                     stationd --list-boards | --version"
-                );
-                return ExitCode::SUCCESS;
-            }
-            other => {
-                eprintln!("stationd: unknown argument {other:?} (try --help)");
-                return ExitCode::from(2);
-            }
+    let cli = <Cli as clap::Parser>::parse();
+    if cli.list_boards {
+        for name in stagebox_board::builtin_names() {
+            println!("{name}");
         }
-        i += 1;
+        return ExitCode::SUCCESS;
     }
+    let check_only = cli.check_config.is_some();
+    let config_path = cli.check_config.unwrap_or(cli.config);
+    let (check_board, board_name) = (cli.check_board, cli.board);
     if check_board {
         let name = match board_name {
             Some(b) => b,

@@ -452,7 +452,7 @@ impl<L: Indicator> NetTask<L> {
             };
             let timeout = async {
                 smol::Timer::after(RESOLVE_TIMEOUT).await;
-                Err(ResolveFailure::Failed("no answer in time".into()))
+                Err(ResolveFailure::TimedOut)
             };
             let answer = future::or(found, timeout).await;
             match &answer {

@@ -7,8 +7,8 @@
 //! once at start-up.
 
 use embedded_hal::spi::SpiBus;
-use stagebox_core::LedState;
-use stagebox_core::led_language::{self, Rgb};
+use stagebox_leds::LedState;
+use stagebox_leds::led_language::{self, Rgb};
 
 use super::Render;
 

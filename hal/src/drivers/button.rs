@@ -1,5 +1,5 @@
 //! A button on an input pin. The driver only reads the contact: debouncing and gestures are
-//! the core's ([`stagebox_core::button`]), which gets every sampled change with its time.
+//! the core's (`stagebox_core::button`), which gets every sampled change with its time.
 
 use embedded_hal::digital::InputPin;
 

@@ -10,7 +10,7 @@
 
 use std::time::{Duration, Instant};
 
-use stagebox_core::LedState;
+use stagebox_leds::LedState;
 
 use crate::indicator::Indicator;
 
@@ -103,7 +103,7 @@ impl<R: Render> Indicator for Led<R> {
 
     fn refresh(&mut self, now: Instant) -> Result<(), R::Error> {
         match self.showing {
-            Some(s) if stagebox_core::led_language::is_animated(s.state) => {
+            Some(s) if stagebox_leds::led_language::is_animated(s.state) => {
                 self.render.draw(s.state, s.t_ms(now), s.level)
             }
             _ => Ok(()),

@@ -1,8 +1,8 @@
 //! An RGB LED on three PWM channels: the LED language's hue at its brightness.
 
 use embedded_hal::pwm::SetDutyCycle;
-use stagebox_core::LedState;
-use stagebox_core::led_language::{self, Rgb};
+use stagebox_leds::LedState;
+use stagebox_leds::led_language::{self, Rgb};
 
 use super::{Render, gamma_duty};
 

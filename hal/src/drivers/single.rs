@@ -4,8 +4,8 @@
 
 use embedded_hal::digital::OutputPin;
 use embedded_hal::pwm::SetDutyCycle;
-use stagebox_core::LedState;
-use stagebox_core::led_language;
+use stagebox_leds::LedState;
+use stagebox_leds::led_language;
 
 use super::{Render, gamma_duty};
 

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use stagebox_core::LedState;
+use stagebox_leds::LedState;
 
 use crate::indicator::Indicator;
 

@@ -3,8 +3,8 @@
 //! stations' control interfaces.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::io::{BufRead, BufReader, Write};
+use std::net::{IpAddr, SocketAddr};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -112,6 +112,17 @@ impl Stage {
         }
     }
 
+    /// Advertises `host` (a name, say) as the media server's address instead of its IP.
+    pub fn advertise_media_host(&self, host: &str) {
+        let cfg = std::fs::read_to_string(&self.server_cfg).unwrap();
+        let cfg = cfg.replacen(
+            "[listen]\n",
+            &format!("[listen]\nmedia_public_host = \"{host}\"\n"),
+            1,
+        );
+        std::fs::write(&self.server_cfg, cfg).unwrap();
+    }
+
     /// Starts the server; returns once it has printed its certificate's fingerprint.
     pub fn start_server(&self, log_name: &str) -> Proc {
         let mut child = Command::new(self.bin.join("stage-server"))
@@ -152,6 +163,19 @@ impl Stage {
         sim: &str,
         audio: &str,
     ) -> (Proc, PathBuf) {
+        self.start_station_env(id, pin, mic_wav, sim, audio, &[])
+    }
+
+    /// [`Stage::start_station_with`], with extra environment variables.
+    pub fn start_station_env(
+        &self,
+        id: &str,
+        pin: &str,
+        mic_wav: Option<&Path>,
+        sim: &str,
+        audio: &str,
+        env: &[(&str, &str)],
+    ) -> (Proc, PathBuf) {
         let gateway = SocketAddr::new(self.ip, self.gateway);
         let mic = mic_wav.map_or(String::new(), |p| {
             format!("mic_wav = \"{}\"\n", p.display())
@@ -171,6 +195,7 @@ impl Stage {
         )
         .unwrap();
         let child = Command::new(self.bin.join("stationd"))
+            .envs(env.iter().copied())
             .arg("--config")
             .arg(&cfg)
             .stderr(std::fs::File::create(self.dir.join(format!("{id}.log"))).unwrap())
@@ -179,20 +204,17 @@ impl Stage {
         (Proc(child), sock)
     }
 
-    /// A moderator's request to the admin interface; `Null` when the reply is not JSON.
+    /// A moderator's request to the admin interface: the reply's JSON (a refusal's too),
+    /// `Null` when it is not JSON.
     pub fn admin(&self, body: Value) -> std::io::Result<Value> {
-        let body = body.to_string();
-        let mut s = TcpStream::connect((self.ip, self.admin_port))?;
-        s.set_read_timeout(Some(Duration::from_secs(5)))?;
-        write!(
-            s,
-            "POST /admin HTTP/1.1\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        )?;
-        let mut reply = String::new();
-        s.read_to_string(&mut reply)?;
-        let (_, json_body) = reply.split_once("\r\n\r\n").unwrap_or(("", "null"));
-        Ok(serde_json::from_str(json_body).unwrap_or(Value::Null))
+        let addr = SocketAddr::new(self.ip, self.admin_port);
+        let reply = match stagebox_admin_client::request(addr, ADMIN_TOKEN, &body.to_string()) {
+            Ok(reply) => reply,
+            Err(stagebox_admin_client::AdminError::Refused { body, .. }) => body,
+            Err(stagebox_admin_client::AdminError::Io(e)) => return Err(e),
+            Err(stagebox_admin_client::AdminError::Malformed) => return Ok(Value::Null),
+        };
+        Ok(serde_json::from_str(&reply).unwrap_or(Value::Null))
     }
 
     /// Whether the server has exactly `n` members in `hall`, all connected.

@@ -8,7 +8,8 @@
 //!
 //! - `signal`: connections, identify/resume, heartbeats, stage ops from stations, expiry.
 //! - `media`: authenticate, latch addresses, forward speakers' audio with per-receiver keys,
-//!   counters and consecutive sequence numbers; drop and count the rest.
+//!   counters and consecutive sequence numbers; drop and count the rest. Nothing is allocated
+//!   per datagram: sealed copies wait in the `outbox`'s reused buffers.
 //! - `admin`: moderator actions (invite, move to audience, mute, priority) and moves.
 //! - [`admission`]: caps on connections that have not logged in, per source and in total.
 //! - [`config`]: stations, stages, timings, and the [`config::Entropy`] keys come from.
@@ -17,6 +18,7 @@ pub mod admin;
 pub mod admission;
 pub mod config;
 pub mod media;
+mod outbox;
 mod server;
 mod signal;
 

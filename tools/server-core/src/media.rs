@@ -9,7 +9,7 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use stagebox_proto::media::{MAX_DATAGRAM, MediaError, peek};
+use stagebox_proto::media::{MediaError, peek};
 use stagebox_proto::red::{PT_RED, RedPayload};
 use stagebox_proto::rtp::RtpHeader;
 use stagebox_proto::{PT_KEEPALIVE, PT_OPUS};
@@ -88,11 +88,22 @@ impl StageServer {
             PT_RED if sender_red => {}
             _ => return MediaOutcome::DroppedNotAllowed,
         }
-        let (stage, station) = (sender.stage.clone(), sender.station_id.clone());
-        let allowed = self
-            .stages
-            .get(&stage)
-            .and_then(|r| r.members.get(&station))
+        // Borrow the parts apart: the stage and sender are read while receivers are sealed.
+        let StageServer {
+            sessions,
+            stages,
+            outbox,
+            ..
+        } = self;
+        let Some(sender) = sessions.get(&key) else {
+            return MediaOutcome::DroppedUnknownSsrc;
+        };
+        let Some(stage) = stages.get(&sender.stage) else {
+            return MediaOutcome::DroppedNotAllowed;
+        };
+        let allowed = stage
+            .members
+            .get(&sender.station_id)
             .is_some_and(|m| m.role.can_speak() && !m.server_muted);
         if !allowed {
             return MediaOutcome::DroppedNotAllowed;
@@ -108,20 +119,13 @@ impl StageServer {
             Some(payload)
         }
         .unwrap_or(&[]);
-        let receivers: Vec<u64> = self
-            .stages
-            .get(&stage)
-            .map(|r| {
-                r.members
-                    .iter()
-                    .filter(|(id, _)| **id != station)
-                    .map(|(_, m)| m.session)
-                    .collect()
-            })
-            .unwrap_or_default();
         let mut forwarded = 0;
-        for rkey in receivers {
-            let Some(receiver) = self.sessions.get_mut(&rkey) else {
+        for member in stage.members.values() {
+            // The sender does not hear itself.
+            if member.session == key {
+                continue;
+            }
+            let Some(receiver) = sessions.get_mut(&member.session) else {
                 continue;
             };
             let rm = &mut receiver.media;
@@ -135,16 +139,16 @@ impl StageServer {
                 (PT_OPUS, primary)
             };
             let out_header = RtpHeader::new(pt, *seq, header.timestamp, header.ssrc, header.marker);
-            let mut out = vec![0u8; MAX_DATAGRAM];
-            match rm.sealer.seal(&out_header, body, &mut out) {
-                Ok(n) => {
-                    out.truncate(n);
-                    *seq = seq.wrapping_add(1);
-                    self.datagrams.push_back((addr, out));
-                    forwarded += 1;
-                }
-                // A receiver whose counter is used up gets nothing more; it must re-identify.
-                Err(_) => continue,
+            // A receiver whose counter is used up gets nothing more; it must re-identify.
+            let mut sealed = false;
+            outbox.push(addr, |buf| {
+                let n = rm.sealer.seal(&out_header, body, buf).ok();
+                sealed = n.is_some();
+                n
+            });
+            if sealed {
+                *seq = seq.wrapping_add(1);
+                forwarded += 1;
             }
         }
         MediaOutcome::Forwarded(forwarded)
@@ -263,7 +267,8 @@ mod tests {
     /// Opens everything the server sent, per receiver port.
     fn received(server: &mut StageServer, peers: &mut [&mut Peer]) -> BTreeMap<u16, Vec<Received>> {
         let mut got: BTreeMap<u16, Vec<_>> = BTreeMap::new();
-        while let Some((addr, mut bytes)) = server.poll_datagram() {
+        while let Some((addr, bytes)) = server.poll_datagram() {
+            let mut bytes = bytes.to_vec();
             let peer = peers
                 .iter_mut()
                 .find(|p| p.addr == addr)
@@ -332,7 +337,7 @@ mod tests {
         assert_eq!(send(&mut s, m.addr, pkt), MediaOutcome::Forwarded(2));
         let mut sealed = Vec::new();
         while let Some((addr, bytes)) = s.poll_datagram() {
-            sealed.push((addr, bytes));
+            sealed.push((addr, bytes.to_vec()));
         }
         for (addr, mut bytes) in sealed {
             let peer = if addr == a1.addr { &mut a1 } else { &mut a2 };

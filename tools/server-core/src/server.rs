@@ -113,7 +113,7 @@ pub struct StageServer {
     pub(crate) by_ssrc: BTreeMap<u32, u64>,
     pub(crate) stages: BTreeMap<String, StageRec>,
     pub(crate) transmits: VecDeque<ServerTransmit>,
-    pub(crate) datagrams: VecDeque<(SocketAddr, Vec<u8>)>,
+    pub(crate) outbox: crate::outbox::Outbox,
     pub(crate) stats: ServerStats,
 }
 
@@ -134,7 +134,7 @@ impl StageServer {
             by_ssrc: BTreeMap::new(),
             stages,
             transmits: VecDeque::new(),
-            datagrams: VecDeque::new(),
+            outbox: crate::outbox::Outbox::default(),
             stats: ServerStats::default(),
         }
     }
@@ -151,9 +151,12 @@ impl StageServer {
         self.transmits.pop_front()
     }
 
-    /// A sealed datagram to send, and where.
-    pub fn poll_datagram(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
-        self.datagrams.pop_front()
+    /// A sealed datagram to send, and where. Send it before polling again: the buffer is the
+    /// core's, reused for the next packet once all are taken (nothing is allocated per
+    /// datagram).
+    #[must_use]
+    pub fn poll_datagram(&mut self) -> Option<(SocketAddr, &[u8])> {
+        self.outbox.pop()
     }
 
     /// The earliest instant at which [`handle_timeout`](Self::handle_timeout) has work.

@@ -2,7 +2,6 @@
 //! then carries out what the core asks — frames to connections, datagrams to stations.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -47,7 +46,7 @@ impl Hub {
     /// Runs `f` on the core at `now`, then dispatches its outputs.
     pub fn with_core<R>(&self, f: impl FnOnce(&mut StageServer, Instant) -> R) -> R {
         let now = Instant::now();
-        let (result, transmits, datagrams) = {
+        let (result, transmits) = {
             let Ok(mut core) = self.core.lock() else {
                 // A poisoned lock means a panic elsewhere; the process is going down.
                 std::process::abort();
@@ -57,18 +56,15 @@ impl Hub {
             while let Some(x) = core.poll_transmit() {
                 t.push(x);
             }
-            let mut d: Vec<(SocketAddr, Vec<u8>)> = Vec::new();
-            while let Some(x) = core.poll_datagram() {
-                d.push(x);
+            // Sent from the core's own buffers, before they are reused. Non-blocking: a full
+            // socket buffer drops the packet, as the network would.
+            while let Some((addr, bytes)) = core.poll_datagram() {
+                if let Err(e) = self.udp.send_to(bytes, addr) {
+                    log::debug!("UDP send to {addr}: {e}");
+                }
             }
-            (r, t, d)
+            (r, t)
         };
-        for (addr, bytes) in datagrams {
-            // Non-blocking: a full socket buffer drops the packet, as the network would.
-            if let Err(e) = self.udp.send_to(&bytes, addr) {
-                log::debug!("UDP send to {addr}: {e}");
-            }
-        }
         if let Ok(mut conns) = self.conns.lock() {
             for t in transmits {
                 let (conn, frame) = match t {

@@ -7,14 +7,14 @@
 //! stage-server --version
 //! ```
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use stagebox_server_core::{Entropy, StageServer};
 
 use stagebox_stage_server::config::Config;
@@ -34,34 +34,37 @@ impl Entropy for OsEntropy {
     }
 }
 
+/// The stagebox reference stage server: gateway (WebSocket + TLS), signaling, stage rules,
+/// selective forwarding of encrypted RTP, and an admin interface.
+#[derive(Debug, clap::Parser)]
+#[command(name = "stage-server", version)]
+struct Cli {
+    /// The server's configuration.
+    #[arg(
+        short,
+        long,
+        value_name = "PATH",
+        default_value = "/etc/stagebox/server.toml",
+        global = true
+    )]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Send one admin command to the running server and print its reply, e.g.
+    /// '{"action":"stats"}'.
+    Admin {
+        /// The command, as JSON.
+        json: String,
+    },
+}
+
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut config_path = PathBuf::from("/etc/stagebox/server.toml");
-    let mut admin_command: Option<Option<String>> = None;
-    let mut i = 0;
-    while i < args.len() {
-        match args[i].as_str() {
-            "--version" | "-V" => {
-                println!("stage-server {}", env!("CARGO_PKG_VERSION"));
-                return ExitCode::SUCCESS;
-            }
-            "--config" | "-c" => {
-                let Some(p) = args.get(i + 1) else {
-                    eprintln!("stage-server: --config needs a path");
-                    return ExitCode::from(2);
-                };
-                config_path = PathBuf::from(p);
-                i += 1;
-            }
-            "admin" => admin_command = Some(None),
-            other if admin_command == Some(None) => admin_command = Some(Some(other.to_string())),
-            other => {
-                eprintln!("stage-server: unknown argument {other:?}");
-                return ExitCode::from(2);
-            }
-        }
-        i += 1;
-    }
+    let cli = <Cli as clap::Parser>::parse();
+    let config_path = cli.config;
     let cfg = match Config::load(&config_path) {
         Ok(c) => c,
         Err(e) => {
@@ -69,12 +72,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Some(cmd) = admin_command {
-        let Some(cmd) = cmd else {
-            eprintln!("stage-server: admin needs a JSON command, e.g. '{{\"action\":\"stats\"}}'");
-            return ExitCode::from(2);
-        };
-        return match admin_request(&cfg, &cmd) {
+    if let Some(Command::Admin { json }) = cli.command {
+        return match stagebox_admin_client::request(cfg.listen.admin, &cfg.admin.token, &json) {
             Ok(reply) => {
                 println!("{reply}");
                 ExitCode::SUCCESS
@@ -98,27 +97,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// Sends one admin command to a running server (what a moderator's tool does).
-fn admin_request(cfg: &Config, body: &str) -> Result<String> {
-    let mut s = std::net::TcpStream::connect(cfg.listen.admin)
-        .with_context(|| format!("admin interface {}", cfg.listen.admin))?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(
-        s,
-        "POST /admin HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        cfg.listen.admin,
-        cfg.admin.token,
-        body.len()
-    )?;
-    let mut reply = String::new();
-    s.read_to_string(&mut reply)?;
-    let (head, body) = reply.split_once("\r\n\r\n").unwrap_or((&reply, ""));
-    if !head.starts_with("HTTP/1.1 200") {
-        bail!("{}: {body}", head.lines().next().unwrap_or(""));
-    }
-    Ok(body.to_string())
 }
 
 fn run(cfg: Config) -> Result<()> {

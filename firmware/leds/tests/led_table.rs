@@ -10,7 +10,7 @@ fn the_docs_table_is_the_codes_table() {
     let end = "<!-- led-table:end -->";
     let from = DOC.find(start).expect("start marker") + start.len();
     let to = DOC.find(end).expect("end marker");
-    let expected = stagebox_core::led_language::table_markdown();
+    let expected = stagebox_leds::led_language::table_markdown();
     assert!(
         DOC[from..to] == expected,
         "docs/leds.md's table differs from the code; the code's table is:\n{expected}"
