@@ -5,9 +5,11 @@
 
 use gpio_cdev::{Chip, LineRequestFlags};
 use linux_embedded_hal::spidev::{SpiModeFlags, SpidevOptions};
-use linux_embedded_hal::{CdevPin, SpidevBus};
 
 use crate::gpio::OpenError;
+
+/// The types the openers return, for code that names them.
+pub use linux_embedded_hal::{CdevPin, CdevPinError, SPIError, SpidevBus};
 
 fn line(
     chip: &str,

@@ -3,11 +3,15 @@
 //! the pin or bus in its error, so a wrong profile or a missing overlay reads clearly.
 
 use embedded_hal::pwm::{ErrorKind, ErrorType, SetDutyCycle};
-use rppal::gpio::{Gpio, InputPin, OutputPin};
+use rppal::gpio::{InputPin, OutputPin};
 use rppal::pwm::Pwm;
 use rppal::spi::{Bus, Mode, SlaveSelect, Spi};
 
 use crate::gpio::{OpenError, Pull};
+
+/// The types the openers return, for code that names them.
+pub use rppal::gpio::{Gpio, InputPin as RppalInput, OutputPin as RppalOutput};
+pub use rppal::spi::{Error as RppalSpiError, Spi as RppalSpi};
 
 pub fn gpio() -> Result<Gpio, OpenError> {
     Gpio::new().map_err(|e| OpenError::new("GPIO", "/dev/gpiomem", e))

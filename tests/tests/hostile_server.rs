@@ -136,20 +136,7 @@ impl Scripted {
             resume_window_ms: 30_000,
         });
         if self.station.session().is_established() {
-            self.server(ServerMsg::Stage(StageSnapshot {
-                stage: "townhall".into(),
-                members: vec![Member {
-                    station_id: "a-1".into(),
-                    role,
-                    hand_raised: false,
-                    hand_order: None,
-                    invited: false,
-                    server_muted: false,
-                    ssrc: 7,
-                    connected: true,
-                }],
-                priority_ssrc: None,
-            }));
+            self.server(stage_with_me(role));
         }
     }
 
@@ -177,6 +164,24 @@ impl Scripted {
     fn keepalive_to(&self) -> Option<SocketAddr> {
         self.datagrams.last().copied()
     }
+}
+
+/// A stage in which this station (`a-1`) is the only member, with `role`.
+fn stage_with_me(role: Role) -> ServerMsg {
+    ServerMsg::Stage(StageSnapshot {
+        stage: "townhall".into(),
+        members: vec![Member {
+            station_id: "a-1".into(),
+            role,
+            hand_raised: false,
+            hand_order: None,
+            invited: false,
+            server_muted: false,
+            ssrc: 7,
+            connected: true,
+        }],
+        priority_ssrc: None,
+    })
 }
 
 fn good_media() -> MediaParams {
@@ -407,20 +412,7 @@ fn the_led_leaves_live_after_every_close_code_and_comes_back_by_itself() {
         match s.sent.last() {
             Some(ClientMsg::Resume { .. }) => {
                 s.server(ServerMsg::Resumed {});
-                s.server(ServerMsg::Stage(StageSnapshot {
-                    stage: "townhall".into(),
-                    members: vec![Member {
-                        station_id: "a-1".into(),
-                        role: Role::Speaker,
-                        hand_raised: false,
-                        hand_order: None,
-                        invited: false,
-                        server_muted: false,
-                        ssrc: 7,
-                        connected: true,
-                    }],
-                    priority_ssrc: None,
-                }));
+                s.server(stage_with_me(Role::Speaker));
             }
             Some(ClientMsg::Identify { .. }) => {
                 s.server(ServerMsg::Ready {
@@ -429,20 +421,7 @@ fn the_led_leaves_live_after_every_close_code_and_comes_back_by_itself() {
                     media: good_media(),
                     resume_window_ms: 30_000,
                 });
-                s.server(ServerMsg::Stage(StageSnapshot {
-                    stage: "townhall".into(),
-                    members: vec![Member {
-                        station_id: "a-1".into(),
-                        role: Role::Speaker,
-                        hand_raised: false,
-                        hand_order: None,
-                        invited: false,
-                        server_muted: false,
-                        ssrc: 7,
-                        connected: true,
-                    }],
-                    priority_ssrc: None,
-                }));
+                s.server(stage_with_me(Role::Speaker));
             }
             other => panic!("close {code:?}: sent {other:?}"),
         }

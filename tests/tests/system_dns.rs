@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Stage, a_talks_and_b_hears, binaries, quit_all, stats, wait_until, write_speech};
+use common::{Stage, a_talks_and_b_hears, quit_all, stats, wait_until, write_speech};
 
 const IN_NAMESPACE: &str = "STAGEBOX_TEST_IN_OWN_DNS_NS";
 const NAME: &str = "voice.stage.test";
@@ -29,20 +29,7 @@ const STALL: Duration = Duration::from_secs(9);
 
 #[test]
 fn a_media_name_that_fails_then_stalls_then_resolves() {
-    binaries();
-    let output = Command::new("unshare")
-        .args(["--map-root-user", "--net", "--mount", "--"])
-        .arg(std::env::current_exe().unwrap())
-        .args(["--exact", "dns_scenario", "--ignored", "--nocapture"])
-        .env(IN_NAMESPACE, "1")
-        .output()
-        .expect("unshare (util-linux)");
-    let text = String::from_utf8_lossy(&output.stdout).into_owned()
-        + &String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success() && text.contains("1 passed"),
-        "the DNS scenario failed in its namespaces:\n{text}"
-    );
+    let text = common::rerun_in_namespaces(&["--net", "--mount"], "dns_scenario", IN_NAMESPACE);
     for line in text
         .lines()
         .filter(|l| l.contains("watchdog pings") || l.contains("queries per phase"))

@@ -12,27 +12,13 @@ use std::net::{IpAddr, Ipv6Addr};
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Stage, a_talks_and_b_hears, binaries, quit_all, stats, wait_until, write_speech};
+use common::{Stage, a_talks_and_b_hears, quit_all, stats, wait_until, write_speech};
 
 const IN_NAMESPACE: &str = "STAGEBOX_TEST_IN_OWN_NETNS";
 
 #[test]
 fn stations_talk_over_ipv6_in_their_own_network_namespace() {
-    // Build first, outside: the inner run has no network.
-    binaries();
-    let output = Command::new("unshare")
-        .args(["--map-root-user", "--net", "--"])
-        .arg(std::env::current_exe().unwrap())
-        .args(["--exact", "ipv6_scenario", "--ignored", "--nocapture"])
-        .env(IN_NAMESPACE, "1")
-        .output()
-        .expect("unshare (util-linux)");
-    let text = String::from_utf8_lossy(&output.stdout).into_owned()
-        + &String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success() && text.contains("1 passed"),
-        "the IPv6 scenario failed in its namespace:\n{text}"
-    );
+    common::rerun_in_namespaces(&["--net"], "ipv6_scenario", IN_NAMESPACE);
 }
 
 #[test]

@@ -62,7 +62,7 @@ pub fn sim_buttons(ptt: &SimButton, hand: &SimButton) -> Buttons {
     }
 }
 
-/// Opens the buttons and LEDs of a hardware board.
+/// Opens the buttons and LEDs of a hardware board, through its GPIO backend.
 pub fn open(board: &BoardProfile) -> Result<(Buttons, AnyIndicator), OpenError> {
     match board.gpio.backend {
         GpioBackend::Sim => Err(OpenError::new(
@@ -70,8 +70,16 @@ pub fn open(board: &BoardProfile) -> Result<(Buttons, AnyIndicator), OpenError> 
             board.name.clone(),
             "the sim board has no hardware",
         )),
-        GpioBackend::Rppal => open_rppal(board),
-        GpioBackend::Cdev => open_cdev(board),
+        #[cfg(feature = "rppal")]
+        GpioBackend::Rppal => open_with(&rppal_backend::Rppal::new()?, board),
+        #[cfg(feature = "cdev")]
+        GpioBackend::Cdev => open_with(&cdev_backend::Cdev::new(board)?, board),
+        #[allow(unreachable_patterns)]
+        other => Err(OpenError::new(
+            "GPIO",
+            format!("{other:?}"),
+            "this build of stationd has no such backend (cargo feature)",
+        )),
     }
 }
 
@@ -80,64 +88,65 @@ pub fn terminal_leds(leds: SimLeds) -> AnyIndicator {
     AnyIndicator(Box::new(leds))
 }
 
-#[cfg(not(all(feature = "rppal", feature = "cdev")))]
-fn unsupported(backend: &str) -> OpenError {
-    OpenError::new(
-        "GPIO",
-        backend.to_string(),
-        "this build of stationd has no such backend (cargo feature)",
-    )
+/// What a GPIO backend opens. Each backend (rppal, cdev) says how it opens a pin, a PWM
+/// channel or a SPI bus; [`open_with`] turns a board profile into buttons and LEDs through any
+/// of them (librespot's backend registry is the model).
+#[cfg(any(feature = "rppal", feature = "cdev"))]
+trait PinBackend {
+    type Input: embedded_hal::digital::InputPin + Send + 'static;
+    type Output: embedded_hal::digital::OutputPin<Error = Self::OutputError> + Send + 'static;
+    type OutputError: std::fmt::Display;
+    type HardPwm: embedded_hal::pwm::SetDutyCycle<Error = Self::PwmError> + Send + 'static;
+    type SoftPwm: embedded_hal::pwm::SetDutyCycle<Error = Self::PwmError> + Send + 'static;
+    type PwmError: embedded_hal::pwm::Error + std::fmt::Display;
+    type Spi: embedded_hal::spi::SpiBus<Error = Self::SpiError> + Send + 'static;
+    type SpiError: std::fmt::Display;
+
+    fn input(&self, pin: &stagebox_board::ButtonPin, what: &str) -> Result<Self::Input, OpenError>;
+    fn output(&self, pin: u32, high: bool, what: &str) -> Result<Self::Output, OpenError>;
+    /// The hardware PWM channel `channel` of the sysfs chip at `chip`.
+    fn hard_pwm(
+        &self,
+        chip: &std::path::Path,
+        channel: u8,
+        hz: u32,
+        what: &str,
+    ) -> Result<Self::HardPwm, OpenError>;
+    fn soft_pwm(&self, pin: u32, hz: u32, what: &str) -> Result<Self::SoftPwm, OpenError>;
+    fn spi(&self, bus: u8, chip_select: u8, hz: u32, what: &str) -> Result<Self::Spi, OpenError>;
 }
 
-#[cfg(feature = "rppal")]
-fn open_rppal(board: &BoardProfile) -> Result<(Buttons, AnyIndicator), OpenError> {
+/// The board's buttons and LEDs, opened through `backend`.
+#[cfg(any(feature = "rppal", feature = "cdev"))]
+fn open_with<B: PinBackend>(
+    backend: &B,
+    board: &BoardProfile,
+) -> Result<(Buttons, AnyIndicator), OpenError> {
     use stagebox_board::LedProfile;
     use stagebox_hal::drivers::Led;
     use stagebox_hal::drivers::rgb::RgbLed;
     use stagebox_hal::drivers::single::{OnOffLed, PwmLed};
-    use stagebox_hal::rpi;
 
-    let gpio = rpi::gpio()?;
-    let pin = |p: u32, what: &str| {
-        u8::try_from(p).map_err(|_| OpenError::new(what, format!("GPIO {p}"), "no such pin"))
-    };
     let b = &board.buttons;
     let buttons = Buttons {
         ptt: Box::new(ButtonInput::new(
-            rpi::input(
-                &gpio,
-                pin(b.ptt.pin, "PTT button")?,
-                pull(&b.ptt.pull),
-                "PTT button",
-            )?,
+            backend.input(&b.ptt, "PTT button")?,
             b.ptt.active_low,
         )),
         hand: Box::new(ButtonInput::new(
-            rpi::input(
-                &gpio,
-                pin(b.hand.pin, "hand button")?,
-                pull(&b.hand.pull),
-                "hand button",
-            )?,
+            backend.input(&b.hand, "hand button")?,
             b.hand.active_low,
         )),
     };
     let leds = match &board.leds {
         LedProfile::Terminal => terminal_leds(SimLeds::new(&board.name, true)),
-        LedProfile::Gpio { pin: p, active_low } => {
-            let out = rpi::output(&gpio, pin(*p, "LED")?, *active_low, "LED")?;
+        LedProfile::Gpio { pin, active_low } => {
+            let out = backend.output(*pin, *active_low, "LED")?;
             AnyIndicator(Box::new(Led::new(OnOffLed::new(out, *active_low))))
         }
-        LedProfile::Pwm { pin: p, pwm_hz } => {
-            let (chip, channel) = pwm_chip(board, *p)?;
-            let number = stagebox_hal::sysfs_pwm::chip_number(&chip).ok_or_else(|| {
-                OpenError::new(
-                    "LED",
-                    chip.display().to_string(),
-                    "not a pwmchipN directory",
-                )
-            })?;
-            let pwm = rpi::hard_pwm(number, channel, *pwm_hz, "LED")?;
+        LedProfile::Pwm { pin, pwm_hz } => {
+            let (chip, channel) = pwm_chip(board, *pin)?;
+            let pwm = backend.hard_pwm(&chip, channel, *pwm_hz, "LED")?;
             AnyIndicator(Box::new(Led::new(PwmLed::new(pwm))))
         }
         LedProfile::Rgb {
@@ -146,9 +155,9 @@ fn open_rppal(board: &BoardProfile) -> Result<(Buttons, AnyIndicator), OpenError
             blue,
             pwm_hz,
         } => {
-            let r = rpi::soft_pwm(&gpio, pin(*red, "red LED")?, *pwm_hz, "red LED")?;
-            let g = rpi::soft_pwm(&gpio, pin(*green, "green LED")?, *pwm_hz, "green LED")?;
-            let bl = rpi::soft_pwm(&gpio, pin(*blue, "blue LED")?, *pwm_hz, "blue LED")?;
+            let r = backend.soft_pwm(*red, *pwm_hz, "red LED")?;
+            let g = backend.soft_pwm(*green, *pwm_hz, "green LED")?;
+            let bl = backend.soft_pwm(*blue, *pwm_hz, "blue LED")?;
             AnyIndicator(Box::new(Led::new(RgbLed::new(r, g, bl))))
         }
         LedProfile::Apa102 {
@@ -159,97 +168,179 @@ fn open_rppal(board: &BoardProfile) -> Result<(Buttons, AnyIndicator), OpenError
             brightness,
             power_pin,
         } => {
-            let power = match power_pin {
-                Some(p) => Some(rpi::output(
-                    &gpio,
-                    pin(*p, "LED power")?,
-                    true,
-                    "LED power",
-                )?),
-                None => None,
-            };
-            let spi = rpi::spi(*spi_bus, *chip_select, *spi_hz, "LEDs")?;
+            let power = power_pin
+                .map(|p| backend.output(p, true, "LED power"))
+                .transpose()?;
+            let spi = backend.spi(*spi_bus, *chip_select, *spi_hz, "LEDs")?;
             ring(spi, power, *count, *brightness)
         }
     };
     Ok((buttons, leds))
 }
 
-#[cfg(not(feature = "rppal"))]
-fn open_rppal(_: &BoardProfile) -> Result<(Buttons, AnyIndicator), OpenError> {
-    Err(unsupported("rppal"))
+/// rppal: every Pi from the Zero 2 W to the Pi 5, with software PWM for RGB LEDs.
+#[cfg(feature = "rppal")]
+mod rppal_backend {
+    use stagebox_hal::gpio::OpenError;
+    use stagebox_hal::rpi;
+
+    use super::PinBackend;
+
+    pub struct Rppal(stagebox_hal::rpi::Gpio);
+
+    impl Rppal {
+        pub fn new() -> Result<Rppal, OpenError> {
+            rpi::gpio().map(Rppal)
+        }
+    }
+
+    fn pin(p: u32, what: &str) -> Result<u8, OpenError> {
+        u8::try_from(p).map_err(|_| OpenError::new(what, format!("GPIO {p}"), "no such pin"))
+    }
+
+    impl PinBackend for Rppal {
+        type Input = rpi::RppalInput;
+        type Output = rpi::RppalOutput;
+        type OutputError = std::convert::Infallible;
+        type HardPwm = rpi::HardPwm;
+        type SoftPwm = rpi::SoftPwm;
+        type PwmError = rpi::RppalPwmError;
+        type Spi = rpi::RppalSpi;
+        type SpiError = rpi::RppalSpiError;
+
+        fn input(
+            &self,
+            p: &stagebox_board::ButtonPin,
+            what: &str,
+        ) -> Result<Self::Input, OpenError> {
+            let pull = match p.pull {
+                stagebox_board::Pull::Up => stagebox_hal::gpio::Pull::Up,
+                stagebox_board::Pull::Down => stagebox_hal::gpio::Pull::Down,
+                stagebox_board::Pull::None => stagebox_hal::gpio::Pull::None,
+            };
+            rpi::input(&self.0, pin(p.pin, what)?, pull, what)
+        }
+
+        fn output(&self, p: u32, high: bool, what: &str) -> Result<Self::Output, OpenError> {
+            rpi::output(&self.0, pin(p, what)?, high, what)
+        }
+
+        fn hard_pwm(
+            &self,
+            chip: &std::path::Path,
+            channel: u8,
+            hz: u32,
+            what: &str,
+        ) -> Result<Self::HardPwm, OpenError> {
+            let number = stagebox_hal::sysfs_pwm::chip_number(chip).ok_or_else(|| {
+                OpenError::new(what, chip.display().to_string(), "not a pwmchipN directory")
+            })?;
+            rpi::hard_pwm(number, channel, hz, what)
+        }
+
+        fn soft_pwm(&self, p: u32, hz: u32, what: &str) -> Result<Self::SoftPwm, OpenError> {
+            rpi::soft_pwm(&self.0, pin(p, what)?, hz, what)
+        }
+
+        fn spi(
+            &self,
+            bus: u8,
+            chip_select: u8,
+            hz: u32,
+            what: &str,
+        ) -> Result<Self::Spi, OpenError> {
+            rpi::spi(bus, chip_select, hz, what)
+        }
+    }
 }
 
+/// Any Linux board: the GPIO character device, sysfs PWM and spidev. No software PWM.
 #[cfg(feature = "cdev")]
-fn open_cdev(board: &BoardProfile) -> Result<(Buttons, AnyIndicator), OpenError> {
-    use stagebox_board::LedProfile;
+mod cdev_backend {
+    use stagebox_board::BoardProfile;
     use stagebox_hal::cdev;
-    use stagebox_hal::drivers::Led;
-    use stagebox_hal::drivers::single::{OnOffLed, PwmLed};
-    use stagebox_hal::sysfs_pwm::SysfsPwm;
+    use stagebox_hal::gpio::OpenError;
+    use stagebox_hal::sysfs_pwm::{PwmError, SysfsPwm};
 
-    let label = board.gpio.chip_label.as_deref().unwrap_or("");
-    let chip = cdev::find_chip(label, "buttons")?;
-    let b = &board.buttons;
-    let buttons = Buttons {
-        ptt: Box::new(ButtonInput::new(
-            cdev::input(&chip, b.ptt.pin, "PTT button")?,
-            b.ptt.active_low,
-        )),
-        hand: Box::new(ButtonInput::new(
-            cdev::input(&chip, b.hand.pin, "hand button")?,
-            b.hand.active_low,
-        )),
-    };
-    let leds = match &board.leds {
-        LedProfile::Terminal => terminal_leds(SimLeds::new(&board.name, true)),
-        LedProfile::Gpio { pin, active_low } => {
-            let out = cdev::output(&chip, *pin, *active_low, "LED")?;
-            AnyIndicator(Box::new(Led::new(OnOffLed::new(out, *active_low))))
+    use super::PinBackend;
+
+    /// The GPIO chip the board's pins are on.
+    pub struct Cdev(String);
+
+    impl Cdev {
+        pub fn new(board: &BoardProfile) -> Result<Cdev, OpenError> {
+            let label = board.gpio.chip_label.as_deref().unwrap_or("");
+            cdev::find_chip(label, "buttons").map(Cdev)
         }
-        LedProfile::Pwm { pin, pwm_hz } => {
-            let (chip_dir, channel) = pwm_chip(board, *pin)?;
-            let pwm = SysfsPwm::open(&chip_dir, channel.into(), *pwm_hz)
-                .map_err(|e| OpenError::new("LED", format!("GPIO {pin}"), e))?;
-            AnyIndicator(Box::new(Led::new(PwmLed::new(pwm))))
+    }
+
+    /// Software PWM, which this backend does not have: never made.
+    pub enum NoSoftPwm {}
+
+    impl embedded_hal::pwm::ErrorType for NoSoftPwm {
+        type Error = PwmError;
+    }
+
+    impl embedded_hal::pwm::SetDutyCycle for NoSoftPwm {
+        fn max_duty_cycle(&self) -> u16 {
+            match *self {}
         }
-        LedProfile::Rgb { .. } => {
-            return Err(OpenError::new(
-                "LED",
+
+        fn set_duty_cycle(&mut self, _: u16) -> Result<(), PwmError> {
+            match *self {}
+        }
+    }
+
+    impl PinBackend for Cdev {
+        type Input = cdev::CdevPin;
+        type Output = cdev::CdevPin;
+        type OutputError = cdev::CdevPinError;
+        type HardPwm = SysfsPwm;
+        type SoftPwm = NoSoftPwm;
+        type PwmError = PwmError;
+        type Spi = cdev::SpidevBus;
+        type SpiError = cdev::SPIError;
+
+        fn input(
+            &self,
+            p: &stagebox_board::ButtonPin,
+            what: &str,
+        ) -> Result<Self::Input, OpenError> {
+            cdev::input(&self.0, p.pin, what)
+        }
+
+        fn output(&self, pin: u32, high: bool, what: &str) -> Result<Self::Output, OpenError> {
+            cdev::output(&self.0, pin, high, what)
+        }
+
+        fn hard_pwm(
+            &self,
+            chip: &std::path::Path,
+            channel: u8,
+            hz: u32,
+            what: &str,
+        ) -> Result<Self::HardPwm, OpenError> {
+            SysfsPwm::open(chip, channel.into(), hz)
+                .map_err(|e| OpenError::new(what, chip.display().to_string(), e))
+        }
+
+        fn soft_pwm(&self, _: u32, _: u32, what: &str) -> Result<Self::SoftPwm, OpenError> {
+            Err(OpenError::new(
+                what,
                 "RGB on GPIO",
                 "software PWM needs the rppal backend",
-            ));
+            ))
         }
-        LedProfile::Apa102 {
-            count,
-            spi_bus,
-            chip_select,
-            spi_hz,
-            brightness,
-            power_pin,
-        } => {
-            let power = match power_pin {
-                Some(p) => Some(cdev::output(&chip, *p, true, "LED power")?),
-                None => None,
-            };
-            let spi = cdev::spi(*spi_bus, *chip_select, *spi_hz, "LEDs")?;
-            ring(spi, power, *count, *brightness)
+
+        fn spi(
+            &self,
+            bus: u8,
+            chip_select: u8,
+            hz: u32,
+            what: &str,
+        ) -> Result<Self::Spi, OpenError> {
+            cdev::spi(bus, chip_select, hz, what)
         }
-    };
-    Ok((buttons, leds))
-}
-
-#[cfg(not(feature = "cdev"))]
-fn open_cdev(_: &BoardProfile) -> Result<(Buttons, AnyIndicator), OpenError> {
-    Err(unsupported("cdev"))
-}
-
-#[cfg(feature = "rppal")]
-fn pull(p: &stagebox_board::Pull) -> stagebox_hal::gpio::Pull {
-    match p {
-        stagebox_board::Pull::Up => stagebox_hal::gpio::Pull::Up,
-        stagebox_board::Pull::Down => stagebox_hal::gpio::Pull::Down,
-        stagebox_board::Pull::None => stagebox_hal::gpio::Pull::None,
     }
 }
 

@@ -24,7 +24,7 @@ use stagebox_hal::sim::{MicControl, SimButton, SimLeds};
 use stagebox_stationd::audio_thread::{self, AudioShared};
 use stagebox_stationd::config::{Config, LogFormat, LogLevel};
 use stagebox_stationd::control::SimControls;
-use stagebox_stationd::net::NetTask;
+use stagebox_stationd::net::{NetParts, NetTask};
 use stagebox_stationd::{devices, hardware, realtime, report, tls, udp};
 
 const DEFAULT_CONFIG: &str = "/etc/stagebox/station.toml";
@@ -63,33 +63,8 @@ fn main() -> ExitCode {
     }
     let check_only = cli.check_config.is_some();
     let config_path = cli.check_config.unwrap_or(cli.config);
-    let (check_board, board_name) = (cli.check_board, cli.board);
-    if check_board {
-        let name = match board_name {
-            Some(b) => b,
-            None => match Config::load(&config_path) {
-                Ok(c) => c.board.profile,
-                Err(e) => {
-                    eprintln!("stationd: {e}");
-                    return ExitCode::from(2);
-                }
-            },
-        };
-        return match BoardProfile::load(&name) {
-            Ok(board) => {
-                let report = stagebox_stationd::check_board::check(&board);
-                print!("{report}");
-                if report.ok() {
-                    ExitCode::SUCCESS
-                } else {
-                    ExitCode::from(1)
-                }
-            }
-            Err(e) => {
-                eprintln!("stationd: {e}");
-                ExitCode::from(2)
-            }
-        };
+    if cli.check_board {
+        return check_board(cli.board, &config_path);
     }
     let cfg = match Config::load(&config_path) {
         Ok(c) => c,
@@ -132,6 +107,36 @@ fn main() -> ExitCode {
     }
 }
 
+/// `--check-board`: opens what the board profile names and reports (exit 1 if anything
+/// fails, 2 if the profile cannot be loaded).
+fn check_board(board_name: Option<String>, config_path: &std::path::Path) -> ExitCode {
+    let name = match board_name {
+        Some(b) => b,
+        None => match Config::load(config_path) {
+            Ok(c) => c.board.profile,
+            Err(e) => {
+                eprintln!("stationd: {e}");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    match BoardProfile::load(&name) {
+        Ok(board) => {
+            let report = stagebox_stationd::check_board::check(&board);
+            print!("{report}");
+            if report.ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            eprintln!("stationd: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
 fn random_u64() -> u64 {
     let mut b = [0u8; 8];
     // The OS generator; if it fails, the clock still makes stations differ.
@@ -151,18 +156,8 @@ fn run(cfg: Config, board: BoardProfile) -> Result<()> {
         board.name
     );
     let tls = tls::client_config(&cfg.trust()).context("TLS set-up")?;
-    let frame = FrameDuration::from_ms(cfg.audio.frame_ms.0).unwrap_or(FrameDuration::Ms20);
     let seed = random_u64();
-    let mut capture_config = CaptureConfig::new(frame);
-    capture_config.encoder.bitrate_bps = i32::from(cfg.audio.bitrate_kbps) * 1000;
-    capture_config.processing = Some(cfg.audio.processing());
-    let capture_path =
-        CapturePath::new(capture_config, (seed >> 16) as u32).context("audio encoder")?;
-    let playout = PlayoutPath::new(JitterConfig {
-        min_target_us: u32::from(cfg.audio.jitter_frames.saturating_sub(1)) * frame.ms() * 1000,
-        ..JitterConfig::default()
-    })
-    .context("audio decoders")?;
+    let (capture_path, playout) = audio_paths(&cfg, seed)?;
     let shutdown = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(signal, shutdown.clone()).context("signal handler")?;
@@ -179,52 +174,20 @@ fn run(cfg: Config, board: BoardProfile) -> Result<()> {
     shared
         .rtp_clock
         .store(capture_path.rtp_clock(), Ordering::Relaxed);
-    let (mut audio_ends, net_ends) = audio_thread::queues().context("audio queues")?;
+    let (audio_ends, net_ends) = audio_thread::queues().context("audio queues")?;
     // The devices are opened on the audio thread (ALSA handles stay on the thread that opened
     // them); a device that cannot be opened, or fails later, is retried there every second
     // while the station carries on (its LEDs say `error`).
     let mic_control = MicControl::default();
-    let audio = {
-        let shared = shared.clone();
-        let (board, cfg, mic) = (board.clone(), cfg.clone(), mic_control.clone());
-        std::thread::Builder::new()
-            .name("audio".into())
-            .spawn(move || {
-                realtime::promote_current_thread().log();
-                let mut capture_path = capture_path;
-                let mut playout = playout;
-                audio_thread::run(
-                    || devices::open_audio(&board, &cfg, &mic),
-                    &board.audio.mic_channels,
-                    &board.audio.mic_geometry_mm,
-                    &mut capture_path,
-                    &mut playout,
-                    &mut audio_ends,
-                    &shared,
-                    || {},
-                );
-                shared.running.store(false, Ordering::SeqCst);
-            })
-            .context("audio thread")?
-    };
-
-    let mut session = SessionConfig::new(
-        &cfg.station.id.0,
-        &cfg.station.token.0,
-        &cfg.server.stage.0,
-        &cfg.server.gateway.0,
-    );
-    session.seed = seed;
-    let station = Station::new(
-        Instant::now(),
-        StationConfig {
-            ptt_latch: cfg.buttons.ptt_latch,
-            stuck_after: Duration::from_secs(cfg.buttons.stuck_after_s.0.into()),
-            min_expected_loss: cfg.audio.expected_loss_percent,
-            protection_mode: cfg.audio.loss_protection.into(),
-            ..StationConfig::new(session)
-        },
-    );
+    let audio = spawn_audio(
+        (capture_path, playout),
+        audio_ends,
+        shared.clone(),
+        &board,
+        &cfg,
+        &mic_control,
+    )?;
+    let station = station_core(&cfg, seed);
     // Bounded: a server flooding a stalled station is held back by TCP, not by memory.
     let inputs = async_channel::bounded(stagebox_stationd::input::CAPACITY);
     let ptt = SimButton::new();
@@ -270,17 +233,17 @@ fn run(cfg: Config, board: BoardProfile) -> Result<()> {
         if cfg.sim.keyboard {
             smol::spawn(controls.clone().serve_keyboard()).detach();
         }
-        let task = NetTask::new(
+        let task = NetTask::new(NetParts {
             station,
             tls,
             inputs,
             udp,
-            net_ends,
-            shared.clone(),
+            audio: net_ends,
+            shared: shared.clone(),
             leds,
-            shutdown.clone(),
-            report_fn,
-        );
+            shutdown: shutdown.clone(),
+            report: report_fn,
+        });
         task.run().await;
         anyhow::Ok(())
     });
@@ -296,4 +259,72 @@ fn run(cfg: Config, board: BoardProfile) -> Result<()> {
     result?;
     log::info!("stopped");
     Ok(())
+}
+
+/// The capture and playout paths the configuration asks for.
+fn audio_paths(cfg: &Config, seed: u64) -> Result<(CapturePath, PlayoutPath)> {
+    let frame = FrameDuration::from_ms(cfg.audio.frame_ms.0).unwrap_or(FrameDuration::Ms20);
+    let mut capture_config = CaptureConfig::new(frame);
+    capture_config.encoder.bitrate_bps = i32::from(cfg.audio.bitrate_kbps) * 1000;
+    capture_config.processing = Some(cfg.audio.processing());
+    let capture_path =
+        CapturePath::new(capture_config, (seed >> 16) as u32).context("audio encoder")?;
+    let playout = PlayoutPath::new(JitterConfig {
+        min_target_us: u32::from(cfg.audio.jitter_frames.saturating_sub(1)) * frame.ms() * 1000,
+        ..JitterConfig::default()
+    })
+    .context("audio decoders")?;
+    Ok((capture_path, playout))
+}
+
+/// The audio thread. The devices are opened on it (ALSA handles stay on the thread that
+/// opened them); a device that cannot be opened, or fails later, is retried there every
+/// second while the station carries on (its LEDs say `error`).
+fn spawn_audio(
+    (mut capture_path, mut playout): (CapturePath, PlayoutPath),
+    mut audio_ends: audio_thread::AudioEnds,
+    shared: Arc<AudioShared>,
+    board: &BoardProfile,
+    cfg: &Config,
+    mic: &MicControl,
+) -> Result<std::thread::JoinHandle<()>> {
+    let (board, cfg, mic) = (board.clone(), cfg.clone(), mic.clone());
+    std::thread::Builder::new()
+        .name("audio".into())
+        .spawn(move || {
+            realtime::promote_current_thread().log();
+            audio_thread::run(
+                || devices::open_audio(&board, &cfg, &mic),
+                &board.audio.mic_channels,
+                &board.audio.mic_geometry_mm,
+                &mut capture_path,
+                &mut playout,
+                &mut audio_ends,
+                &shared,
+                || {},
+            );
+            shared.running.store(false, Ordering::SeqCst);
+        })
+        .context("audio thread")
+}
+
+/// The station core, as the configuration says.
+fn station_core(cfg: &Config, seed: u64) -> Station {
+    let mut session = SessionConfig::new(
+        &cfg.station.id.0,
+        &cfg.station.token.0,
+        &cfg.server.stage.0,
+        &cfg.server.gateway.0,
+    );
+    session.seed = seed;
+    Station::new(
+        Instant::now(),
+        StationConfig {
+            ptt_latch: cfg.buttons.ptt_latch,
+            stuck_after: Duration::from_secs(cfg.buttons.stuck_after_s.0.into()),
+            min_expected_loss: cfg.audio.expected_loss_percent,
+            protection_mode: cfg.audio.loss_protection.into(),
+            ..StationConfig::new(session)
+        },
+    )
 }

@@ -69,19 +69,33 @@ pub fn unix_ns() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
+/// What the network task is made of.
+pub struct NetParts<L> {
+    pub station: Station,
+    pub tls: Arc<ClientConfig>,
+    /// Both ends of the input queue (connection tasks, control socket, buttons send to it).
+    pub inputs: (async_channel::Sender<Input>, async_channel::Receiver<Input>),
+    pub udp: async_net::UdpSocket,
+    pub audio: NetEnds,
+    pub shared: Arc<AudioShared>,
+    pub leds: L,
+    pub shutdown: Arc<AtomicBool>,
+    pub report: ReportFn,
+}
+
 impl<L: Indicator> NetTask<L> {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        station: Station,
-        tls: Arc<ClientConfig>,
-        inputs: (async_channel::Sender<Input>, async_channel::Receiver<Input>),
-        udp: async_net::UdpSocket,
-        audio: NetEnds,
-        shared: Arc<AudioShared>,
-        leds: L,
-        shutdown: Arc<AtomicBool>,
-        report: ReportFn,
-    ) -> Self {
+    pub fn new(parts: NetParts<L>) -> Self {
+        let NetParts {
+            station,
+            tls,
+            inputs,
+            udp,
+            audio,
+            shared,
+            leds,
+            shutdown,
+            report,
+        } = parts;
         NetTask {
             station,
             tls,
@@ -410,7 +424,8 @@ impl<L: Indicator> NetTask<L> {
                 ..
             } => {
                 log::debug!(
-                    "{station_id} {}",
+                    "{} {}",
+                    Untrusted(&station_id),
                     if speaking { "speaking" } else { "quiet" }
                 );
             }

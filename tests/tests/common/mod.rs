@@ -43,6 +43,30 @@ pub fn binaries() -> PathBuf {
     target.join("debug")
 }
 
+/// Runs test `inner` of this test binary again inside namespaces of its own (`unshare` with
+/// `flags`, in a user namespace so no root is needed), with `marker` set in its environment;
+/// fails unless it passed. Returns what it printed.
+pub fn rerun_in_namespaces(flags: &[&str], inner: &str, marker: &str) -> String {
+    // Build first, outside: the inner run has no network.
+    binaries();
+    let output = Command::new("unshare")
+        .arg("--map-root-user")
+        .args(flags)
+        .arg("--")
+        .arg(std::env::current_exe().unwrap())
+        .args(["--exact", inner, "--ignored", "--nocapture"])
+        .env(marker, "1")
+        .output()
+        .expect("unshare (util-linux)");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && text.contains("1 passed"),
+        "{inner} failed in its namespaces:\n{text}"
+    );
+    text
+}
+
 /// A child process, killed when dropped.
 pub struct Proc(pub Child);
 

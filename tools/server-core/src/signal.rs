@@ -17,6 +17,17 @@ use crate::server::{Conn, ConnId, ConnState, MediaState, MemberRec, SessionRec, 
 /// cannot make the server parse more.
 pub const MAX_PRE_AUTH_LEN: usize = 4096;
 
+/// What an `identify` asks for.
+struct IdentifyRequest<'a> {
+    v: u32,
+    station_id: &'a str,
+    token: &'a str,
+    stage: &'a str,
+    modes: &'a [String],
+    /// The station sends and receives redundant audio.
+    red: bool,
+}
+
 impl StageServer {
     /// A WebSocket connection was accepted.
     pub fn handle_open(&mut self, now: Instant, conn: ConnId) {
@@ -88,8 +99,15 @@ impl StageServer {
                     audio_formats,
                 },
             ) => {
-                let red = audio_formats.iter().any(|f| f == AUDIO_FORMAT_RED);
-                self.identify(now, conn, v, &station_id, &token, &stage, &modes, red);
+                let request = IdentifyRequest {
+                    v,
+                    station_id: &station_id,
+                    token: &token,
+                    stage: &stage,
+                    modes: &modes,
+                    red: audio_formats.iter().any(|f| f == AUDIO_FORMAT_RED),
+                };
+                self.identify(now, conn, request);
             }
             (
                 ConnState::AwaitingAuth,
@@ -221,25 +239,14 @@ impl StageServer {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn identify(
-        &mut self,
-        now: Instant,
-        conn: ConnId,
-        v: u32,
-        station_id: &str,
-        token: &str,
-        stage: &str,
-        modes: &[String],
-        red: bool,
-    ) {
-        let Some(cred) = self.authenticate(now, conn, v, station_id, token) else {
+    fn identify(&mut self, now: Instant, conn: ConnId, req: IdentifyRequest<'_>) {
+        let Some(cred) = self.authenticate(now, conn, req.v, req.station_id, req.token) else {
             return;
         };
-        if !self.stages.contains_key(stage) {
+        if !self.stages.contains_key(req.stage) {
             return self.refuse(now, conn, CloseCode::StageNotFound, "no such stage");
         }
-        if !modes.iter().any(|m| m == MEDIA_MODE) {
+        if !req.modes.iter().any(|m| m == MEDIA_MODE) {
             return self.refuse(
                 now,
                 conn,
@@ -247,63 +254,11 @@ impl StageServer {
                 "no supported media mode",
             );
         }
-        // A station identifying afresh (it rebooted) replaces its old session.
-        let old: Vec<u64> = self
-            .sessions
-            .iter()
-            .filter(|(_, s)| s.station_id == station_id)
-            .map(|(k, _)| *k)
-            .collect();
-        for key in old {
-            if let Some(old_conn) = self.sessions.get(&key).and_then(|s| s.conn) {
-                self.refuse(
-                    now,
-                    old_conn,
-                    CloseCode::SessionInvalid,
-                    "replaced by a new session",
-                );
-            }
-            self.end_session(key);
-        }
-
-        let key = self.next_session;
-        self.next_session += 1;
-        let ssrc = self.random_ssrc();
-        let station_key = self.random_key();
-        let server_key = self.random_key();
-        let id = self.random_hex(16);
-        let media = MediaParams {
-            host: self.cfg.media_host.clone(),
-            port: self.cfg.media_port,
-            mode: MEDIA_MODE.into(),
-            ssrc,
-            station_key: station_key.to_hex(),
-            server_key: server_key.to_hex(),
-            red,
-        };
-        self.sessions.insert(
-            key,
-            SessionRec {
-                id: id.clone(),
-                station_id: station_id.into(),
-                stage: stage.into(),
-                ssrc,
-                conn: Some(conn),
-                detached_at: None,
-                media: MediaState {
-                    opener: Opener::new(&station_key),
-                    sealer: Sealer::new(&server_key),
-                    addr: None,
-                    highest_counter: None,
-                    out_seq: Default::default(),
-                    red,
-                },
-            },
-        );
-        self.by_ssrc.insert(ssrc, key);
-        if let Some(rec) = self.stages.get_mut(stage) {
+        self.replace_sessions_of(now, req.station_id);
+        let (key, session_id, media) = self.open_session(conn, &req);
+        if let Some(rec) = self.stages.get_mut(req.stage) {
             rec.members.insert(
-                station_id.into(),
+                req.station_id.into(),
                 MemberRec {
                     role: cred.role,
                     hand_raised: None,
@@ -324,14 +279,80 @@ impl StageServer {
         self.send(
             conn,
             ServerMsg::Ready {
-                session_id: id,
-                station_id: station_id.into(),
+                session_id,
+                station_id: req.station_id.into(),
                 media,
                 resume_window_ms,
             },
         );
-        self.send_snapshot(conn, stage);
-        self.announce_member(stage, station_id);
+        self.send_snapshot(conn, req.stage);
+        self.announce_member(req.stage, req.station_id);
+    }
+
+    /// A station identifying afresh (it rebooted) replaces its old sessions.
+    fn replace_sessions_of(&mut self, now: Instant, station_id: &str) {
+        let old: Vec<u64> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.station_id == station_id)
+            .map(|(k, _)| *k)
+            .collect();
+        for key in old {
+            if let Some(old_conn) = self.sessions.get(&key).and_then(|s| s.conn) {
+                self.refuse(
+                    now,
+                    old_conn,
+                    CloseCode::SessionInvalid,
+                    "replaced by a new session",
+                );
+            }
+            self.end_session(key);
+        }
+    }
+
+    /// A new session on `conn` with fresh keys, SSRC and id: its key, its id, and the media
+    /// offer for `ready`.
+    fn open_session(
+        &mut self,
+        conn: ConnId,
+        req: &IdentifyRequest<'_>,
+    ) -> (u64, String, MediaParams) {
+        let key = self.next_session;
+        self.next_session += 1;
+        let ssrc = self.random_ssrc();
+        let station_key = self.random_key();
+        let server_key = self.random_key();
+        let id = self.random_hex(16);
+        let media = MediaParams {
+            host: self.cfg.media_host.clone(),
+            port: self.cfg.media_port,
+            mode: MEDIA_MODE.into(),
+            ssrc,
+            station_key: station_key.to_hex(),
+            server_key: server_key.to_hex(),
+            red: req.red,
+        };
+        self.sessions.insert(
+            key,
+            SessionRec {
+                id: id.clone(),
+                station_id: req.station_id.into(),
+                stage: req.stage.into(),
+                ssrc,
+                conn: Some(conn),
+                detached_at: None,
+                media: MediaState {
+                    opener: Opener::new(&station_key),
+                    sealer: Sealer::new(&server_key),
+                    addr: None,
+                    highest_counter: None,
+                    out_seq: Default::default(),
+                    red: req.red,
+                },
+            },
+        );
+        self.by_ssrc.insert(ssrc, key);
+        (key, id, media)
     }
 
     fn resume(
