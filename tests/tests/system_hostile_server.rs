@@ -302,6 +302,39 @@ fn a_member_flood_leaves_the_station_bounded_and_answering() {
         "the station grew {} KiB",
         peak - before
     );
+    // Now with the station's network task stalled for 4 s (a wedged loop): the connection
+    // task meets the bounded input queue, TCP holds the rest back, memory stays flat.
+    let stall = {
+        let sock = sock.clone();
+        std::thread::spawn(move || common::control(&sock, "stall 4000"))
+    };
+    let stalled_from = Instant::now();
+    let (mut stalled_sent, mut stalled_peak) = (0u64, rss_kib(pid));
+    while stalled_from.elapsed() < Duration::from_secs(4) {
+        let update = ServerMsg::MemberUpdate(member(format!("s-{stalled_sent:0>100}")));
+        if ws.write(Message::text(update.to_json())).is_err() {
+            break;
+        }
+        stalled_sent += 1;
+        if stalled_sent % 500 == 0 {
+            // A full socket makes the flush wait; the write timeout bounds it.
+            if ws.flush().is_err() {
+                break;
+            }
+            stalled_peak = stalled_peak.max(rss_kib(pid));
+        }
+    }
+    stalled_peak = stalled_peak.max(rss_kib(pid));
+    stall.join().unwrap();
+    println!(
+        "stalled station: {stalled_sent} members written in 4 s; station RSS {before} KiB -> \
+         peak {stalled_peak} KiB"
+    );
+    assert!(
+        stalled_peak.saturating_sub(before) < 24 * 1024,
+        "the stalled station grew {} KiB",
+        stalled_peak - before
+    );
     // Still itself: answering, and on the stage.
     assert_eq!(common::stats(&sock)["led"], "audience");
     let _ = std::fs::remove_dir_all(&dir);

@@ -5,6 +5,7 @@
 //! ptt down | ptt up | ptt click      hand down | hand up | hand click
 //! p  (toggle PTT)   h  (click hand)  mic play  (the sim mouth speaks its WAV)
 //! stats  (JSON line)                 quit      help
+//! stall MS  (the network task stops for MS ms, at most 10 000: a wedged loop, for tests)
 //! ```
 
 use std::io::Write as _;
@@ -15,6 +16,7 @@ use futures_lite::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use futures_lite::{AsyncRead, AsyncWrite, StreamExt};
 use smol::Async;
 use stagebox_core::ButtonId;
+use stagebox_core::button::PerButton;
 use stagebox_hal::sim::{MicControl, SimButtonHandle};
 
 use crate::input::{Command, Input};
@@ -22,22 +24,20 @@ use crate::input::{Command, Input};
 /// The sim board's fingers and mouth.
 #[derive(Clone)]
 pub struct SimControls {
-    pub ptt: SimButtonHandle,
-    pub hand: SimButtonHandle,
+    pub buttons: PerButton<SimButtonHandle>,
     pub mic: MicControl,
     pub inputs: async_channel::Sender<Input>,
 }
 
-const HELP: &str = "commands: ptt down|up|click, hand down|up|click, p (toggle PTT), h (click hand), mic play, stats, quit";
+const HELP: &str = "commands: ptt down|up|click, hand down|up|click, p (toggle PTT), h (click hand), mic play, stats, stall MS, quit";
+
+/// The longest `stall`.
+const MAX_STALL: Duration = Duration::from_secs(10);
 
 impl SimControls {
     async fn press(&self, id: ButtonId, pressed: bool) {
-        let handle = match id {
-            ButtonId::Ptt => &self.ptt,
-            ButtonId::Hand => &self.hand,
-        };
         // The button poller sees the pin change, as it would a finger on a real button.
-        handle.set_pressed(pressed);
+        self.buttons[id].set_pressed(pressed);
     }
 
     /// A finger's click: 80 ms down, then up, and a moment for the release to settle past
@@ -100,6 +100,13 @@ impl SimControls {
                 "ok".into()
             }
             ["stats"] => self.ask(Command::Stats).await,
+            ["stall", ms] => match ms.parse::<u64>() {
+                Ok(ms) => {
+                    let d = Duration::from_millis(ms).min(MAX_STALL);
+                    self.ask(Command::Stall(d)).await
+                }
+                Err(_) => format!("error: {ms:?}: say how many milliseconds"),
+            },
             ["quit"] => self.ask(Command::Quit).await,
             [] => String::new(),
             _ => format!("error: unknown command; {HELP}"),

@@ -57,4 +57,6 @@ pub enum Command {
     Stats,
     /// Shut down cleanly.
     Quit,
+    /// Stop the network task for this long, as a wedged loop would (sim control, for tests).
+    Stall(std::time::Duration),
 }

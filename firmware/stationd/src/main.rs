@@ -19,6 +19,7 @@ use stagebox_audio::frame::FrameDuration;
 use stagebox_audio::jitter::JitterConfig;
 use stagebox_audio::pipeline::{CaptureConfig, CapturePath, PlayoutPath};
 use stagebox_board::{BoardProfile, GpioBackend};
+use stagebox_core::button::PerButton;
 use stagebox_core::{SessionConfig, Station, StationConfig};
 use stagebox_hal::sim::{MicControl, SimButton, SimLeds};
 use stagebox_stationd::audio_thread::{self, AudioShared};
@@ -193,8 +194,10 @@ fn run(cfg: Config, board: BoardProfile) -> Result<()> {
     let ptt = SimButton::new();
     let hand = SimButton::new();
     let controls = SimControls {
-        ptt: ptt.handle(),
-        hand: hand.handle(),
+        buttons: PerButton {
+            ptt: ptt.handle(),
+            hand: hand.handle(),
+        },
         mic: mic_control,
         inputs: inputs.0.clone(),
     };

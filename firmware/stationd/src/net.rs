@@ -244,6 +244,13 @@ impl<L: Indicator> NetTask<L> {
                         self.quit = true;
                         "{\"ok\":true}".to_string()
                     }
+                    Command::Stall(d) => {
+                        log::warn!("network task stalled for {} ms on request", d.as_millis());
+                        // Blocks this task on purpose: connection tasks run on, and meet the
+                        // bounded input queue.
+                        std::thread::sleep(d);
+                        "{\"ok\":true}".to_string()
+                    }
                 };
                 let _ = reply.try_send(answer);
             }
