@@ -441,3 +441,38 @@ fn the_led_never_says_live_while_the_session_is_down() {
     net.run_for(Duration::from_secs(20));
     assert_eq!(net.stations[m].core.led(), LedState::Live);
 }
+
+#[test]
+fn an_update_never_reboots_a_station_that_is_live_or_invited_and_never_hides_live() {
+    let (mut net, a, _m) = setup();
+    assert!(
+        net.stations[a].core.may_reboot(),
+        "listening in the audience"
+    );
+    invite_a1(&mut net, ms(50));
+    assert!(
+        !net.stations[a].core.may_reboot(),
+        "invited: waiting for an answer"
+    );
+    net.click(a, ButtonId::Ptt);
+    // Past the double-press window: the next press is a hold, not a latch.
+    net.run_for(ms(600));
+    assert!(net.stations[a].core.may_reboot(), "a speaker not talking");
+    // Installing: "do not unplug", unless the person is live.
+    let now = net.now;
+    net.stations[a].core.handle_updating(now, true);
+    net.run_for(ms(10));
+    assert_eq!(net.stations[a].core.led(), LedState::Updating);
+    net.button(a, ButtonId::Ptt, true);
+    net.run_for(ms(100));
+    assert_eq!(net.stations[a].core.led(), LedState::Live);
+    assert!(!net.stations[a].core.may_reboot(), "live");
+    net.button(a, ButtonId::Ptt, false);
+    net.run_for(ms(100));
+    assert_eq!(net.stations[a].core.led(), LedState::Updating);
+    assert!(net.stations[a].core.may_reboot());
+    let now = net.now;
+    net.stations[a].core.handle_updating(now, false);
+    net.run_for(ms(10));
+    assert_eq!(net.stations[a].core.led(), LedState::SpeakerIdle);
+}

@@ -18,6 +18,7 @@ pub const FUZZ_TARGETS: &[&str] = &[
     "playout",
     "red_payload",
     "station_core",
+    "update_manifest",
 ];
 
 fn run_all() -> Result<()> {

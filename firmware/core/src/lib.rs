@@ -19,6 +19,9 @@
 //!   the loop with a timeout and retries.
 //! - [`redundancy`]: how loss is met (redundant earlier frames, or the encoder's FEC) and
 //!   the sending half of redundant audio.
+//! - [`update`]: the update agent — signed manifests checked against rollback, freeze,
+//!   mix-and-match and endless data; download, install, and a reboot only when the stage
+//!   allows it.
 //! - [`station`]: all of the above composed in one machine (see its poll contract): buttons
 //!   and stage decide whether the mic is sent and what the LEDs show; the media link seals and
 //!   opens the datagrams and says where they go.
@@ -32,6 +35,7 @@ pub mod redundancy;
 pub mod session;
 pub mod stage;
 pub mod station;
+pub mod update;
 
 /// The LED language lives below the core (the drivers render it without the core).
 pub use stagebox_leds::{led, led_language};

@@ -174,6 +174,8 @@ pub struct Station {
     talk: Talk,
     /// The sound device is gone (unplugged, failed); the daemon keeps trying to reopen it.
     audio_fault: bool,
+    /// An update is being installed (or the station is about to reboot into it).
+    installing: bool,
     /// When the last reception report was due, and the totals then.
     reception: Option<(Instant, u64, u64)>,
     /// The last reception report said frames were lost.
@@ -213,6 +215,7 @@ impl Station {
             },
             talk: Talk::Off,
             audio_fault: false,
+            installing: false,
             reception: None,
             reported_loss: false,
             min_expected_loss: cfg.min_expected_loss,
@@ -384,6 +387,20 @@ impl Station {
         let dest = self.route.destination()?;
         let len = self.media.poll_keepalive(now, rtp_clock, out)?;
         Some(Datagram { dest, len })
+    }
+
+    /// An update is being installed, or the station is about to reboot into it (the update
+    /// agent's `is_updating`): the LEDs say `updating` ("do not unplug") unless the station
+    /// is live, which the person at the podium must always see.
+    pub fn handle_updating(&mut self, now: Instant, installing: bool) {
+        self.installing = installing;
+        self.update(now);
+    }
+
+    /// Whether a reboot would cut nobody off: the station is neither live nor invited to
+    /// speak (the update agent waits for this).
+    pub fn may_reboot(&self) -> bool {
+        !self.transmit && !self.stage.me().is_some_and(|m| m.invited)
     }
 
     /// What the playout path has received and found lost so far (running totals). Every
@@ -657,6 +674,7 @@ impl Station {
             StageLink::Seeking { refused: true, .. } => LedState::Error,
             _ if self.audio_fault => LedState::Error,
             _ if stuck => LedState::ButtonStuck,
+            _ if self.installing && !transmit => LedState::Updating,
             StageLink::Seeking { offline: true, .. } => LedState::Offline,
             StageLink::Seeking { .. } if self.ever_joined() => LedState::Reconnecting,
             StageLink::Seeking { .. } => LedState::Connecting,

@@ -1,0 +1,638 @@
+//! The update agent, sans-IO: when to look for an update, whether a manifest may be trusted,
+//! what to download and install, and when the station may reboot into it — never while it is
+//! live or invited. The plumbing fetches, downloads, hashes and drives RAUC; every decision is
+//! here, and every refusal has a reason a person can read.
+//!
+//! A **manifest** is JSON: `{"payload": "<JSON text>", "signature": "<128 hex digits>"}`. The
+//! signature is Ed25519 over the payload's exact bytes (so no JSON canonicalisation is needed),
+//! made with the venue's release key; the payload is
+//! `{"board", "version": "MAJOR.MINOR.PATCH", "bundle_url", "bundle_sha256", "bundle_size",
+//! "expires"}` (`expires` in Unix seconds). The agent refuses, as TUF asks:
+//! - a manifest whose signature no trusted key made (arbitrary installation);
+//! - an older or equal version (rollback);
+//! - an expired manifest (freeze: an attacker replaying an old but once valid manifest);
+//! - a manifest for another board, or a bundle whose hash differs (mix-and-match);
+//! - a manifest or a bundle larger than allowed (endless data).
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use thiserror::Error;
+
+/// The largest manifest read.
+pub const MAX_MANIFEST_LEN: usize = 64 * 1024;
+/// The largest bundle accepted, whatever a manifest says.
+pub const MAX_BUNDLE_LEN: u64 = 2 * 1024 * 1024 * 1024;
+
+/// A version, `MAJOR.MINOR.PATCH`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Version(pub u32, pub u32, pub u32);
+
+impl Version {
+    pub fn parse(s: &str) -> Option<Version> {
+        let mut parts = s.split('.').map(|p| {
+            (!p.is_empty() && p.len() <= 9 && p.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| p.parse::<u32>().ok())
+                .flatten()
+        });
+        let v = Version(parts.next()??, parts.next()??, parts.next()??);
+        parts.next().is_none().then_some(v)
+    }
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}.{}", self.0, self.1, self.2)
+    }
+}
+
+/// An update the agent accepted: what to download and check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Offer {
+    pub version: Version,
+    pub bundle_url: String,
+    pub bundle_sha256: [u8; 32],
+    pub bundle_size: u64,
+    pub expires_unix: u64,
+}
+
+/// Why a manifest or a bundle was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum Refusal {
+    #[error("the manifest is larger than {MAX_MANIFEST_LEN} bytes")]
+    ManifestTooLarge,
+    #[error("the manifest is not valid: {0}")]
+    Malformed(String),
+    #[error("no trusted key signed the manifest")]
+    BadSignature,
+    #[error("the manifest is for board {0:?}, not this one")]
+    OtherBoard(String),
+    #[error("version {offered} is not newer than the running {running}")]
+    NotNewer { offered: Version, running: Version },
+    #[error("the manifest expired (at {0} s after the epoch)")]
+    Expired(u64),
+    #[error("the bundle would be {0} bytes, more than allowed")]
+    BundleTooLarge(u64),
+    #[error("the bundle URL must be https://")]
+    NotHttps,
+    #[error("the bundle's SHA-256 is not the manifest's")]
+    HashMismatch,
+    #[error("the bundle is {got} bytes, the manifest says {want}")]
+    SizeMismatch { got: u64, want: u64 },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Envelope {
+    payload: String,
+    signature: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Payload {
+    board: String,
+    version: String,
+    bundle_url: String,
+    bundle_sha256: String,
+    bundle_size: u64,
+    expires: u64,
+}
+
+/// Checks a manifest for this station (`board`, running `running`) at `unix_now`, with the
+/// trusted Ed25519 public keys `keys`.
+pub fn check_manifest(
+    bytes: &[u8],
+    keys: &[[u8; 32]],
+    board: &str,
+    running: Version,
+    unix_now: u64,
+) -> Result<Offer, Refusal> {
+    if bytes.len() > MAX_MANIFEST_LEN {
+        return Err(Refusal::ManifestTooLarge);
+    }
+    let envelope: Envelope =
+        serde_json::from_slice(bytes).map_err(|e| Refusal::Malformed(e.to_string()))?;
+    let mut signature = [0u8; 64];
+    hex::decode_to_slice(&envelope.signature, &mut signature)
+        .map_err(|_| Refusal::Malformed("the signature is not 128 hex digits".into()))?;
+    let signed = keys.iter().any(|key| {
+        ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, key)
+            .verify(envelope.payload.as_bytes(), &signature)
+            .is_ok()
+    });
+    if !signed {
+        return Err(Refusal::BadSignature);
+    }
+    let p: Payload = serde_json::from_str(&envelope.payload)
+        .map_err(|e| Refusal::Malformed(format!("payload: {e}")))?;
+    if p.board != board {
+        return Err(Refusal::OtherBoard(p.board.chars().take(64).collect()));
+    }
+    let version = Version::parse(&p.version)
+        .ok_or_else(|| Refusal::Malformed("version is not MAJOR.MINOR.PATCH".into()))?;
+    if version <= running {
+        return Err(Refusal::NotNewer {
+            offered: version,
+            running,
+        });
+    }
+    if p.expires <= unix_now {
+        return Err(Refusal::Expired(p.expires));
+    }
+    if p.bundle_size == 0 || p.bundle_size > MAX_BUNDLE_LEN {
+        return Err(Refusal::BundleTooLarge(p.bundle_size));
+    }
+    if !p.bundle_url.starts_with("https://") || p.bundle_url.len() > 2048 {
+        return Err(Refusal::NotHttps);
+    }
+    let mut bundle_sha256 = [0u8; 32];
+    hex::decode_to_slice(&p.bundle_sha256, &mut bundle_sha256)
+        .map_err(|_| Refusal::Malformed("bundle_sha256 is not 64 hex digits".into()))?;
+    Ok(Offer {
+        version,
+        bundle_url: p.bundle_url,
+        bundle_sha256,
+        bundle_size: p.bundle_size,
+        expires_unix: p.expires,
+    })
+}
+
+/// How the agent behaves.
+#[derive(Debug, Clone)]
+pub struct UpdateConfig {
+    pub board: String,
+    pub running: Version,
+    /// Trusted Ed25519 public keys.
+    pub keys: Vec<[u8; 32]>,
+    /// How often to look for an update.
+    pub poll_every: Duration,
+    /// A failed fetch or download is retried after this long.
+    pub retry_after: Duration,
+}
+
+/// What the agent asks of the plumbing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
+pub enum UpdateEvent {
+    /// Fetch the manifest (at most [`MAX_MANIFEST_LEN`] bytes); answer with
+    /// [`UpdateAgent::handle_manifest`].
+    FetchManifest,
+    /// Download the bundle, resuming after `resume_from` bytes already kept; report with
+    /// [`UpdateAgent::handle_download_progress`] and [`UpdateAgent::handle_downloaded`].
+    Download {
+        offer: Offer,
+        resume_from: u64,
+    },
+    /// Install the downloaded bundle into the other slot (RAUC); answer with
+    /// [`UpdateAgent::handle_installed`].
+    Install {
+        version: Version,
+    },
+    /// Reboot into the new slot now.
+    Reboot,
+    /// Something was refused or failed: say so (logs, the admin view).
+    Refused(Refusal),
+    Failed(String),
+}
+
+/// Where the agent is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpdateState {
+    /// Waiting until `next` to look for an update.
+    Idle {
+        next: Instant,
+    },
+    /// Manifest requested.
+    Checking,
+    /// Downloading `offer`; `have` bytes kept so far; after a broken download, resumed at
+    /// `retry_at`.
+    Downloading {
+        offer: Offer,
+        have: u64,
+        retry_at: Option<Instant>,
+    },
+    Installing {
+        version: Version,
+    },
+    /// Installed; reboots when the stage allows it.
+    AwaitingReboot {
+        version: Version,
+    },
+    Rebooting {
+        version: Version,
+    },
+}
+
+/// The update agent (see the module docs).
+#[derive(Debug)]
+pub struct UpdateAgent {
+    cfg: UpdateConfig,
+    state: UpdateState,
+    /// The station may be rebooted now (not live, not invited).
+    may_reboot: bool,
+    events: Vec<UpdateEvent>,
+}
+
+impl UpdateAgent {
+    /// An agent that first looks for an update at `first_check`.
+    pub fn new(cfg: UpdateConfig, first_check: Instant) -> UpdateAgent {
+        UpdateAgent {
+            cfg,
+            state: UpdateState::Idle { next: first_check },
+            may_reboot: false,
+            events: Vec::new(),
+        }
+    }
+
+    pub fn state(&self) -> &UpdateState {
+        &self.state
+    }
+
+    /// Whether the LEDs should say `updating` ("do not unplug"): an install is under way or
+    /// the station is about to reboot. A download runs quietly beside the stage.
+    pub fn is_updating(&self) -> bool {
+        matches!(
+            self.state,
+            UpdateState::Installing { .. } | UpdateState::Rebooting { .. }
+        )
+    }
+
+    /// Whether the stage allows a reboot now: the station is neither live nor invited (the
+    /// station core says). A reboot waiting for this happens as soon as it turns true.
+    pub fn handle_stage(&mut self, now: Instant, may_reboot: bool) {
+        self.may_reboot = may_reboot;
+        self.reboot_if_allowed(now);
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        match &mut self.state {
+            UpdateState::Idle { next } if now >= *next => {
+                self.state = UpdateState::Checking;
+                self.events.push(UpdateEvent::FetchManifest);
+            }
+            UpdateState::Downloading {
+                offer,
+                have,
+                retry_at,
+            } if retry_at.is_some_and(|t| now >= t) => {
+                *retry_at = None;
+                self.events.push(UpdateEvent::Download {
+                    offer: offer.clone(),
+                    resume_from: *have,
+                });
+            }
+            _ => {}
+        }
+    }
+
+    /// The manifest, or why it could not be fetched.
+    pub fn handle_manifest(&mut self, now: Instant, unix_now: u64, fetched: Result<&[u8], String>) {
+        if self.state != UpdateState::Checking {
+            return;
+        }
+        let bytes = match fetched {
+            Ok(b) => b,
+            Err(e) => return self.fail(now, e, self.cfg.retry_after),
+        };
+        let c = &self.cfg;
+        match check_manifest(bytes, &c.keys, &c.board, c.running, unix_now) {
+            Ok(offer) => {
+                self.events.push(UpdateEvent::Download {
+                    offer: offer.clone(),
+                    resume_from: 0,
+                });
+                self.state = UpdateState::Downloading {
+                    offer,
+                    have: 0,
+                    retry_at: None,
+                };
+            }
+            // Nothing newer is the usual answer: no noise, look again later.
+            Err(Refusal::NotNewer { .. }) => self.idle(now, self.cfg.poll_every),
+            Err(r) => {
+                self.events.push(UpdateEvent::Refused(r));
+                self.idle(now, self.cfg.poll_every);
+            }
+        }
+    }
+
+    /// `have` bytes of the bundle are kept so far. More than the manifest said is refused
+    /// at once (an endless download).
+    pub fn handle_download_progress(&mut self, now: Instant, have: u64) {
+        let UpdateState::Downloading { offer, .. } = &self.state else {
+            return;
+        };
+        if have > offer.bundle_size {
+            let r = Refusal::SizeMismatch {
+                got: have,
+                want: offer.bundle_size,
+            };
+            self.events.push(UpdateEvent::Refused(r));
+            return self.idle(now, self.cfg.poll_every);
+        }
+        if let UpdateState::Downloading { have: kept, .. } = &mut self.state {
+            *kept = have;
+        }
+    }
+
+    /// The download ended: the bundle's length and SHA-256, or why it broke off (a broken
+    /// download resumes later from what was kept).
+    pub fn handle_downloaded(&mut self, now: Instant, result: Result<(u64, [u8; 32]), String>) {
+        let UpdateState::Downloading { offer, .. } = &self.state else {
+            return;
+        };
+        let offer = offer.clone();
+        match result {
+            Err(e) => {
+                self.events
+                    .push(UpdateEvent::Failed(format!("download: {e}")));
+                // Resumed from what was kept, after the retry delay.
+                if let UpdateState::Downloading { retry_at, .. } = &mut self.state {
+                    *retry_at = Some(now + self.cfg.retry_after);
+                }
+            }
+            Ok((len, _)) if len != offer.bundle_size => {
+                let r = Refusal::SizeMismatch {
+                    got: len,
+                    want: offer.bundle_size,
+                };
+                self.events.push(UpdateEvent::Refused(r));
+                self.idle(now, self.cfg.poll_every);
+            }
+            Ok((_, hash)) if hash != offer.bundle_sha256 => {
+                self.events
+                    .push(UpdateEvent::Refused(Refusal::HashMismatch));
+                self.idle(now, self.cfg.poll_every);
+            }
+            Ok(_) => {
+                self.events.push(UpdateEvent::Install {
+                    version: offer.version,
+                });
+                self.state = UpdateState::Installing {
+                    version: offer.version,
+                };
+            }
+        }
+    }
+
+    /// RAUC finished installing (or refused the bundle: its own signature check).
+    pub fn handle_installed(&mut self, now: Instant, result: Result<(), String>) {
+        let UpdateState::Installing { version } = self.state else {
+            return;
+        };
+        match result {
+            Ok(()) => {
+                self.state = UpdateState::AwaitingReboot { version };
+                self.reboot_if_allowed(now);
+            }
+            Err(e) => self.fail(now, format!("install: {e}"), self.cfg.poll_every),
+        }
+    }
+
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<UpdateEvent> {
+        if self.events.is_empty() {
+            None
+        } else {
+            Some(self.events.remove(0))
+        }
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match &self.state {
+            UpdateState::Idle { next } => Some(*next),
+            UpdateState::Downloading { retry_at, .. } => *retry_at,
+            _ => None,
+        }
+    }
+
+    fn reboot_if_allowed(&mut self, _now: Instant) {
+        if let UpdateState::AwaitingReboot { version } = self.state
+            && self.may_reboot
+        {
+            self.state = UpdateState::Rebooting { version };
+            self.events.push(UpdateEvent::Reboot);
+        }
+    }
+
+    fn fail(&mut self, now: Instant, why: String, again_after: Duration) {
+        self.events.push(UpdateEvent::Failed(why));
+        self.idle(now, again_after);
+    }
+
+    fn idle(&mut self, now: Instant, after: Duration) {
+        self.state = UpdateState::Idle { next: now + after };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ring::signature::{Ed25519KeyPair, KeyPair};
+
+    const BOARD: &str = "qemu";
+    const NOW: u64 = 1_800_000_000;
+
+    fn key(seed: u8) -> Ed25519KeyPair {
+        Ed25519KeyPair::from_seed_unchecked(&[seed; 32]).unwrap()
+    }
+
+    fn public(k: &Ed25519KeyPair) -> [u8; 32] {
+        k.public_key().as_ref().try_into().unwrap()
+    }
+
+    fn payload(board: &str, version: &str, expires: u64) -> String {
+        format!(
+            r#"{{"board":"{board}","version":"{version}","bundle_url":"https://updates.example/b.raucb","bundle_sha256":"{}","bundle_size":1000,"expires":{expires}}}"#,
+            "ab".repeat(32)
+        )
+    }
+
+    fn manifest(signer: &Ed25519KeyPair, payload: &str) -> Vec<u8> {
+        let sig = signer.sign(payload.as_bytes());
+        serde_json::json!({"payload": payload, "signature": hex::encode(sig.as_ref())})
+            .to_string()
+            .into_bytes()
+    }
+
+    fn check(bytes: &[u8]) -> Result<Offer, Refusal> {
+        check_manifest(bytes, &[public(&key(1))], BOARD, Version(1, 2, 0), NOW)
+    }
+
+    #[test]
+    fn versions_parse_strictly_and_order_numerically() {
+        assert_eq!(Version::parse("1.10.0"), Some(Version(1, 10, 0)));
+        assert!(Version(1, 10, 0) > Version(1, 9, 9));
+        for bad in [
+            "",
+            "1",
+            "1.2",
+            "1.2.3.4",
+            "1.x.3",
+            "-1.2.3",
+            "1..3",
+            "9999999999.0.0",
+        ] {
+            assert_eq!(Version::parse(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_good_manifest_is_accepted() {
+        let m = manifest(&key(1), &payload(BOARD, "1.3.0", NOW + 3600));
+        let offer = check(&m).unwrap();
+        assert_eq!(offer.version, Version(1, 3, 0));
+        assert_eq!(offer.bundle_size, 1000);
+        assert_eq!(offer.bundle_sha256, [0xab; 32]);
+    }
+
+    #[test]
+    fn every_attack_on_the_manifest_is_refused() {
+        let good = payload(BOARD, "1.3.0", NOW + 3600);
+        // Arbitrary installation: another key, or a payload changed after signing.
+        assert_eq!(check(&manifest(&key(2), &good)), Err(Refusal::BadSignature));
+        let signed = manifest(&key(1), &good);
+        let tampered = String::from_utf8(signed)
+            .unwrap()
+            .replace("1.3.0", "9.3.0")
+            .into_bytes();
+        assert_eq!(check(&tampered), Err(Refusal::BadSignature));
+        // Rollback: older, or the same.
+        for v in ["1.1.9", "1.2.0"] {
+            assert!(matches!(
+                check(&manifest(&key(1), &payload(BOARD, v, NOW + 3600))),
+                Err(Refusal::NotNewer { .. })
+            ));
+        }
+        // Freeze: a once valid manifest replayed after it expired.
+        assert_eq!(
+            check(&manifest(&key(1), &payload(BOARD, "1.3.0", NOW))),
+            Err(Refusal::Expired(NOW))
+        );
+        // Mix and match: a manifest for another board.
+        assert_eq!(
+            check(&manifest(&key(1), &payload("pi4", "1.3.0", NOW + 3600))),
+            Err(Refusal::OtherBoard("pi4".into()))
+        );
+        // Endless data: a huge manifest, a huge bundle.
+        assert_eq!(
+            check(&vec![b' '; MAX_MANIFEST_LEN + 1]),
+            Err(Refusal::ManifestTooLarge)
+        );
+        let huge = good.replace("\"bundle_size\":1000", "\"bundle_size\":99999999999999");
+        assert!(matches!(
+            check(&manifest(&key(1), &huge)),
+            Err(Refusal::BundleTooLarge(_))
+        ));
+        // Plain HTTP, garbage.
+        let http = good.replace("https://", "http://");
+        assert_eq!(check(&manifest(&key(1), &http)), Err(Refusal::NotHttps));
+        assert!(matches!(check(b"{garbage"), Err(Refusal::Malformed(_))));
+    }
+
+    #[allow(clippy::disallowed_methods)]
+    fn t0() -> Instant {
+        Instant::now()
+    }
+
+    fn agent(t: Instant) -> UpdateAgent {
+        UpdateAgent::new(
+            UpdateConfig {
+                board: BOARD.into(),
+                running: Version(1, 2, 0),
+                keys: vec![public(&key(1))],
+                poll_every: Duration::from_secs(3600),
+                retry_after: Duration::from_secs(60),
+            },
+            t,
+        )
+    }
+
+    fn drain(a: &mut UpdateAgent) -> Vec<UpdateEvent> {
+        std::iter::from_fn(|| a.poll_event()).collect()
+    }
+
+    #[test]
+    fn an_update_never_reboots_a_live_station_and_reboots_once_released() {
+        let t = t0();
+        let mut a = agent(t);
+        a.handle_stage(t, false); // live
+        a.handle_timeout(t);
+        assert_eq!(drain(&mut a), vec![UpdateEvent::FetchManifest]);
+        let m = manifest(&key(1), &payload(BOARD, "1.3.0", NOW + 3600));
+        a.handle_manifest(t, NOW, Ok(&m));
+        assert!(matches!(
+            drain(&mut a).as_slice(),
+            [UpdateEvent::Download { resume_from: 0, .. }]
+        ));
+        assert!(!a.is_updating(), "a download is quiet");
+        // A broken download resumes from what was kept.
+        a.handle_download_progress(t, 400);
+        a.handle_downloaded(t, Err("connection reset".into()));
+        assert!(matches!(drain(&mut a).as_slice(), [UpdateEvent::Failed(_)]));
+        let retry = a.poll_timeout().unwrap();
+        assert_eq!(retry, t + Duration::from_secs(60));
+        a.handle_timeout(retry);
+        assert!(matches!(
+            drain(&mut a).as_slice(),
+            [UpdateEvent::Download {
+                resume_from: 400,
+                ..
+            }]
+        ));
+        a.handle_download_progress(t, 1000);
+        a.handle_downloaded(t, Ok((1000, [0xab; 32])));
+        assert_eq!(
+            drain(&mut a),
+            vec![UpdateEvent::Install {
+                version: Version(1, 3, 0)
+            }]
+        );
+        assert!(a.is_updating(), "installing: do not unplug");
+        a.handle_installed(t, Ok(()));
+        // Live: no reboot, however long.
+        assert_eq!(drain(&mut a), vec![]);
+        a.handle_stage(t, false);
+        assert_eq!(drain(&mut a), vec![]);
+        assert_eq!(
+            a.state(),
+            &UpdateState::AwaitingReboot {
+                version: Version(1, 3, 0)
+            }
+        );
+        // Released: reboot at once.
+        a.handle_stage(t, true);
+        assert_eq!(drain(&mut a), vec![UpdateEvent::Reboot]);
+    }
+
+    #[test]
+    fn a_lying_source_is_refused_and_nothing_is_installed() {
+        let t = t0();
+        let mut a = agent(t);
+        a.handle_timeout(t);
+        let _ = drain(&mut a);
+        let m = manifest(&key(1), &payload(BOARD, "1.3.0", NOW + 3600));
+        a.handle_manifest(t, NOW, Ok(&m));
+        let _ = drain(&mut a);
+        // More than announced: cut off.
+        a.handle_download_progress(t, 5000);
+        assert!(matches!(
+            drain(&mut a).as_slice(),
+            [UpdateEvent::Refused(Refusal::SizeMismatch { .. })]
+        ));
+        assert!(matches!(a.state(), UpdateState::Idle { .. }));
+        // Again, with the wrong hash.
+        a.handle_timeout(t + Duration::from_secs(3600));
+        let _ = drain(&mut a);
+        a.handle_manifest(t, NOW, Ok(&m));
+        let _ = drain(&mut a);
+        a.handle_downloaded(t, Ok((1000, [0; 32])));
+        assert_eq!(
+            drain(&mut a),
+            vec![UpdateEvent::Refused(Refusal::HashMismatch)]
+        );
+        assert!(!a.is_updating());
+    }
+}
