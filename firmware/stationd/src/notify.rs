@@ -10,6 +10,8 @@ pub struct Watchdog {
     interval: Option<Duration>,
     ready_sent: bool,
     last: Option<Instant>,
+    /// Sending fails (logged once per streak).
+    failing: bool,
 }
 
 fn target(path: &str) -> Option<std::os::unix::net::SocketAddr> {
@@ -21,11 +23,17 @@ fn target(path: &str) -> Option<std::os::unix::net::SocketAddr> {
     }
 }
 
+/// The notify socket at `path`, non-blocking: the network loop sends from here, and a socket
+/// nobody reads (a full queue) must cost a ping, never the loop.
+fn open(path: &str) -> Option<(UnixDatagram, std::os::unix::net::SocketAddr)> {
+    let sock = UnixDatagram::unbound().ok()?;
+    sock.set_nonblocking(true).ok()?;
+    Some((sock, target(path)?))
+}
+
 impl Watchdog {
     pub fn from_env() -> Watchdog {
-        let socket = std::env::var("NOTIFY_SOCKET")
-            .ok()
-            .and_then(|p| Some((UnixDatagram::unbound().ok()?, target(&p)?)));
+        let socket = std::env::var("NOTIFY_SOCKET").ok().and_then(|p| open(&p));
         let for_us = std::env::var("WATCHDOG_PID")
             .ok()
             .and_then(|p| p.parse::<u32>().ok())
@@ -40,14 +48,32 @@ impl Watchdog {
             interval,
             ready_sent: false,
             last: None,
+            failing: false,
         }
     }
 
-    fn send(&self, message: &str) {
-        if let Some((sock, addr)) = &self.socket
-            && let Err(e) = sock.send_to_addr(message.as_bytes(), addr)
-        {
-            log::warn!("systemd notify: {e}");
+    #[cfg(test)]
+    fn to(path: &str, interval: Duration) -> Watchdog {
+        Watchdog {
+            socket: open(path),
+            interval: Some(interval),
+            ready_sent: false,
+            last: None,
+            failing: false,
+        }
+    }
+
+    fn send(&mut self, message: &str) {
+        let Some((sock, addr)) = &self.socket else {
+            return;
+        };
+        match sock.send_to_addr(message.as_bytes(), addr) {
+            Ok(_) => self.failing = false,
+            Err(e) if !self.failing => {
+                self.failing = true;
+                log::warn!("systemd notify: {e}");
+            }
+            Err(_) => {}
         }
     }
 
@@ -73,5 +99,41 @@ impl Watchdog {
             (Some(i), Some(l)) => deadline.min(l + i),
             _ => deadline,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_notify_socket_nobody_reads_never_blocks_the_loop() {
+        let dir = std::env::temp_dir().join(format!("stagebox-notify-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("notify.sock");
+        let _ = std::fs::remove_file(&path);
+        let listener = UnixDatagram::bind(&path).unwrap();
+        let mut watchdog = Watchdog::to(path.to_str().unwrap(), Duration::from_millis(1));
+        // The pets run on a thread of their own: a blocking send would hang there, and the
+        // test says so instead of hanging.
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let t0 = Instant::now();
+            for ms in 0..1000 {
+                watchdog.pet(t0 + Duration::from_millis(ms));
+            }
+            let _ = done_tx.send(watchdog.failing);
+        });
+        let failing = done_rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("a full notify queue blocked the loop");
+        assert!(
+            failing,
+            "the queue filled: later pings were dropped, not waited for"
+        );
+        let mut buf = [0u8; 64];
+        let n = listener.recv(&mut buf).unwrap();
+        assert!(buf[..n].starts_with(b"READY=1"));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
