@@ -216,6 +216,47 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// Writes distinct member updates (ids `PREFIX-…`) to `ws` for `length` or until the socket
+/// gives up, flushing every `flush_every`; returns how many went out and the station's
+/// largest resident size seen meanwhile.
+fn flood(
+    ws: &mut WebSocket<ServerTls>,
+    pid: u32,
+    prefix: &str,
+    length: Duration,
+    flush_every: u64,
+) -> (u64, u64) {
+    let started = Instant::now();
+    let (mut sent, mut peak) = (0u64, rss_kib(pid));
+    while started.elapsed() < length {
+        let update = ServerMsg::MemberUpdate(flood_member(format!("{prefix}-{sent:0>100}")));
+        if ws.write(Message::text(update.to_json())).is_err() {
+            break;
+        }
+        sent += 1;
+        if sent % flush_every == 0 {
+            if ws.flush().is_err() {
+                break;
+            }
+            peak = peak.max(rss_kib(pid));
+        }
+    }
+    (sent, peak.max(rss_kib(pid)))
+}
+
+fn flood_member(id: String) -> stagebox_proto::signal::Member {
+    stagebox_proto::signal::Member {
+        station_id: id,
+        role: stagebox_proto::signal::Role::Audience,
+        hand_raised: false,
+        hand_order: None,
+        invited: false,
+        server_muted: false,
+        ssrc: 1,
+        connected: true,
+    }
+}
+
 #[test]
 fn a_member_flood_leaves_the_station_bounded_and_answering() {
     let dir = std::env::temp_dir().join(format!("stagebox-hostile-flood-{}", std::process::id()));
@@ -252,21 +293,11 @@ fn a_member_flood_leaves_the_station_bounded_and_answering() {
             resume_window_ms: 30_000,
         },
     );
-    let member = |id: String| stagebox_proto::signal::Member {
-        station_id: id,
-        role: stagebox_proto::signal::Role::Audience,
-        hand_raised: false,
-        hand_order: None,
-        invited: false,
-        server_muted: false,
-        ssrc: 1,
-        connected: true,
-    };
     text(
         &mut ws,
         &ServerMsg::Stage(stagebox_proto::signal::StageSnapshot {
             stage: "hall".into(),
-            members: vec![member("a".into())],
+            members: vec![flood_member("a".into())],
             priority_ssrc: None,
         }),
     );
@@ -279,22 +310,7 @@ fn a_member_flood_leaves_the_station_bounded_and_answering() {
         .sock
         .set_write_timeout(Some(Duration::from_secs(5)))
         .unwrap();
-    let started = Instant::now();
-    let (mut sent, mut peak) = (0u64, before);
-    while started.elapsed() < Duration::from_secs(8) {
-        let update = ServerMsg::MemberUpdate(member(format!("m-{sent:0>100}")));
-        if ws.write(Message::text(update.to_json())).is_err() {
-            break;
-        }
-        sent += 1;
-        if sent % 2000 == 0 {
-            if ws.flush().is_err() {
-                break;
-            }
-            peak = peak.max(rss_kib(pid));
-        }
-    }
-    peak = peak.max(rss_kib(pid));
+    let (sent, peak) = flood(&mut ws, pid, "m", Duration::from_secs(8), 2000);
     println!("member flood: {sent} members sent; station RSS {before} KiB -> peak {peak} KiB");
     assert!(sent > 10_000, "the flood did not get going ({sent})");
     assert!(
@@ -308,23 +324,8 @@ fn a_member_flood_leaves_the_station_bounded_and_answering() {
         let sock = sock.clone();
         std::thread::spawn(move || common::control(&sock, "stall 4000"))
     };
-    let stalled_from = Instant::now();
-    let (mut stalled_sent, mut stalled_peak) = (0u64, rss_kib(pid));
-    while stalled_from.elapsed() < Duration::from_secs(4) {
-        let update = ServerMsg::MemberUpdate(member(format!("s-{stalled_sent:0>100}")));
-        if ws.write(Message::text(update.to_json())).is_err() {
-            break;
-        }
-        stalled_sent += 1;
-        if stalled_sent % 500 == 0 {
-            // A full socket makes the flush wait; the write timeout bounds it.
-            if ws.flush().is_err() {
-                break;
-            }
-            stalled_peak = stalled_peak.max(rss_kib(pid));
-        }
-    }
-    stalled_peak = stalled_peak.max(rss_kib(pid));
+    // Flushed often: a full socket makes the flush wait, and the write timeout bounds it.
+    let (stalled_sent, stalled_peak) = flood(&mut ws, pid, "s", Duration::from_secs(4), 500);
     stall.join().unwrap();
     println!(
         "stalled station: {stalled_sent} members written in 4 s; station RSS {before} KiB -> \
