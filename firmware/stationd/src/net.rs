@@ -38,18 +38,11 @@ pub type ReportFn = Box<dyn Fn(&Station, &AudioShared, &Milestones) -> String>;
 const MAX_RESOLUTIONS_IN_FLIGHT: usize = 4;
 
 pub struct NetTask<L> {
-    pub station: Station,
-    pub tls: Arc<ClientConfig>,
-    pub inputs: (async_channel::Sender<Input>, async_channel::Receiver<Input>),
-    pub udp: async_net::UdpSocket,
-    pub audio: NetEnds,
-    pub shared: Arc<AudioShared>,
-    pub leds: L,
+    /// What it was made of.
+    parts: NetParts<L>,
     led_failing: bool,
-    pub watchdog: crate::notify::Watchdog,
-    pub shutdown: Arc<AtomicBool>,
-    pub milestones: Milestones,
-    pub report: ReportFn,
+    watchdog: crate::notify::Watchdog,
+    milestones: Milestones,
     conns: HashMap<ConnId, LinkSender>,
     resolutions_in_flight: Arc<AtomicUsize>,
     quit: bool,
@@ -85,30 +78,11 @@ pub struct NetParts<L> {
 
 impl<L: Indicator> NetTask<L> {
     pub fn new(parts: NetParts<L>) -> Self {
-        let NetParts {
-            station,
-            tls,
-            inputs,
-            udp,
-            audio,
-            shared,
-            leds,
-            shutdown,
-            report,
-        } = parts;
         NetTask {
-            station,
-            tls,
-            inputs,
-            udp,
-            audio,
-            shared,
-            leds,
+            parts,
             led_failing: false,
             watchdog: crate::notify::Watchdog::from_env(),
-            shutdown,
             milestones: Milestones::default(),
-            report,
             conns: HashMap::new(),
             resolutions_in_flight: Arc::new(AtomicUsize::new(0)),
             quit: false,
@@ -118,9 +92,10 @@ impl<L: Indicator> NetTask<L> {
     pub async fn run(mut self) {
         let mut datagram = vec![0u8; 2048];
         let mut sealed = [0u8; MAX_DATAGRAM];
-        let inputs = self.inputs.1.clone();
-        let udp = self.udp.clone();
+        let inputs = self.parts.inputs.1.clone();
+        let udp = self.parts.udp.clone();
         let woken = match self
+            .parts
             .audio
             .woken
             .try_clone()
@@ -136,9 +111,9 @@ impl<L: Indicator> NetTask<L> {
         self.milestones.start_unix_ns = unix_ns();
         loop {
             let now = Instant::now();
-            self.station.handle_timeout(now);
-            let playout = &self.shared.playout;
-            self.station.handle_reception(
+            self.parts.station.handle_timeout(now);
+            let playout = &self.parts.shared.playout;
+            self.parts.station.handle_reception(
                 now,
                 playout.received.load(Ordering::Relaxed),
                 playout.lost.load(Ordering::Relaxed),
@@ -146,33 +121,38 @@ impl<L: Indicator> NetTask<L> {
             self.apply_outputs(now).await;
             self.pump_audio(now, &mut sealed).await;
             self.apply_outputs(now).await;
-            if self.station.led() == stagebox_core::LedState::Live {
-                let level = self.shared.level_percent.load(Ordering::Relaxed);
-                let r = self.leds.level(level);
+            if self.parts.station.led() == stagebox_core::LedState::Live {
+                let level = self.parts.shared.level_percent.load(Ordering::Relaxed);
+                let r = self.parts.leds.level(level);
                 self.led_result(r);
             }
-            let r = self.leds.refresh(now);
+            let r = self.parts.leds.refresh(now);
             self.led_result(r);
             self.watchdog.pet(now);
-            let rtp_clock = self.shared.rtp_clock.load(Ordering::Relaxed);
-            while let Some(d) = self.station.poll_datagram(now, rtp_clock, &mut sealed) {
+            let rtp_clock = self.parts.shared.rtp_clock.load(Ordering::Relaxed);
+            while let Some(d) = self
+                .parts
+                .station
+                .poll_datagram(now, rtp_clock, &mut sealed)
+            {
                 self.send_datagram(d, &sealed).await;
             }
-            if self.quit || self.shutdown.load(Ordering::Relaxed) {
+            if self.quit || self.parts.shutdown.load(Ordering::Relaxed) {
                 break;
             }
             // Without the wake-up socket, poll the audio queues every period instead.
-            let poll = if woken.is_none() && self.station.media_destination().is_some() {
+            let poll = if woken.is_none() && self.parts.station.media_destination().is_some() {
                 Duration::from_millis(10)
             } else {
                 IDLE_POLL
             };
             let deadline = self
+                .parts
                 .station
                 .poll_timeout()
                 .map_or(now + poll, |t| t.min(now + poll))
                 .max(now);
-            let deadline = if is_animated(self.station.led()) {
+            let deadline = if is_animated(self.parts.station.led()) {
                 deadline.min(now + stagebox_hal::drivers::REFRESH)
             } else {
                 deadline
@@ -217,29 +197,33 @@ impl<L: Indicator> NetTask<L> {
         // Leave politely: the core closes as going away, so the server keeps the session for
         // the resume a restart of the daemon wants.
         let now = Instant::now();
-        self.station.handle_shutdown(now);
+        self.parts.station.handle_shutdown(now);
         self.apply_outputs(now).await;
         smol::Timer::after(Duration::from_millis(100)).await;
     }
 
     fn handle_input(&mut self, now: Instant, input: Input) {
         match input {
-            Input::Connected { conn } => self.station.handle_connected(now, conn),
+            Input::Connected { conn } => self.parts.station.handle_connected(now, conn),
             Input::ConnectFailed { conn, failure } => {
                 self.conns.remove(&conn);
-                self.station.handle_connect_failed(now, conn, failure);
+                self.parts.station.handle_connect_failed(now, conn, failure);
             }
-            Input::Text { conn, text } => self.station.handle_text(now, conn, &text),
-            Input::Resolved { id, answer } => self.station.handle_resolved(now, id, answer),
-            Input::Malformed { conn } => self.station.handle_malformed(now, conn),
+            Input::Text { conn, text } => self.parts.station.handle_text(now, conn, &text),
+            Input::Resolved { id, answer } => self.parts.station.handle_resolved(now, id, answer),
+            Input::Malformed { conn } => self.parts.station.handle_malformed(now, conn),
             Input::Closed { conn, code } => {
                 self.conns.remove(&conn);
-                self.station.handle_closed(now, conn, code);
+                self.parts.station.handle_closed(now, conn, code);
             }
-            Input::Button { id, pressed } => self.station.handle_button(now, id, pressed),
+            Input::Button { id, pressed } => self.parts.station.handle_button(now, id, pressed),
             Input::Command { command, reply } => {
                 let answer = match command {
-                    Command::Stats => (self.report)(&self.station, &self.shared, &self.milestones),
+                    Command::Stats => (self.parts.report)(
+                        &self.parts.station,
+                        &self.parts.shared,
+                        &self.milestones,
+                    ),
                     Command::Quit => {
                         self.quit = true;
                         "{\"ok\":true}".to_string()
@@ -270,7 +254,7 @@ impl<L: Indicator> NetTask<L> {
     }
 
     fn handle_datagram(&mut self, now: Instant, from: SocketAddr, packet: &mut [u8]) {
-        let Some(opened) = self.station.handle_datagram(now, from, packet) else {
+        let Some(opened) = self.parts.station.handle_datagram(now, from, packet) else {
             return;
         };
         let payload = packet.get(opened.payload).unwrap_or(&[]);
@@ -278,11 +262,12 @@ impl<L: Indicator> NetTask<L> {
         if let Some(frame) = MediaFrame::new(h.ssrc, h.sequence, h.timestamp, h.marker, payload)
             .map(|f| f.with_redundancy(h.payload_type == PT_RED))
             && self
+                .parts
                 .audio
                 .to_audio
                 .enqueue(Received {
                     frame,
-                    arrival_us: self.shared.now_us(),
+                    arrival_us: self.parts.shared.now_us(),
                 })
                 .is_err()
         {
@@ -291,19 +276,20 @@ impl<L: Indicator> NetTask<L> {
     }
 
     async fn pump_audio(&mut self, now: Instant, sealed: &mut [u8; MAX_DATAGRAM]) {
-        while let Some(frame) = self.audio.from_audio.dequeue() {
+        while let Some(frame) = self.parts.audio.from_audio.dequeue() {
             if let Some(d) =
-                self.station
+                self.parts
+                    .station
                     .seal_audio(frame.timestamp, frame.marker, &frame.payload, sealed)
             {
                 self.send_datagram(d, sealed).await;
             }
         }
-        while let Some(ev) = self.audio.events.dequeue() {
+        while let Some(ev) = self.parts.audio.events.dequeue() {
             match ev {
-                AudioEvent::Spurt(speaking) => self.station.handle_talk_spurt(now, speaking),
+                AudioEvent::Spurt(speaking) => self.parts.station.handle_talk_spurt(now, speaking),
                 AudioEvent::Device { working } => {
-                    self.station.handle_audio_device(now, working);
+                    self.parts.station.handle_audio_device(now, working);
                 }
                 AudioEvent::FirstAudio { unix_ns } => {
                     if self.milestones.first_audio_unix_ns == 0 {
@@ -317,12 +303,12 @@ impl<L: Indicator> NetTask<L> {
 
     /// Sends what the core sealed, to where it says (v4-mapped from a dual-stack socket).
     async fn send_datagram(&self, d: Datagram, sealed: &[u8; MAX_DATAGRAM]) {
-        let dest = match self.udp.local_addr() {
+        let dest = match self.parts.udp.local_addr() {
             Ok(local) => crate::udp::peer_address(local, d.dest),
             Err(_) => d.dest,
         };
         let bytes = sealed.get(..d.len).unwrap_or(&[]);
-        if let Err(e) = self.udp.send_to(bytes, dest).await {
+        if let Err(e) = self.parts.udp.send_to(bytes, dest).await {
             log::debug!("UDP send to {dest}: {e}");
         }
     }
@@ -330,7 +316,7 @@ impl<L: Indicator> NetTask<L> {
     async fn apply_outputs(&mut self, now: Instant) {
         loop {
             let mut did = false;
-            while let Some((conn, msg)) = self.station.poll_transmit() {
+            while let Some((conn, msg)) = self.parts.station.poll_transmit() {
                 did = true;
                 if let Some(tx) = self.conns.get(&conn)
                     && tx.send(Outgoing::Text(msg.to_json())).is_err()
@@ -338,7 +324,7 @@ impl<L: Indicator> NetTask<L> {
                     log::warn!("the server is not reading; message dropped");
                 }
             }
-            while let Some(ev) = self.station.poll_event() {
+            while let Some(ev) = self.parts.station.poll_event() {
                 did = true;
                 self.apply_event(now, ev).await;
             }
@@ -357,8 +343,8 @@ impl<L: Indicator> NetTask<L> {
                 smol::spawn(ws::run(
                     conn,
                     url,
-                    self.tls.clone(),
-                    self.inputs.0.clone(),
+                    self.parts.tls.clone(),
+                    self.parts.inputs.0.clone(),
                     rx,
                 ))
                 .detach();
@@ -372,11 +358,12 @@ impl<L: Indicator> NetTask<L> {
             }
             StationEvent::Resolve(request) => self.resolve(request),
             StationEvent::MediaStarted { ssrc, red } => {
-                self.shared.ssrc.store(ssrc, Ordering::Relaxed);
+                self.parts.shared.ssrc.store(ssrc, Ordering::Relaxed);
                 if self.milestones.ready_unix_ns == 0 {
                     self.milestones.ready_unix_ns = unix_ns();
                 }
                 let dest = self
+                    .parts
                     .station
                     .media_destination()
                     .map_or_else(|| "(resolving)".to_string(), |d| d.to_string());
@@ -390,19 +377,20 @@ impl<L: Indicator> NetTask<L> {
             }
             StationEvent::Transmit(on) => {
                 log::info!("transmit {}", if on { "on" } else { "off" });
-                self.shared.transmit.store(on, Ordering::Relaxed);
+                self.parts.shared.transmit.store(on, Ordering::Relaxed);
                 if on && self.milestones.transmit_unix_ns == 0 {
                     self.milestones.transmit_unix_ns = unix_ns();
                 }
             }
             StationEvent::Priority(ssrc) => {
-                self.shared
+                self.parts
+                    .shared
                     .priority
                     .store(ssrc.map_or(u64::MAX, u64::from), Ordering::Relaxed);
             }
             StationEvent::Led(state) => {
                 log::info!("LED {}", state.name());
-                let r = self.leds.show(now, state);
+                let r = self.parts.leds.show(now, state);
                 self.led_result(r);
             }
             StationEvent::ButtonStuck { button, stuck } => {
@@ -415,12 +403,13 @@ impl<L: Indicator> NetTask<L> {
                 }
             }
             StationEvent::Protection(p) => {
-                self.shared
+                self.parts
+                    .shared
                     .expected_loss_percent
                     .store(p.fec_loss_percent, Ordering::Relaxed);
                 log::info!(
                     "listeners lose {} %: {} earlier frame(s) per packet, FEC for {} %",
-                    self.station.expected_loss(),
+                    self.parts.station.expected_loss(),
                     p.redundancy,
                     p.fec_loss_percent
                 );
@@ -443,7 +432,7 @@ impl<L: Indicator> NetTask<L> {
     /// resolver that does not answer in time is given up (the core retries with backoff).
     fn resolve(&mut self, request: ResolveRequest) {
         let in_flight = self.resolutions_in_flight.clone();
-        let inputs = self.inputs.0.clone();
+        let inputs = self.parts.inputs.0.clone();
         let ResolveRequest { id, host, port } = request;
         if in_flight.fetch_add(1, Ordering::Relaxed) >= MAX_RESOLUTIONS_IN_FLIGHT {
             in_flight.fetch_sub(1, Ordering::Relaxed);
