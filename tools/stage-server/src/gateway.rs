@@ -33,6 +33,12 @@ const MAX_TRANSPORT_MESSAGE: usize = 2 * MAX_MESSAGE_LEN;
 /// connection is cut, so a crowd that never logs in cannot park large frames in the server.
 const PRE_LOGIN_BYTES: u64 = 32 * 1024;
 
+/// The kernel's send buffer for one connection. Signaling is small text; a fixed buffer
+/// keeps what a peer that stops reading holds in the kernel small, and makes the bounded send
+/// queue (see `hub::SEND_QUEUE`) fill, and the peer be hung up on, soon after it stops
+/// reading — instead of after the megabytes the kernel's auto-tuning would let it park.
+const KERNEL_SEND_BUFFER: usize = 64 * 1024;
+
 /// A client that never finishes its TLS handshake and upgrade is dropped after this long.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -132,6 +138,9 @@ pub async fn serve(listener: async_net::TcpListener, tls: Arc<ServerConfig>, hub
             }
         };
         let _ = tcp.set_nodelay(true);
+        if let Err(e) = socket2::SockRef::from(&tcp).set_send_buffer_size(KERNEL_SEND_BUFFER) {
+            log::debug!("{peer}: send buffer: {e}");
+        }
         let tcp = Budgeted::new(tcp, PRE_LOGIN_BYTES);
         let budget = tcp.budget();
         let acceptor = acceptor.clone();

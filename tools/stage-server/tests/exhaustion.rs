@@ -11,7 +11,10 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use common::{Client, connect, connect_from, expect_server_msg, identify_good, rss_kib, start};
+use common::{
+    Client, connect, connect_from, connect_with_window, expect_server_msg, identify_good, rss_kib,
+    start,
+};
 use stagebox_proto::signal::{ClientMsg, ServerMsg};
 use tungstenite::Message;
 
@@ -32,7 +35,7 @@ fn a_station_that_stops_reading_is_dropped_and_the_server_does_not_grow() {
     let dir = scratch("slow-reader");
     let (server, gateway, pin) = start(&dir);
     let pid = server.0.id();
-    let mut ws = connect(gateway, pin);
+    let mut ws = connect_with_window(gateway, pin, 4096).unwrap();
     log_in(&mut ws);
     let before = rss_kib(pid);
     // Heartbeats, never reading an answer: every one queues an ack the client will not take.
@@ -43,7 +46,19 @@ fn a_station_that_stops_reading_is_dropped_and_the_server_does_not_grow() {
         if sent >= 1_000_000 || started.elapsed() > Duration::from_secs(120) {
             break false;
         }
-        if ws.write(Message::text(heartbeat.clone())).is_err() || ws.flush().is_err() {
+        if let Err(e) = ws
+            .write(Message::text(heartbeat.clone()))
+            .and_then(|()| ws.flush())
+        {
+            // The server ended the connection (reset, broken pipe); a write that timed out
+            // would mean it stopped reading, which is not what is tested here.
+            assert!(
+                !matches!(&e, tungstenite::Error::Io(io) if matches!(
+                    io.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                )),
+                "the server stopped reading instead of hanging up: {e}"
+            );
             break true;
         }
         sent += 1;

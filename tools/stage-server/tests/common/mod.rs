@@ -116,6 +116,22 @@ pub fn connect_from(source: IpAddr, gateway: u16, pin: [u8; 32]) -> std::io::Res
     upgrade(tcp, gateway, pin)
 }
 
+/// A client whose receive buffer is `window` bytes, fixed before connecting so the kernel does
+/// not grow it: how a station that stops reading looks from the server on any machine, whatever
+/// its TCP tuning (a window of megabytes would swallow a long flood of answers first).
+pub fn connect_with_window(gateway: u16, pin: [u8; 32], window: usize) -> std::io::Result<Client> {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+    socket.set_recv_buffer_size(window)?;
+    socket.connect_timeout(
+        &SocketAddr::from(([127, 0, 0, 1], gateway)).into(),
+        Duration::from_secs(5),
+    )?;
+    let tcp: TcpStream = socket.into();
+    tcp.set_read_timeout(Some(Duration::from_secs(5)))?;
+    tcp.set_write_timeout(Some(Duration::from_secs(5)))?;
+    upgrade(tcp, gateway, pin)
+}
+
 /// TLS (pinned) and the WebSocket upgrade on `tcp`.
 pub fn upgrade(tcp: TcpStream, gateway: u16, pin: [u8; 32]) -> std::io::Result<Client> {
     let tls = stagebox_stationd::tls::client_config(&Trust::Pin(Fingerprint(pin)))
