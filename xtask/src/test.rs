@@ -19,6 +19,7 @@ pub const FUZZ_TARGETS: &[&str] = &[
     "red_payload",
     "station_core",
     "update_manifest",
+    "https_head",
 ];
 
 fn run_all() -> Result<()> {

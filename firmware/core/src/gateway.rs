@@ -1,6 +1,6 @@
 //! Gateway URLs (`wss://host[:port]/path`): the configured one, and the ones a server names
-//! when it moves a station. A server's word is outside input: what it names is checked here
-//! before the station goes there.
+//! when it moves a station; and update sources (`https://`). A server's word is outside
+//! input: what it names is checked here before the station goes there.
 
 use thiserror::Error;
 
@@ -11,6 +11,8 @@ pub const MAX_GATEWAY_URL: usize = 512;
 pub enum GatewayError {
     #[error("not a wss:// URL")]
     NotWss,
+    #[error("not an https:// URL")]
+    NotHttps,
     #[error("longer than {MAX_GATEWAY_URL} bytes")]
     TooLong,
     #[error("contains spaces or control characters")]
@@ -25,14 +27,31 @@ pub enum GatewayError {
 
 /// The host and port of a `wss://` URL (443 when none is given).
 pub fn host_port(url: &str) -> Result<(String, u16), GatewayError> {
+    split(url, "wss://", GatewayError::NotWss).map(|(host, port, _)| (host, port))
+}
+
+/// The host, port (443 when none is given) and path (at least `/`) of an `https://` URL: an
+/// update source, checked like a gateway.
+pub fn https_target(url: &str) -> Result<(String, u16, String), GatewayError> {
+    split(url, "https://", GatewayError::NotHttps)
+}
+
+fn split(
+    url: &str,
+    scheme: &str,
+    wrong: GatewayError,
+) -> Result<(String, u16, String), GatewayError> {
     if url.len() > MAX_GATEWAY_URL {
         return Err(GatewayError::TooLong);
     }
     if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(GatewayError::BadCharacters);
     }
-    let rest = url.strip_prefix("wss://").ok_or(GatewayError::NotWss)?;
-    let authority = rest.split('/').next().unwrap_or_default();
+    let rest = url.strip_prefix(scheme).ok_or(wrong)?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, "/"),
+    };
     let port = |p: Option<&str>| -> Result<u16, GatewayError> {
         match p {
             None => Ok(443),
@@ -59,12 +78,29 @@ pub fn host_port(url: &str) -> Result<(String, u16), GatewayError> {
     if host.is_empty() {
         return Err(GatewayError::NoHost);
     }
-    Ok((host.to_string(), port))
+    Ok((host.to_string(), port, path.to_string()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn update_sources_are_https_with_a_path() {
+        assert_eq!(
+            https_target("https://updates.example:8443/pi4/manifest.json").unwrap(),
+            ("updates.example".into(), 8443, "/pi4/manifest.json".into())
+        );
+        assert_eq!(
+            https_target("https://[::1]").unwrap(),
+            ("::1".into(), 443, "/".into())
+        );
+        assert_eq!(
+            https_target("http://updates.example/m.json"),
+            Err(GatewayError::NotHttps)
+        );
+        assert_eq!(https_target("https:///m.json"), Err(GatewayError::NoHost));
+    }
 
     #[test]
     fn accepts_what_a_station_can_dial() {

@@ -21,7 +21,9 @@
 //!   the sending half of redundant audio.
 //! - [`update`]: the update agent — signed manifests checked against rollback, freeze,
 //!   mix-and-match and endless data; download, install, and a reboot only when the stage
-//!   allows it.
+//!   allows it (and a maintenance window, if one is set).
+//! - [`health`]: the boot health check — when the running slot is marked good, and when a
+//!   new slot that does not work is given up on.
 //! - [`station`]: all of the above composed in one machine (see its poll contract): buttons
 //!   and stage decide whether the mic is sent and what the LEDs show; the media link seals and
 //!   opens the datagrams and says where they go.
@@ -29,6 +31,7 @@
 pub mod backoff;
 pub mod button;
 pub mod gateway;
+pub mod health;
 pub mod media;
 pub mod media_route;
 pub mod redundancy;

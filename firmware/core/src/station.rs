@@ -39,7 +39,7 @@ use std::time::{Duration, Instant};
 
 use stagebox_proto::close::{AfterClose, CloseCode};
 use stagebox_proto::media::{MAX_DATAGRAM, Opened};
-use stagebox_proto::signal::{ClientMsg, Member, Role};
+use stagebox_proto::signal::{ClientMsg, FirmwareStatus, Member, Role};
 
 use crate::button::{Button, ButtonId, ButtonTiming, Gesture, GestureKind, PerButton};
 use crate::led::LedState;
@@ -176,6 +176,9 @@ pub struct Station {
     audio_fault: bool,
     /// An update is being installed (or the station is about to reboot into it).
     installing: bool,
+    /// What the station runs and where its update agent is, told to the server after each
+    /// login and whenever it changes.
+    firmware: Option<FirmwareStatus>,
     /// When the last reception report was due, and the totals then.
     reception: Option<(Instant, u64, u64)>,
     /// The last reception report said frames were lost.
@@ -216,6 +219,7 @@ impl Station {
             talk: Talk::Off,
             audio_fault: false,
             installing: false,
+            firmware: None,
             reception: None,
             reported_loss: false,
             min_expected_loss: cfg.min_expected_loss,
@@ -397,6 +401,24 @@ impl Station {
         self.update(now);
     }
 
+    /// What the station runs and where its update agent is: told to the server now if it
+    /// changed, and after every login.
+    pub fn handle_firmware(&mut self, now: Instant, status: FirmwareStatus) {
+        if self.firmware.as_ref() == Some(&status) {
+            return;
+        }
+        if self.session.is_established() {
+            self.session.send(ClientMsg::Firmware(status.clone()));
+        }
+        self.firmware = Some(status);
+        self.update(now);
+    }
+
+    /// On a stage now (the health check's "joined").
+    pub fn is_joined(&self) -> bool {
+        self.link == StageLink::Joined
+    }
+
     /// Whether a reboot would cut nobody off: the station is neither live nor invited to
     /// speak (the update agent waits for this).
     pub fn may_reboot(&self) -> bool {
@@ -565,6 +587,9 @@ impl Station {
                 // A talk spurt in progress is announced again on the new connection.
                 if self.in_spurt {
                     self.session.send(ClientMsg::Speaking { speaking: true });
+                }
+                if let Some(f) = &self.firmware {
+                    self.session.send(ClientMsg::Firmware(f.clone()));
                 }
             }
             SessionEvent::MediaRefused(e) => self.events.push_back(StationEvent::MediaRefused(e)),

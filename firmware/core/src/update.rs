@@ -170,7 +170,49 @@ pub struct UpdateConfig {
     pub poll_every: Duration,
     /// A failed fetch or download is retried after this long.
     pub retry_after: Duration,
+    /// If set, an installed update reboots only inside this daily window (local time), and
+    /// still only when the stage allows it.
+    pub window: Option<MaintenanceWindow>,
+    /// A version that already failed its trial on this station (it rolled back): offered
+    /// again, it is not installed again — only a newer one is.
+    pub failed: Option<Version>,
 }
+
+/// A daily window, in minutes after local midnight; `start > end` spans midnight
+/// (`23:00-02:00`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MaintenanceWindow {
+    pub start: u16,
+    pub end: u16,
+}
+
+impl MaintenanceWindow {
+    /// `HH:MM-HH:MM`.
+    pub fn parse(s: &str) -> Option<MaintenanceWindow> {
+        fn minute(hm: &str) -> Option<u16> {
+            let (h, m) = hm.trim().split_once(':')?;
+            let (h, m): (u16, u16) = (h.parse().ok()?, m.parse().ok()?);
+            (h < 24 && m < 60 && hm.trim().len() == 5).then_some(h * 60 + m)
+        }
+        let (a, b) = s.split_once('-')?;
+        let w = MaintenanceWindow {
+            start: minute(a)?,
+            end: minute(b)?,
+        };
+        (w.start != w.end).then_some(w)
+    }
+
+    pub fn contains(&self, minute_of_day: u16) -> bool {
+        if self.start < self.end {
+            (self.start..self.end).contains(&minute_of_day)
+        } else {
+            minute_of_day >= self.start || minute_of_day < self.end
+        }
+    }
+}
+
+/// While a reboot waits for a maintenance window, the local time is asked for this often.
+pub const WINDOW_RECHECK: Duration = Duration::from_secs(60);
 
 /// What the agent asks of the plumbing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -232,6 +274,8 @@ pub struct UpdateAgent {
     state: UpdateState,
     /// The station may be rebooted now (not live, not invited).
     may_reboot: bool,
+    /// Inside the maintenance window (always, without one).
+    in_window: bool,
     events: Vec<UpdateEvent>,
 }
 
@@ -239,9 +283,10 @@ impl UpdateAgent {
     /// An agent that first looks for an update at `first_check`.
     pub fn new(cfg: UpdateConfig, first_check: Instant) -> UpdateAgent {
         UpdateAgent {
-            cfg,
             state: UpdateState::Idle { next: first_check },
             may_reboot: false,
+            in_window: cfg.window.is_none(),
+            cfg,
             events: Vec::new(),
         }
     }
@@ -264,6 +309,27 @@ impl UpdateAgent {
     pub fn handle_stage(&mut self, now: Instant, may_reboot: bool) {
         self.may_reboot = may_reboot;
         self.reboot_if_allowed(now);
+    }
+
+    /// Look for an update now (a technician asked), instead of at the next scheduled check.
+    /// Ignored while an update is already under way.
+    pub fn handle_check_now(&mut self, now: Instant) {
+        if let UpdateState::Idle { next } = &mut self.state {
+            *next = now;
+        }
+        self.handle_timeout(now);
+    }
+
+    /// The local time, in minutes after midnight (asked for at least every
+    /// [`WINDOW_RECHECK`] while a reboot waits for the maintenance window).
+    pub fn handle_local_time(&mut self, now: Instant, minute_of_day: u16) {
+        self.in_window = self.cfg.window.is_none_or(|w| w.contains(minute_of_day));
+        self.reboot_if_allowed(now);
+    }
+
+    /// Whether the plumbing should tell the local time now: a reboot waits for the window.
+    pub fn wants_local_time(&self) -> bool {
+        self.cfg.window.is_some() && matches!(self.state, UpdateState::AwaitingReboot { .. })
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
@@ -298,6 +364,9 @@ impl UpdateAgent {
         };
         let c = &self.cfg;
         match check_manifest(bytes, &c.keys, &c.board, c.running, unix_now) {
+            Ok(offer) if c.failed.is_some_and(|f| offer.version <= f) => {
+                self.idle(now, self.cfg.poll_every);
+            }
             Ok(offer) => {
                 self.events.push(UpdateEvent::Download {
                     offer: offer.clone(),
@@ -411,6 +480,7 @@ impl UpdateAgent {
     fn reboot_if_allowed(&mut self, _now: Instant) {
         if let UpdateState::AwaitingReboot { version } = self.state
             && self.may_reboot
+            && self.in_window
         {
             self.state = UpdateState::Rebooting { version };
             self.events.push(UpdateEvent::Reboot);
@@ -545,6 +615,8 @@ mod tests {
                 keys: vec![public(&key(1))],
                 poll_every: Duration::from_secs(3600),
                 retry_after: Duration::from_secs(60),
+                window: None,
+                failed: None,
             },
             t,
         )
@@ -634,5 +706,64 @@ mod tests {
             vec![UpdateEvent::Refused(Refusal::HashMismatch)]
         );
         assert!(!a.is_updating());
+    }
+
+    #[test]
+    fn a_maintenance_window_holds_the_reboot_until_it_opens_and_the_stage_allows() {
+        let w = MaintenanceWindow::parse("23:30-02:00").unwrap();
+        assert!(w.contains(23 * 60 + 30) && w.contains(60) && !w.contains(120));
+        assert!(!w.contains(12 * 60));
+        for bad in [
+            "",
+            "02:00",
+            "2:00-03:00",
+            "24:00-01:00",
+            "01:60-02:00",
+            "03:00-03:00",
+        ] {
+            assert_eq!(MaintenanceWindow::parse(bad), None, "{bad:?}");
+        }
+        let t = t0();
+        let mut a = agent(t);
+        a.cfg.window = MaintenanceWindow::parse("02:00-04:00");
+        a.in_window = false;
+        a.handle_timeout(t);
+        let _ = drain(&mut a);
+        let m = manifest(&key(1), &payload(BOARD, "1.3.0", NOW + 3600));
+        a.handle_manifest(t, NOW, Ok(&m));
+        let _ = drain(&mut a);
+        a.handle_downloaded(t, Ok((1000, [0xab; 32])));
+        let _ = drain(&mut a);
+        a.handle_installed(t, Ok(()));
+        assert!(a.wants_local_time());
+        a.handle_stage(t, true);
+        a.handle_local_time(t, 14 * 60);
+        assert_eq!(drain(&mut a), vec![], "the afternoon is outside the window");
+        a.handle_stage(t, false);
+        a.handle_local_time(t, 3 * 60);
+        assert_eq!(drain(&mut a), vec![], "inside the window but live");
+        a.handle_stage(t, true);
+        assert_eq!(drain(&mut a), vec![UpdateEvent::Reboot]);
+    }
+
+    #[test]
+    fn a_version_that_rolled_back_is_not_installed_again_but_a_newer_one_is() {
+        let t = t0();
+        let mut a = agent(t);
+        a.cfg.failed = Some(Version(1, 3, 0));
+        a.handle_timeout(t);
+        let _ = drain(&mut a);
+        let m = manifest(&key(1), &payload(BOARD, "1.3.0", NOW + 3600));
+        a.handle_manifest(t, NOW, Ok(&m));
+        assert_eq!(drain(&mut a), vec![]);
+        assert!(matches!(a.state(), UpdateState::Idle { .. }));
+        a.handle_timeout(t + Duration::from_secs(3600));
+        let _ = drain(&mut a);
+        let m = manifest(&key(1), &payload(BOARD, "1.3.1", NOW + 3600));
+        a.handle_manifest(t, NOW, Ok(&m));
+        assert!(matches!(
+            drain(&mut a).as_slice(),
+            [UpdateEvent::Download { .. }]
+        ));
     }
 }

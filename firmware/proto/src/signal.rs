@@ -134,7 +134,31 @@ pub enum ClientMsg {
         expected: u32,
         lost: u32,
     },
+    /// The station's firmware and its update agent: after each login and whenever the
+    /// update state changes. The server keeps the latest per station for its admin view.
+    Firmware(FirmwareStatus),
 }
+
+/// What a station runs and where its update agent is (see docs/updates.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FirmwareStatus {
+    /// The running version, `MAJOR.MINOR.PATCH`.
+    pub running: String,
+    /// `idle`, `checking`, `downloading`, `installing`, `awaiting_reboot`, `rebooting`.
+    pub update: String,
+    /// The version being fetched or installed.
+    #[serde(default)]
+    pub target: Option<String>,
+    /// Download progress.
+    #[serde(default)]
+    pub percent: Option<u8>,
+    /// The last refusal or failure, for a person (at most [`MAX_DETAIL_LEN`] bytes).
+    #[serde(default)]
+    pub last_problem: Option<String>,
+}
+
+/// The longest `last_problem` accepted.
+pub const MAX_DETAIL_LEN: usize = 240;
 
 /// Messages a server sends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -218,6 +242,7 @@ const CLIENT_OPS: &[&str] = &[
     "speaking",
     "raise_hand",
     "invite_response",
+    "firmware",
     "step_down",
     "reception_report",
 ];
@@ -298,6 +323,22 @@ impl ClientMsg {
                 check_id("session_id", session_id)?;
                 check_id("token", token)?;
             }
+            ClientMsg::Firmware(f) => {
+                check_id("running", &f.running)?;
+                check_id("update", &f.update)?;
+                if let Some(t) = &f.target {
+                    check_id("target", t)?;
+                }
+                if f.percent.is_some_and(|p| p > 100) {
+                    return Err(SignalError::BadField("percent"));
+                }
+                if f.last_problem
+                    .as_ref()
+                    .is_some_and(|d| d.len() > MAX_DETAIL_LEN)
+                {
+                    return Err(SignalError::BadField("last_problem"));
+                }
+            }
             _ => {}
         }
         Ok(msg)
@@ -332,6 +373,27 @@ impl ServerMsg {
 #[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_firmware_report_round_trips_and_is_bounded() {
+        let text = r#"{"op":"firmware","d":{"running":"1.2.0","update":"downloading","target":"1.3.0","percent":40}}"#;
+        let m = ClientMsg::from_json(text).unwrap();
+        let ClientMsg::Firmware(f) = &m else {
+            panic!("{m:?}")
+        };
+        assert_eq!((f.percent, f.last_problem.as_deref()), (Some(40), None));
+        assert_eq!(ClientMsg::from_json(&m.to_json()).unwrap(), m);
+        for bad in [
+            text.replace("40", "101"),
+            text.replace("\"1.2.0\"", "\"\""),
+            text.replace(
+                "\"percent\":40",
+                &format!("\"last_problem\":\"{}\"", "x".repeat(241)),
+            ),
+        ] {
+            assert!(ClientMsg::from_json(&bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn client_wire_form_is_stable() {

@@ -449,7 +449,11 @@ pub fn run<C: AudioCapture, P: AudioPlayback, E: std::fmt::Display>(
     on_started: impl FnOnce(),
 ) {
     let mut devices = match open_devices(&mut open, mics, mic_geometry_mm) {
-        Ok(d) => Some(d),
+        Ok(d) => {
+            // Said once at start too: the boot health check waits for a working device.
+            device_state(shared, ends, true);
+            Some(d)
+        }
         Err(e) => {
             log::error!("sound device: {e}; trying again every second");
             device_state(shared, ends, false);

@@ -333,6 +333,140 @@ pub struct LogSection {
     pub level: LogLevel,
 }
 
+/// Updates over the air and the boot health check (see docs/updates.md). Without this
+/// section the station neither looks for updates nor marks a boot slot good (a station
+/// installed from the package on an ordinary system has no slots).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateSection {
+    /// Where the signed manifest is fetched (`https://`), trusted as the gateway is (its pin
+    /// or CA). Without it the station never looks for updates, but still marks its slot good
+    /// after each healthy boot.
+    pub manifest_url: Option<String>,
+    /// The release keys' Ed25519 public keys (64 hex digits each), as `stagebox-release
+    /// public-key` prints them. Required with `manifest_url`.
+    #[serde(default)]
+    pub keys: Vec<String>,
+    /// How often to look for an update, in seconds (60 to 604800).
+    #[serde(default = "default_check_every")]
+    pub check_every_s: u64,
+    /// A failed manifest fetch or a broken download is tried again after this many seconds
+    /// (10 to 3600; a download resumes where it broke off).
+    #[serde(default = "default_retry_after")]
+    pub retry_after_s: u64,
+    /// Reboot into an installed update only inside this daily window, local time
+    /// (`"02:00-05:00"`), and still only when the station is neither live nor invited.
+    pub maintenance_window: Option<String>,
+    /// A new version must join a stage with its audio open within this many seconds of
+    /// booting, or the station reboots and, after the boot loader's last try, goes back to the
+    /// previous version (30 to 3600).
+    #[serde(default = "default_health_within")]
+    pub health_within_s: u64,
+    /// Downloads and update state (on the data partition).
+    #[serde(default = "default_update_dir")]
+    pub dir: PathBuf,
+    /// The running version is read from this file (`MAJOR.MINOR.PATCH`); the daemon's own
+    /// version where it does not exist.
+    #[serde(default = "default_version_file")]
+    pub version_file: PathBuf,
+    /// Marks this boot's mark-good as done; on a tmpfs, so once per boot.
+    #[serde(default = "default_marked_file")]
+    pub marked_file: PathBuf,
+    /// Installs a bundle (its path is appended).
+    #[serde(default = "default_install")]
+    pub install_command: Vec<String>,
+    /// Marks the running slot good.
+    #[serde(default = "default_mark_good")]
+    pub mark_good_command: Vec<String>,
+    #[serde(default = "default_reboot")]
+    pub reboot_command: Vec<String>,
+}
+
+fn default_check_every() -> u64 {
+    3600
+}
+fn default_retry_after() -> u64 {
+    60
+}
+fn default_health_within() -> u64 {
+    300
+}
+fn default_update_dir() -> PathBuf {
+    PathBuf::from("/var/lib/stagebox/update")
+}
+fn default_version_file() -> PathBuf {
+    PathBuf::from("/etc/stagebox/version")
+}
+fn default_marked_file() -> PathBuf {
+    PathBuf::from("/run/stagebox/marked-good")
+}
+fn default_install() -> Vec<String> {
+    vec!["rauc".into(), "install".into()]
+}
+fn default_mark_good() -> Vec<String> {
+    vec!["rauc".into(), "status".into(), "mark-good".into()]
+}
+fn default_reboot() -> Vec<String> {
+    vec!["systemctl".into(), "reboot".into()]
+}
+
+impl UpdateSection {
+    /// The release keys, decoded (`parse` has checked them).
+    pub fn public_keys(&self) -> Vec<[u8; 32]> {
+        self.keys
+            .iter()
+            .filter_map(|k| {
+                let mut out = [0u8; 32];
+                hex::decode_to_slice(k.trim(), &mut out).ok().map(|()| out)
+            })
+            .collect()
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if let Some(url) = &self.manifest_url {
+            stagebox_core::gateway::https_target(url)
+                .map_err(|e| format!("field `update.manifest_url`: {e}"))?;
+            if self.keys.is_empty() {
+                return Err(
+                    "field `update.keys`: list the release key (stagebox-release public-key) \
+                     so the station can check what it installs"
+                        .into(),
+                );
+            }
+        }
+        if self.public_keys().len() != self.keys.len() {
+            return Err("field `update.keys`: each key is 64 hex digits".into());
+        }
+        if !(60..=604_800).contains(&self.check_every_s) {
+            return Err("field `update.check_every_s`: must be 60 to 604800".into());
+        }
+        if !(10..=3600).contains(&self.retry_after_s) {
+            return Err("field `update.retry_after_s`: must be 10 to 3600".into());
+        }
+        if !(30..=3600).contains(&self.health_within_s) {
+            return Err("field `update.health_within_s`: must be 30 to 3600".into());
+        }
+        if let Some(w) = &self.maintenance_window
+            && stagebox_core::update::MaintenanceWindow::parse(w).is_none()
+        {
+            return Err(
+                "field `update.maintenance_window`: write it as \"HH:MM-HH:MM\" (local time)"
+                    .into(),
+            );
+        }
+        for (name, argv) in [
+            ("install_command", &self.install_command),
+            ("mark_good_command", &self.mark_good_command),
+            ("reboot_command", &self.reboot_command),
+        ] {
+            if argv.first().is_none_or(|p| p.is_empty()) {
+                return Err(format!("field `update.{name}`: name a program"));
+            }
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
@@ -347,6 +481,7 @@ pub struct Config {
     pub buttons: ButtonsSection,
     #[serde(default)]
     pub log: LogSection,
+    pub update: Option<UpdateSection>,
 }
 
 /// How the station trusts its server.
@@ -419,6 +554,9 @@ impl Config {
                 "audio",
                 "field `audio.bitrate_kbps`: must be 8 to 128",
             ));
+        }
+        if let Some(u) = &cfg.update {
+            u.check().map_err(|m| invalid("update", &m))?;
         }
         Ok(cfg)
     }
@@ -498,6 +636,39 @@ profile = "sim"
             assert!(msg.starts_with(&format!("station.toml:{line}:")), "{msg}");
             assert!(msg.contains(needle), "{msg}");
         }
+    }
+
+    #[test]
+    fn the_update_section_is_checked_field_by_field() {
+        let key = "ab".repeat(32);
+        let good = format!(
+            "{GOOD}\n[update]\nmanifest_url = \"https://updates.example/pi4.json\"\n\
+             keys = [\"{key}\"]\nmaintenance_window = \"02:00-05:00\"\n"
+        );
+        let c = parse(&good).unwrap();
+        let u = c.update.unwrap();
+        assert_eq!(u.public_keys(), vec![[0xab; 32]]);
+        assert_eq!(u.install_command, ["rauc", "install"]);
+        assert_eq!(u.health_within_s, 300);
+        for (text, needle) in [
+            (good.replace("https://", "http://"), "manifest_url"),
+            (good.replace(&key, "abc"), "64 hex digits"),
+            (good.replace(&format!("\"{key}\""), ""), "release key"),
+            (good.replace("02:00-05:00", "2am"), "HH:MM-HH:MM"),
+            (format!("{good}check_every_s = 5\n"), "check_every_s"),
+            (format!("{good}reboot_command = []\n"), "reboot_command"),
+        ] {
+            let msg = parse(&text).unwrap_err().to_string();
+            assert!(msg.starts_with("station.toml:14:"), "{msg}");
+            assert!(msg.contains(needle), "{msg}");
+        }
+        // Only the health check (no source): fine.
+        assert!(
+            parse(&format!("{GOOD}\n[update]\n"))
+                .unwrap()
+                .update
+                .is_some()
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! ptt down | ptt up | ptt click      hand down | hand up | hand click
 //! p  (toggle PTT)   h  (click hand)  mic play  (the sim mouth speaks its WAV)
 //! stats  (JSON line)                 quit      help
+//! update check  (look for an update now)
 //! stall MS  (the network task stops for MS ms, at most 10 000: a wedged loop, for tests)
 //! ```
 
@@ -29,7 +30,7 @@ pub struct SimControls {
     pub inputs: async_channel::Sender<Input>,
 }
 
-const HELP: &str = "commands: ptt down|up|click, hand down|up|click, p (toggle PTT), h (click hand), mic play, stats, stall MS, quit";
+const HELP: &str = "commands: ptt down|up|click, hand down|up|click, p (toggle PTT), h (click hand), mic play, stats, update check, stall MS, quit";
 
 /// The longest `stall`.
 const MAX_STALL: Duration = Duration::from_secs(10);
@@ -108,6 +109,7 @@ impl SimControls {
                 Err(_) => format!("error: {ms:?}: say how many milliseconds"),
             },
             ["quit"] => self.ask(Command::Quit).await,
+            ["update", "check"] => self.ask(Command::CheckUpdate).await,
             [] => String::new(),
             _ => format!("error: unknown command; {HELP}"),
         }

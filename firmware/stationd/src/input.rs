@@ -43,6 +43,8 @@ pub enum Input {
         id: ButtonId,
         pressed: bool,
     },
+    /// An update job finished or made progress.
+    Update(crate::updater::UpdateInput),
     /// A diagnostic command; the answer goes to `reply`.
     Command {
         command: Command,
@@ -57,6 +59,8 @@ pub enum Command {
     Stats,
     /// Shut down cleanly.
     Quit,
+    /// Look for an update now.
+    CheckUpdate,
     /// Stop the network task for this long, as a wedged loop would (sim control, for tests).
     Stall(std::time::Duration),
 }

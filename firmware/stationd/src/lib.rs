@@ -7,6 +7,10 @@
 //! [`stagebox_core::media::MediaLink`] cores with what happens. The two talk only through
 //! fixed-capacity lock-free queues and atomics, so the audio path never waits on the network.
 //!
+//! Updates and the boot health check ([`updater`]) run beside the network loop: the
+//! `stagebox_core::update` and `stagebox_core::health` cores decide, jobs on their own threads
+//! fetch over HTTPS ([`https`], trusted as the gateway is), run RAUC and reboot.
+//!
 //! Where time and I/O enter: `net` reads the clock and passes `now` to the cores; `ws` and
 //! the UDP socket move bytes; the audio thread is paced by the capture device.
 
@@ -16,6 +20,7 @@ pub mod config;
 pub mod control;
 pub mod devices;
 pub mod hardware;
+pub mod https;
 pub mod input;
 pub mod net;
 pub mod notify;
@@ -23,4 +28,5 @@ pub mod realtime;
 pub mod report;
 pub mod tls;
 pub mod udp;
+pub mod updater;
 pub mod ws;

@@ -236,6 +236,14 @@ fn run(cfg: Config, board: BoardProfile) -> Result<()> {
         if cfg.sim.keyboard {
             smol::spawn(controls.clone().serve_keyboard()).detach();
         }
+        let updater = cfg.update.as_ref().map(|section| {
+            stagebox_stationd::updater::Updater::new(
+                Instant::now(),
+                update_settings(section, &board),
+                tls.clone(),
+                inputs.0.clone(),
+            )
+        });
         let task = NetTask::new(NetParts {
             station,
             tls,
@@ -246,6 +254,7 @@ fn run(cfg: Config, board: BoardProfile) -> Result<()> {
             leds,
             shutdown: shutdown.clone(),
             report: report_fn,
+            updater,
         });
         task.run().await;
         anyhow::Ok(())
@@ -309,6 +318,53 @@ fn spawn_audio(
             shared.running.store(false, Ordering::SeqCst);
         })
         .context("audio thread")
+}
+
+/// The update agent's and health check's settings, as `[update]` says.
+fn update_settings(
+    u: &stagebox_stationd::config::UpdateSection,
+    board: &BoardProfile,
+) -> stagebox_stationd::updater::UpdateSettings {
+    use stagebox_core::update::{MaintenanceWindow, UpdateConfig, Version};
+    let own = Version::parse(env!("CARGO_PKG_VERSION")).unwrap_or(Version(0, 0, 0));
+    let running = match std::fs::read_to_string(&u.version_file) {
+        Ok(text) => Version::parse(text.trim()).unwrap_or_else(|| {
+            log::error!(
+                "{}: not MAJOR.MINOR.PATCH; taking the daemon's version {own}",
+                u.version_file.display()
+            );
+            own
+        }),
+        Err(_) => own,
+    };
+    log::info!("running version {running}");
+    stagebox_stationd::updater::UpdateSettings {
+        agent: u.manifest_url.as_ref().map(|url| {
+            (
+                url.clone(),
+                UpdateConfig {
+                    board: board.name.clone(),
+                    running,
+                    keys: u.public_keys(),
+                    poll_every: Duration::from_secs(u.check_every_s),
+                    retry_after: Duration::from_secs(u.retry_after_s),
+                    window: u
+                        .maintenance_window
+                        .as_deref()
+                        .and_then(MaintenanceWindow::parse),
+                    failed: None,
+                },
+            )
+        }),
+        running,
+        dir: u.dir.clone(),
+        marked_file: u.marked_file.clone(),
+        health_within: Duration::from_secs(u.health_within_s),
+        install: u.install_command.clone(),
+        mark_good: u.mark_good_command.clone(),
+        reboot: u.reboot_command.clone(),
+        boot_id: stagebox_stationd::updater::boot_id(),
+    }
 }
 
 /// The station core, as the configuration says.

@@ -74,6 +74,8 @@ pub struct NetParts<L> {
     pub leds: L,
     pub shutdown: Arc<AtomicBool>,
     pub report: ReportFn,
+    /// Updates and the boot health check, where the configuration has `[update]`.
+    pub updater: Option<crate::updater::Updater>,
 }
 
 impl<L: Indicator> NetTask<L> {
@@ -112,6 +114,9 @@ impl<L: Indicator> NetTask<L> {
         loop {
             let now = Instant::now();
             self.parts.station.handle_timeout(now);
+            if let Some(updater) = &mut self.parts.updater {
+                updater.tick(now, &mut self.parts.station);
+            }
             let playout = &self.parts.shared.playout;
             self.parts.station.handle_reception(
                 now,
@@ -146,12 +151,17 @@ impl<L: Indicator> NetTask<L> {
             } else {
                 IDLE_POLL
             };
-            let deadline = self
-                .parts
-                .station
-                .poll_timeout()
-                .map_or(now + poll, |t| t.min(now + poll))
-                .max(now);
+            let deadline = [
+                self.parts.station.poll_timeout(),
+                self.parts
+                    .updater
+                    .as_ref()
+                    .and_then(crate::updater::Updater::poll_timeout),
+            ]
+            .into_iter()
+            .flatten()
+            .fold(now + poll, Instant::min)
+            .max(now);
             let deadline = if is_animated(self.parts.station.led()) {
                 deadline.min(now + stagebox_hal::drivers::REFRESH)
             } else {
@@ -217,6 +227,11 @@ impl<L: Indicator> NetTask<L> {
                 self.parts.station.handle_closed(now, conn, code);
             }
             Input::Button { id, pressed } => self.parts.station.handle_button(now, id, pressed),
+            Input::Update(u) => {
+                if let Some(updater) = &mut self.parts.updater {
+                    updater.handle_input(now, u);
+                }
+            }
             Input::Command { command, reply } => {
                 let answer = match command {
                     Command::Stats => (self.parts.report)(
@@ -224,6 +239,13 @@ impl<L: Indicator> NetTask<L> {
                         &self.parts.shared,
                         &self.milestones,
                     ),
+                    Command::CheckUpdate => match &mut self.parts.updater {
+                        Some(updater) => {
+                            updater.check_now(now);
+                            "{\"ok\":true}".to_string()
+                        }
+                        None => "{\"ok\":false,\"error\":\"no [update] section\"}".to_string(),
+                    },
                     Command::Quit => {
                         self.quit = true;
                         "{\"ok\":true}".to_string()
@@ -290,6 +312,9 @@ impl<L: Indicator> NetTask<L> {
                 AudioEvent::Spurt(speaking) => self.parts.station.handle_talk_spurt(now, speaking),
                 AudioEvent::Device { working } => {
                     self.parts.station.handle_audio_device(now, working);
+                    if let (true, Some(updater)) = (working, &mut self.parts.updater) {
+                        updater.handle_audio_open(now);
+                    }
                 }
                 AudioEvent::FirstAudio { unix_ns } => {
                     if self.milestones.first_audio_unix_ns == 0 {

@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use stagebox_proto::close::CloseCode;
-use stagebox_proto::signal::{Role, ServerMsg, StageSnapshot};
+use stagebox_proto::signal::{FirmwareStatus, Role, ServerMsg, StageSnapshot};
 use thiserror::Error;
 
 use crate::server::{ServerStats, ServerTransmit, StageServer};
@@ -37,6 +37,19 @@ pub enum AdminCmd {
     },
     /// Server counters.
     Stats,
+    /// Every configured station: connected or not, on which stage, its firmware and update
+    /// state as it last reported them.
+    Stations,
+}
+
+/// One station in the admin view.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StationView {
+    pub station_id: String,
+    pub connected: bool,
+    /// The stage of its session, while it has one.
+    pub stage: Option<String>,
+    pub firmware: Option<FirmwareStatus>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -44,6 +57,7 @@ pub enum AdminCmd {
 pub enum AdminReply {
     Stage(StageSnapshot),
     Stats(ServerStats),
+    Stations { stations: Vec<StationView> },
     Done { ok: bool },
 }
 
@@ -67,6 +81,9 @@ impl StageServer {
                 .map(AdminReply::Stage)
                 .ok_or(AdminError::NoStage(stage)),
             AdminCmd::Stats => Ok(AdminReply::Stats(self.stats)),
+            AdminCmd::Stations => Ok(AdminReply::Stations {
+                stations: self.station_views(),
+            }),
             AdminCmd::Invite { stage, station } => self.change_member(&stage, &station, |m| {
                 if m.role != Role::Audience {
                     return Err(AdminError::NotAllowed(
@@ -133,6 +150,22 @@ impl StageServer {
                 Ok(AdminReply::Done { ok: true })
             }
         }
+    }
+
+    fn station_views(&self) -> Vec<StationView> {
+        self.cfg
+            .stations
+            .keys()
+            .map(|id| {
+                let session = self.sessions.values().find(|s| &s.station_id == id);
+                StationView {
+                    station_id: id.clone(),
+                    connected: session.is_some_and(|s| s.conn.is_some()),
+                    stage: session.map(|s| s.stage.clone()),
+                    firmware: self.firmware.get(id).cloned(),
+                }
+            })
+            .collect()
     }
 
     fn change_member(

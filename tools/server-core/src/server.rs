@@ -115,6 +115,9 @@ pub struct StageServer {
     pub(crate) transmits: VecDeque<ServerTransmit>,
     pub(crate) outbox: crate::outbox::Outbox,
     pub(crate) stats: ServerStats,
+    /// Station id → its latest firmware report (only configured stations log in, so this
+    /// holds at most one entry per configured station).
+    pub(crate) firmware: BTreeMap<String, stagebox_proto::signal::FirmwareStatus>,
 }
 
 impl StageServer {
@@ -136,6 +139,7 @@ impl StageServer {
             transmits: VecDeque::new(),
             outbox: crate::outbox::Outbox::default(),
             stats: ServerStats::default(),
+            firmware: BTreeMap::new(),
         }
     }
 

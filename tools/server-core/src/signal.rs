@@ -134,6 +134,11 @@ impl StageServer {
             (ConnState::Authed { .. }, ClientMsg::Heartbeat { nonce }) => {
                 self.send(conn, ServerMsg::HeartbeatAck { nonce });
             }
+            (ConnState::Authed { session }, ClientMsg::Firmware(status)) => {
+                if let Some(s) = self.sessions.get(&session) {
+                    self.firmware.insert(s.station_id.clone(), status);
+                }
+            }
             (ConnState::Authed { session }, msg) => self.stage_op(session, msg),
         }
     }
@@ -641,5 +646,45 @@ mod tests {
         let c = CloseCode::AlreadyAuthenticated.as_u16();
         assert_eq!(refusal(&mut s, 99), Some((c, c)));
         assert_eq!(s.stats().auth_failures, 1);
+    }
+
+    #[test]
+    fn the_admin_view_shows_each_stations_firmware_as_last_reported() {
+        use crate::admin::{AdminCmd, AdminReply};
+        use stagebox_proto::signal::FirmwareStatus;
+        let mut s = server();
+        let t = now();
+        let stations = |s: &mut StageServer| match s.handle_admin(t, AdminCmd::Stations) {
+            Ok(AdminReply::Stations { stations }) => stations,
+            other => panic!("{other:?}"),
+        };
+        let view = stations(&mut s);
+        assert_eq!(view.len(), 1);
+        assert!(!view[0].connected && view[0].firmware.is_none());
+        // Before login a report is refused like any other op.
+        let status = FirmwareStatus {
+            running: "1.2.0".into(),
+            update: "downloading".into(),
+            target: Some("1.3.0".into()),
+            percent: Some(40),
+            last_problem: None,
+        };
+        s.handle_open(t, ConnId(1));
+        s.handle_message(t, ConnId(1), ClientMsg::Firmware(status.clone()));
+        assert!(refusal(&mut s, 1).is_some());
+        assert!(stations(&mut s)[0].firmware.is_none());
+        s.handle_open(t, ConnId(2));
+        let mode = "chacha20_poly1305_rtpsize";
+        s.handle_message(t, ConnId(2), identify(1, "token-a", "hall", &[mode]));
+        s.handle_message(t, ConnId(2), ClientMsg::Firmware(status.clone()));
+        let view = stations(&mut s);
+        assert!(view[0].connected);
+        assert_eq!(view[0].stage.as_deref(), Some("hall"));
+        assert_eq!(view[0].firmware.as_ref(), Some(&status));
+        // After the connection drops, the last report is still shown.
+        s.handle_closed(t, ConnId(2));
+        let view = stations(&mut s);
+        assert!(!view[0].connected);
+        assert_eq!(view[0].firmware.as_ref(), Some(&status));
     }
 }
