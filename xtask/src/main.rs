@@ -9,6 +9,8 @@
 //!   written to `target/bench/NAME.json` (`rooms`: the room half of `quality` alone).
 //! - `cargo xtask cross [--test]`: builds for aarch64 (and runs the firmware tests under qemu).
 //! - `cargo xtask deb [--test]`: the arm64 Debian package (and its install test).
+//! - `cargo xtask yocto <crates|check>`: the Yocto layer's crate list from Cargo.lock, and
+//!   its checks (the list matches, oelint-adv is clean).
 //! - `cargo xtask setup`: only installs what is missing.
 
 mod analysis;
@@ -21,6 +23,7 @@ mod rooms;
 mod setup;
 mod sh;
 mod test;
+mod yocto;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -81,8 +84,21 @@ enum Task {
         #[arg(long, default_value_t = 30)]
         seconds: u64,
     },
+    /// The Yocto layer (yocto/meta-stagebox).
+    Yocto {
+        #[arg(value_enum)]
+        action: YoctoAction,
+    },
     /// Only install what is missing.
     Setup,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum YoctoAction {
+    /// Write the daemon recipe's crate list from Cargo.lock.
+    Crates,
+    /// Check that the crate list matches Cargo.lock and that oelint-adv is clean.
+    Check,
 }
 
 fn main() -> Result<()> {
@@ -119,5 +135,11 @@ fn main() -> Result<()> {
         Task::Deb { test: true } => deb::test(),
         Task::Deb { test: false } => deb::build().map(|_| ()),
         Task::Fuzz { seconds } => test::fuzz(seconds),
+        Task::Yocto {
+            action: YoctoAction::Crates,
+        } => yocto::write_crates(),
+        Task::Yocto {
+            action: YoctoAction::Check,
+        } => yocto::check(),
     }
 }

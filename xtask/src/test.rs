@@ -36,6 +36,8 @@ fn run_all() -> Result<()> {
     sh(cargo().args(["test", "--workspace"]))?;
     // The fuzz targets must keep building; `cargo xtask fuzz` runs them.
     sh(nightly_cargo().args(["fuzz", "build", "--dev"]))?;
+    // The Yocto layer: its crate list matches Cargo.lock, oelint-adv is clean.
+    crate::yocto::check()?;
     // The demo, as a test: real processes on loopback, judged by what B played.
     let outcome = demo::run_demo(&DemoOptions::new("target/demo-test"))?;
     check_demo(&outcome, Judge::RealTime)?;

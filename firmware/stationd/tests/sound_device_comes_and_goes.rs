@@ -27,6 +27,11 @@ fn a_pulled_sound_card_is_reported_and_reopened() {
     rig.serve_until(300);
     let shared = rig.shared.clone();
     assert!(!shared.device_gone.load(Ordering::SeqCst));
+    // A device that opens at start is said to work (the boot health check waits for it).
+    assert_eq!(
+        rig.events.first(),
+        Some(&AudioEvent::Device { working: true })
+    );
 
     rig.card.set_unplugged(true);
     serve_until(&mut rig, "the device to be reported gone", |r| {
@@ -34,6 +39,7 @@ fn a_pulled_sound_card_is_reported_and_reopened() {
     });
     assert!(shared.device_gone.load(Ordering::SeqCst));
     assert_eq!(shared.device_faults.load(Ordering::SeqCst), 1);
+    rig.events.clear();
     // While it is out, retries fail and nothing is played; the thread is alive.
     let periods = rig.periods();
     let sent = rig.sent;

@@ -1,0 +1,23 @@
+SUMMARY = "stagebox station image"
+DESCRIPTION = "A read-only root for a stagebox station: systemd, the station daemon, time sync, Wi-Fi, and RAUC for A/B updates with the stagebox distribution. The SD card holds boot, root A, root B and data partitions (wic/stagebox-ab.wks.in)."
+HOMEPAGE = "https://stagebox.invalid"
+SECTION = "images"
+LICENSE = "MIT"
+CVE_PRODUCT = "stagebox"
+
+inherit core-image
+
+IMAGE_FEATURES += "read-only-rootfs"
+# No default password and no remote shell unless the owner adds a key (README.md).
+IMAGE_FEATURES:remove = "debug-tweaks allow-empty-password empty-root-password"
+
+IMAGE_INSTALL:append = " \
+    stagebox-stationd \
+    alsa-utils \
+    wpa-supplicant \
+    e2fsprogs-resize2fs \
+"
+IMAGE_INSTALL:append:stagebox = " rauc libubootenv-bin"
+
+WKS_FILE = "stagebox-ab.wks.in"
+IMAGE_FSTYPES = "wic.bz2 wic.bmap ext4"
