@@ -57,10 +57,11 @@ saveenv
 part uuid ${devtype} ${devnum}:${stagebox_part} stagebox_partuuid
 # The board's firmware device tree if it passed one (Raspberry Pi), else U-Boot's own (qemu).
 test -n "${fdt_addr}" || setenv fdt_addr ${fdtcontroladdr}
-# Debian's kernel is gzip-compressed; booti unpacks it here.
+# Where booti unpacks a compressed kernel (Debian's arm64 Image is not, today).
 test -n "${kernel_comp_addr_r}" || setexpr kernel_comp_addr_r ${ramdisk_addr_r} + 0x4000000
 setenv kernel_comp_size 0x3000000
-setenv bootargs "root=PARTUUID=${stagebox_partuuid} ro rootwait rauc.slot=${stagebox_slot} panic=10 ${stagebox_extra_bootargs}"
+# The root stays read-only; /var is a tmpfs (what must persist is mounted from /data).
+setenv bootargs "root=PARTUUID=${stagebox_partuuid} ro rootwait systemd.volatile=state rauc.slot=${stagebox_slot} panic=10 ${stagebox_extra_bootargs}"
 load ${devtype} ${devnum}:${stagebox_part} ${kernel_addr_r} /boot/vmlinuz
 load ${devtype} ${devnum}:${stagebox_part} ${ramdisk_addr_r} /boot/initrd.img
 booti ${kernel_addr_r} ${ramdisk_addr_r}:${filesize} ${fdt_addr}

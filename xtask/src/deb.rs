@@ -19,7 +19,7 @@ use crate::sh::run;
 
 const PACKAGE: &str = "stagebox-stationd";
 
-fn version() -> Result<String> {
+pub fn version() -> Result<String> {
     let text = fs::read_to_string("Cargo.toml")?;
     text.lines()
         .find_map(|l| {
@@ -213,7 +213,7 @@ fn du_kib(dir: &Path) -> Result<u64> {
 
 /// Lets the kernel run arm64 programs through qemu (for mmdebstrap's maintainer scripts and
 /// for running the daemon inside the arm64 root).
-fn ensure_binfmt() -> Result<()> {
+pub fn ensure_binfmt() -> Result<()> {
     let dir = Path::new("/proc/sys/fs/binfmt_misc");
     if !dir.join("register").exists() {
         run(Command::new("mount")

@@ -9,6 +9,7 @@
 //!   written to `target/bench/NAME.json` (`rooms`: the room half of `quality` alone).
 //! - `cargo xtask cross [--test]`: builds for aarch64 (and runs the firmware tests under qemu).
 //! - `cargo xtask deb [--test]`: the arm64 Debian package (and its install test).
+//! - `cargo xtask image [--board qemu|pi4]`: the station's SD card image (root needed).
 //! - `cargo xtask yocto <crates|check>`: the Yocto layer's crate list from Cargo.lock, and
 //!   its checks (the list matches, oelint-adv is clean).
 //! - `cargo xtask setup`: only installs what is missing.
@@ -18,11 +19,13 @@ mod bench;
 mod cross;
 mod deb;
 mod demo;
+mod image;
 mod quality;
 mod rooms;
 mod setup;
 mod sh;
 mod test;
+mod uboot;
 mod yocto;
 
 use anyhow::Result;
@@ -84,6 +87,11 @@ enum Task {
         #[arg(long, default_value_t = 30)]
         seconds: u64,
     },
+    /// The station's SD card image: target/image/stagebox-BOARD.img (needs root).
+    Image {
+        #[arg(long, value_enum, default_value = "qemu")]
+        board: image::Board,
+    },
     /// The Yocto layer (yocto/meta-stagebox).
     Yocto {
         #[arg(value_enum)]
@@ -135,6 +143,7 @@ fn main() -> Result<()> {
         Task::Deb { test: true } => deb::test(),
         Task::Deb { test: false } => deb::build().map(|_| ()),
         Task::Fuzz { seconds } => test::fuzz(seconds),
+        Task::Image { board } => image::build(board).map(|_| ()),
         Task::Yocto {
             action: YoctoAction::Crates,
         } => yocto::write_crates(),

@@ -20,6 +20,7 @@ pub const FUZZ_TARGETS: &[&str] = &[
     "station_core",
     "update_manifest",
     "https_head",
+    "update_request",
 ];
 
 fn run_all() -> Result<()> {

@@ -106,6 +106,15 @@ pub struct Config {
     pub stations: Vec<StationEntry>,
     #[serde(default)]
     pub log_json: bool,
+    /// Update files (bundles, manifests) served at `https://GATEWAY/updates/NAME`.
+    pub updates: Option<Updates>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Updates {
+    /// The directory whose plain files are served.
+    pub dir: PathBuf,
 }
 
 impl Config {

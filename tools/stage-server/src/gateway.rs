@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use async_tungstenite::tungstenite::Message;
 use async_tungstenite::tungstenite::protocol::WebSocketConfig;
-use futures_lite::{AsyncRead, AsyncWrite};
+use futures_lite::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use futures_rustls::TlsAcceptor;
 use futures_util::StreamExt;
 use rustls::ServerConfig;
@@ -19,6 +19,8 @@ use stagebox_server_core::ConnId;
 use stagebox_server_core::admission::{Admission, AdmissionLimits, Refusal};
 
 use crate::hub::Hub;
+use crate::updates::Route;
+use std::path::Path;
 
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 
@@ -115,7 +117,26 @@ impl Drop for Pending {
     }
 }
 
-pub async fn serve(listener: async_net::TcpListener, tls: Arc<ServerConfig>, hub: Arc<Hub>) {
+/// What the first request on a connection turned out to be.
+enum Accepted<W, T> {
+    WebSocket(W),
+    /// `GET /updates/NAME` (see [`crate::updates`]).
+    UpdateFile {
+        tls: T,
+        name: String,
+        from: u64,
+    },
+    NoSuchUpdate(T),
+}
+
+/// Accepts stations on `listener`; with `updates`, also serves that directory's files at
+/// `/updates/` (see [`crate::updates`]).
+pub async fn serve(
+    listener: async_net::TcpListener,
+    tls: Arc<ServerConfig>,
+    hub: Arc<Hub>,
+    updates: Option<Arc<std::path::PathBuf>>,
+) {
     let acceptor = TlsAcceptor::from(tls);
     let gate = Arc::new(Gate::new(AdmissionLimits::default()));
     loop {
@@ -146,17 +167,30 @@ pub async fn serve(listener: async_net::TcpListener, tls: Arc<ServerConfig>, hub
         let acceptor = acceptor.clone();
         let hub = hub.clone();
         let gate = gate.clone();
+        let updates = updates.clone();
         smol::spawn(async move {
             let handshake = async {
-                let tls = acceptor
+                let mut tls = acceptor
                     .accept(tcp)
                     .await
                     .map_err(|e| format!("TLS: {e}"))?;
+                let head = crate::updates::read_head(&mut tls)
+                    .await
+                    .map_err(|e| format!("request: {e}"))?;
+                match (crate::updates::route(&head), updates.is_some()) {
+                    (Route::File { name, from }, true) => {
+                        return Ok(Accepted::UpdateFile { tls, name, from });
+                    }
+                    (Route::NotFound, true) => return Ok(Accepted::NoSuchUpdate(tls)),
+                    _ => {}
+                }
                 let config = WebSocketConfig::default()
                     .max_message_size(Some(MAX_TRANSPORT_MESSAGE))
                     .max_frame_size(Some(MAX_TRANSPORT_MESSAGE));
-                async_tungstenite::accept_async_with_config(tls, Some(config))
+                let replay = crate::updates::Replay::new(head, tls);
+                async_tungstenite::accept_async_with_config(replay, Some(config))
                     .await
+                    .map(Accepted::WebSocket)
                     .map_err(|e| format!("WebSocket: {e}"))
             };
             let timeout = async {
@@ -164,7 +198,26 @@ pub async fn serve(listener: async_net::TcpListener, tls: Arc<ServerConfig>, hub
                 Err("handshake timed out".to_string())
             };
             match futures_lite::future::or(handshake, timeout).await {
-                Ok(ws) => connection(ws, hub, pending.with_budget(budget)).await,
+                Ok(Accepted::WebSocket(ws)) => {
+                    connection(ws, hub, pending.with_budget(budget)).await;
+                }
+                Ok(Accepted::UpdateFile {
+                    mut tls,
+                    name,
+                    from,
+                }) => {
+                    let dir = updates.as_deref().map_or(Path::new(""), |d| d.as_path());
+                    match crate::updates::serve(&mut tls, dir, &name, from).await {
+                        Ok(()) => log::info!("{peer}: update file {name} from byte {from}"),
+                        Err(e) => log::info!("{peer}: update file {name}: {e}"),
+                    }
+                    let _ = tls.close().await;
+                }
+                Ok(Accepted::NoSuchUpdate(mut tls)) => {
+                    let dir = updates.as_deref().map_or(Path::new(""), |d| d.as_path());
+                    let _ = crate::updates::serve(&mut tls, dir, "", 0).await;
+                    let _ = tls.close().await;
+                }
                 Err(e) => Gate::log(&gate.failed_log, |more| {
                     log::info!("{peer}: {e}{more}");
                 }),

@@ -136,7 +136,11 @@ fn run(cfg: Config) -> Result<()> {
         // be reading stdout (a closed pipe), which must not stop the server.
         let mut stdout = std::io::stdout();
         let _ = writeln!(stdout, "pin_sha256 = \"{fingerprint}\"").and_then(|()| stdout.flush());
-        smol::spawn(gateway::serve(gateway, tls, hub.clone())).detach();
+        let updates = cfg.updates.as_ref().map(|u| Arc::new(u.dir.clone()));
+        if let Some(dir) = &updates {
+            log::info!("update files from {} at /updates/", dir.display());
+        }
+        smol::spawn(gateway::serve(gateway, tls, hub.clone(), updates)).detach();
         smol::spawn(admin::serve(
             admin_listener,
             cfg.admin.token.clone(),

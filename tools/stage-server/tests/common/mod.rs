@@ -34,6 +34,11 @@ pub fn port() -> u16 {
 }
 
 pub fn start(dir: &Path) -> (Server, u16, [u8; 32]) {
+    start_with(dir, "")
+}
+
+/// [`start`] with more lines at the end of the configuration.
+pub fn start_with(dir: &Path, extra: &str) -> (Server, u16, [u8; 32]) {
     let (gateway, media, admin) = (port(), port(), port());
     let cfg = dir.join("server.toml");
     std::fs::write(
@@ -41,7 +46,7 @@ pub fn start(dir: &Path) -> (Server, u16, [u8; 32]) {
         format!(
             "[listen]\ngateway = \"127.0.0.1:{gateway}\"\nmedia = \"127.0.0.1:{media}\"\nadmin = \"127.0.0.1:{admin}\"\n\
              [tls]\ncert = \"{d}/cert.pem\"\nkey = \"{d}/key.pem\"\n[admin]\ntoken = \"bad-input-admin-token\"\n\
-             [[stage]]\nid = \"hall\"\n[[station]]\nid = \"good\"\ntoken = \"token-good-1\"\n",
+             [[stage]]\nid = \"hall\"\n[[station]]\nid = \"good\"\ntoken = \"token-good-1\"\n{extra}",
             d = dir.display()
         ),
     )

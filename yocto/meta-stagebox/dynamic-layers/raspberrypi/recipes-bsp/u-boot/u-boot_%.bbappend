@@ -2,11 +2,11 @@
 # boot counting for RAUC) and the environment in two redundant files on the boot partition.
 DEPENDS:append:stagebox = " u-boot-mkimage-native"
 
-FILESEXTRAPATHS:prepend:stagebox := "${STAGEBOX_APPLIANCE_DIR}/u-boot:${THISDIR}/files:"
+FILESEXTRAPATHS:prepend:stagebox := "${STAGEBOX_APPLIANCE_DIR}/u-boot:"
 
 SRC_URI:append:stagebox = " \
     file://boot.cmd \
-    file://stagebox-env.cfg \
+    file://rpi_arm64.cfg \
 "
 
 do_compile:append:stagebox() {

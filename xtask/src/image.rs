@@ -1,0 +1,374 @@
+//! `cargo xtask image --board NAME`: the SD card image of a station.
+//!
+//! An arm64 Debian bookworm root built by mmdebstrap from Debian's packages and the
+//! station's own package; a read-only root (`systemd.volatile=state`: /var is a tmpfs, what
+//! must persist is on the data partition); laid out by genimage as boot (FAT: U-Boot's boot
+//! script, its environment in two redundant files, `stagebox.toml`; on a Pi the firmware and
+//! U-Boot too), root A, root B (RAUC's slots) and data. U-Boot is built from Debian's source
+//! (`uboot.rs`); RAUC's system.conf and the boot script come from `appliance/`.
+//!
+//! Output: `target/image/stagebox-BOARD.img`, its `.zst`, their sizes and SHA-256.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+use crate::sh::run;
+use crate::uboot;
+
+/// A board the image is made for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Board {
+    /// qemu-system-aarch64 `-M virt` with a virtio disk (the image test).
+    Qemu,
+    /// Raspberry Pi 4 (and CM4, and Zero 2 W: the same firmware and kernel).
+    Pi4,
+}
+
+/// What differs between boards.
+struct Flavour {
+    name: &'static str,
+    uboot: uboot::Recipe,
+    /// The disk's partitions, as Linux names them: `{disk}1` … `{disk}4`.
+    disk: &'static str,
+    /// The Pi's firmware, device trees and config.txt on the boot partition.
+    pi_firmware: bool,
+}
+
+impl Board {
+    fn flavour(self) -> Flavour {
+        match self {
+            Board::Qemu => Flavour {
+                name: "qemu",
+                uboot: uboot::Recipe {
+                    defconfig: "qemu_arm64",
+                    fragment: "appliance/u-boot/qemu_arm64.cfg",
+                },
+                disk: "/dev/vda",
+                pi_firmware: false,
+            },
+            Board::Pi4 => Flavour {
+                name: "pi4",
+                uboot: uboot::Recipe {
+                    defconfig: "rpi_arm64",
+                    fragment: "appliance/u-boot/rpi_arm64.cfg",
+                },
+                disk: "/dev/mmcblk0p",
+                pi_firmware: true,
+            },
+        }
+    }
+}
+
+/// Debian packages of the root, besides the station's own.
+const ROOT_PACKAGES: &[&str] = &[
+    "systemd",
+    "systemd-sysv",
+    "systemd-timesyncd",
+    "udev",
+    "dbus",
+    "kmod",
+    "linux-image-arm64",
+    "initramfs-tools",
+    "zstd",
+    "rauc",
+    "rauc-service",
+    "libubootenv-tool",
+    "wpasupplicant",
+    "iproute2",
+    "e2fsprogs",
+    "dosfstools",
+    "cloud-guest-utils",
+    "ca-certificates",
+    "alsa-utils",
+    "adduser",
+    "libasound2",
+    "libopus0",
+    "libwebrtc-audio-processing1",
+];
+
+/// What the initramfs loads to find the root: virtio (qemu), the Pi 4's and the Zero 2 W's
+/// SD controllers, ext4.
+const INITRAMFS_MODULES: &str =
+    "virtio_mmio\\nvirtio_pci\\nvirtio_blk\\nsdhci_iproc\\nbcm2835\\nmmc_block\\next4\\n";
+
+/// Sizes on the card.
+const BOOT_MIB: u32 = 128;
+const SLOT_MIB: u32 = 1280;
+const DATA_MIB: u32 = 128;
+
+fn write(path: &Path, text: &str) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir)?;
+    }
+    fs::write(path, text).with_context(|| path.display().to_string())
+}
+
+fn chroot(root: &Path, args: &[&str]) -> Result<()> {
+    run(Command::new("chroot").arg(root).args(args))
+}
+
+/// Builds the image for `board`; returns its path.
+pub fn build(board: Board) -> Result<PathBuf> {
+    if !crate::setup::is_root() {
+        bail!("building the image needs root (mmdebstrap, chroot, binfmt_misc)");
+    }
+    crate::setup::ensure_packages(&[
+        "mmdebstrap",
+        "arch-test",
+        "qemu-user-static",
+        "genimage",
+        "mtools",
+        "dosfstools",
+        "e2fsprogs",
+        "u-boot-tools",
+        "zstd",
+    ])?;
+    let f = board.flavour();
+    let deb = fs::canonicalize(crate::deb::build()?)?;
+    crate::deb::ensure_binfmt()?;
+    let uboot = uboot::build(f.uboot)?;
+    let work = fs::canonicalize("target")?.join("image").join(f.name);
+    if work.exists() {
+        fs::remove_dir_all(&work)?;
+    }
+    let root = work.join("root");
+    let input = work.join("input");
+    fs::create_dir_all(&input)?;
+    let name = deb
+        .file_name()
+        .and_then(|n| n.to_str())
+        .context("package file name")?;
+    let mut packages = ROOT_PACKAGES.join(",");
+    if f.pi_firmware {
+        packages.push_str(",raspi-firmware");
+    }
+    run(Command::new("mmdebstrap")
+        .args(["--arch=arm64", "--variant=minbase", "--mode=root"])
+        .arg(format!("--include={packages}"))
+        .arg("--components=main,non-free-firmware")
+        // The slot's initramfs: only the modules that find the root (virtio under qemu, the
+        // SD card on a Pi), made once at the end instead of at every kernel trigger — under
+        // qemu-user each run takes minutes.
+        .arg(format!(
+            "--essential-hook=mkdir -p \"$1/etc/initramfs-tools/conf.d\" \"$1/usr/share/initramfs-tools/modules.d\" && \
+             printf 'MODULES=list\\nCOMPRESS=zstd\\n' > \"$1/etc/initramfs-tools/conf.d/stagebox\" && \
+             printf '{INITRAMFS_MODULES}' > \"$1/usr/share/initramfs-tools/modules.d/stagebox\" && \
+             chroot \"$1\" dpkg-divert --quiet --local --rename --add /usr/sbin/update-initramfs && \
+             ln -s /bin/true \"$1/usr/sbin/update-initramfs\""
+        ))
+        .arg(format!("--customize-hook=copy-in {} /tmp", deb.display()))
+        .arg(format!("--customize-hook=chroot \"$1\" dpkg -i /tmp/{name}"))
+        .arg(format!("--customize-hook=rm \"$1/tmp/{name}\""))
+        .arg(
+            "--customize-hook=rm \"$1/usr/sbin/update-initramfs\" && \
+             chroot \"$1\" dpkg-divert --quiet --local --rename --remove /usr/sbin/update-initramfs && \
+             chroot \"$1\" update-initramfs -c -k all",
+        )
+        .arg("bookworm")
+        .arg(&root)
+        .arg("http://deb.debian.org/debian")
+        .stdin(std::process::Stdio::null()))?;
+    customize(&root, &f)?;
+    boot_partition(&root, &input, &f, &uboot)?;
+    let img = layout(&root, &input, &work, &f)?;
+    let compressed = img.with_extension("img.zst");
+    run(Command::new("zstd")
+        .args(["-q", "-f", "-T0", "-10"])
+        .arg(&img)
+        .arg("-o")
+        .arg(&compressed))?;
+    for file in [&img, &compressed] {
+        let out = Command::new("sha256sum").arg(file).output()?;
+        let sum = String::from_utf8_lossy(&out.stdout);
+        let sum = sum.split_whitespace().next().unwrap_or("?");
+        let bytes = fs::metadata(file)?.len();
+        println!(
+            "{}: {:.1} MiB, SHA-256 {sum}",
+            file.display(),
+            bytes as f64 / 1048576.0
+        );
+        write(
+            &file.with_extension(format!(
+                "{}.sha256",
+                file.extension().and_then(|e| e.to_str()).unwrap_or("img")
+            )),
+            &format!(
+                "{sum}  {}\n",
+                file.file_name().and_then(|n| n.to_str()).unwrap_or("")
+            ),
+        )?;
+    }
+    Ok(img)
+}
+
+/// The root as an appliance: read-only, its state on the data partition, RAUC and U-Boot's
+/// environment configured.
+fn customize(root: &Path, f: &Flavour) -> Result<()> {
+    // The kernel and initrd at the names the boot script loads (hard links, no copies).
+    let boot = root.join("boot");
+    for (prefix, fixed) in [("vmlinuz-", "vmlinuz"), ("initrd.img-", "initrd.img")] {
+        let found = fs::read_dir(&boot)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .find(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with(prefix))
+            })
+            .with_context(|| format!("no /boot/{prefix}* in the root"))?;
+        let _ = fs::remove_file(boot.join(fixed));
+        fs::hard_link(&found, boot.join(fixed))?;
+    }
+    let d = f.disk;
+    write(
+        &root.join("etc/fstab"),
+        &format!(
+            "# stagebox: the root is read-only and /var a tmpfs (systemd.volatile=state);\n\
+             # what must persist lives on the data partition.\n\
+             tmpfs /tmp tmpfs nosuid,nodev,mode=1777 0 0\n\
+             {d}1 /boot/firmware vfat rw,noatime,fmask=0022,dmask=0022,flush 0 2\n\
+             {d}4 /data ext4 rw,noatime 0 2\n"
+        ),
+    )?;
+    write(&root.join("etc/hostname"), "stagebox\n")?;
+    write(
+        &root.join("etc/systemd/network/20-wired.network"),
+        "[Match]\nName=en* eth*\n[Network]\nDHCP=yes\n",
+    )?;
+    write(
+        &root.join("etc/systemd/system/var-lib-stagebox.mount"),
+        "[Unit]\nDescription=The station's state, on the data partition\n\
+         RequiresMountsFor=/data /var\n\n[Mount]\nWhat=/data/stagebox\nWhere=/var/lib/stagebox\n\
+         Type=none\nOptions=bind\n\n[Install]\nWantedBy=local-fs.target\n",
+    )?;
+    fs::create_dir_all(root.join("var/lib/stagebox"))?;
+    fs::create_dir_all(root.join("data/stagebox"))?;
+    fs::create_dir_all(root.join("data/rauc"))?;
+    fs::create_dir_all(root.join("boot/firmware"))?;
+    chroot(root, &["chown", "stagebox:stagebox", "/data/stagebox"])?;
+    chroot(
+        root,
+        &[
+            "systemctl",
+            "enable",
+            "--quiet",
+            "systemd-networkd",
+            "systemd-timesyncd",
+            "var-lib-stagebox.mount",
+        ],
+    )?;
+    let system_conf = fs::read_to_string("appliance/rauc/system.conf.in")?
+        .replace("@COMPATIBLE@", &format!("stagebox-{}", f.name))
+        .replace("@SLOT_A@", &format!("{d}2"))
+        .replace("@SLOT_B@", &format!("{d}3"));
+    write(&root.join("etc/rauc/system.conf"), &system_conf)?;
+    let fw_env = fs::read_to_string("appliance/u-boot/fw_env.config.in")?
+        .replace("@BOOT_MOUNT@", "/boot/firmware");
+    write(&root.join("etc/fw_env.config"), &fw_env)?;
+    write(
+        &root.join("etc/stagebox/version"),
+        &format!("{}\n", crate::deb::version()?),
+    )?;
+    Ok(())
+}
+
+/// The boot partition's files: the boot script, U-Boot's environment (its defaults and the
+/// slots' counters, in both copies), the owner's `stagebox.toml`; on a Pi also the firmware,
+/// the device trees, config.txt and U-Boot.
+fn boot_partition(root: &Path, input: &Path, f: &Flavour, uboot: &uboot::Built) -> Result<()> {
+    run(Command::new("mkimage")
+        .args([
+            "-A", "arm64", "-O", "linux", "-T", "script", "-C", "none", "-q", "-d",
+        ])
+        .arg("appliance/u-boot/boot.cmd")
+        .arg(input.join("boot.scr")))?;
+    let mut env = fs::read_to_string(&uboot.initial_env)?;
+    env.push_str("BOOT_ORDER=A B\nBOOT_A_LEFT=3\nBOOT_B_LEFT=3\n");
+    write(&input.join("env.txt"), &env)?;
+    run(Command::new("mkenvimage")
+        .args(["-r", "-s", "0x4000", "-o"])
+        .arg(input.join("uboot.env"))
+        .arg(input.join("env.txt")))?;
+    fs::copy(input.join("uboot.env"), input.join("uboot-redund.env"))?;
+    fs::copy("appliance/stagebox.toml", input.join("stagebox.toml"))
+        .context("appliance/stagebox.toml")?;
+    if f.pi_firmware {
+        let firmware = root.join("usr/lib/raspi-firmware");
+        for entry in fs::read_dir(&firmware).context("the Pi's firmware in the root")? {
+            let p = entry?.path();
+            if let Some(n) = p.file_name() {
+                fs::copy(&p, input.join(n))?;
+            }
+        }
+        fs::copy(&uboot.bin, input.join("u-boot.bin"))?;
+        write(
+            &input.join("config.txt"),
+            "# stagebox: the Pi's firmware starts U-Boot, which boots slot A or B.\n\
+             arm_64bit=1\nkernel=u-boot.bin\nenable_uart=1\ndtparam=i2c_arm=on\ndtparam=i2s=on\n\
+             dtparam=spi=on\n",
+        )?;
+        let dtbs = fs::read_dir(root.join("usr/lib"))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .find(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("linux-image-"))
+            })
+            .context("the kernel's device trees")?
+            .join("broadcom");
+        for dtb in [
+            "bcm2711-rpi-4-b.dtb",
+            "bcm2711-rpi-cm4.dtb",
+            "bcm2710-rpi-zero-2-w.dtb",
+        ] {
+            if dtbs.join(dtb).exists() {
+                fs::copy(dtbs.join(dtb), input.join(dtb))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The partitions and the disk, by genimage.
+fn layout(root: &Path, input: &Path, work: &Path, f: &Flavour) -> Result<PathBuf> {
+    let boot_files: Vec<String> = fs::read_dir(input)?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_file())
+        .filter_map(|e| e.file_name().to_str().map(str::to_string))
+        .filter(|n| n != "env.txt")
+        .map(|n| format!("\"{n}\""))
+        .collect();
+    let name = format!("stagebox-{}.img", f.name);
+    let config = format!(
+        "image boot.vfat {{\n  vfat {{\n    label = \"STAGEBOX\"\n    files = {{ {files} }}\n  }}\n  size = {BOOT_MIB}M\n}}\n\
+         image rootfs-a.ext4 {{\n  ext4 {{\n    label = \"rootfs\"\n    use-mke2fs = true\n  }}\n  size = {SLOT_MIB}M\n}}\n\
+         image rootfs-b.ext4 {{\n  ext4 {{\n    label = \"rootfs\"\n    use-mke2fs = true\n  }}\n  empty = true\n  size = {SLOT_MIB}M\n}}\n\
+         image data.ext4 {{\n  ext4 {{\n    label = \"data\"\n    use-mke2fs = true\n  }}\n  mountpoint = \"/data\"\n  size = {DATA_MIB}M\n}}\n\
+         image {name} {{\n  hdimage {{\n    partition-table-type = \"mbr\"\n    disk-signature = random\n  }}\n\
+           partition boot {{\n    partition-type = 0x0C\n    bootable = true\n    image = \"boot.vfat\"\n    offset = 4M\n  }}\n\
+           partition rootfs-a {{\n    partition-type = 0x83\n    image = \"rootfs-a.ext4\"\n  }}\n\
+           partition rootfs-b {{\n    partition-type = 0x83\n    image = \"rootfs-b.ext4\"\n  }}\n\
+           partition data {{\n    partition-type = 0x83\n    image = \"data.ext4\"\n  }}\n}}\n",
+        files = boot_files.join(", ")
+    );
+    let cfg = work.join("genimage.cfg");
+    write(&cfg, &config)?;
+    let out = work.join("out");
+    let tmp = work.join("genimage-tmp");
+    run(Command::new("genimage")
+        .arg("--rootpath")
+        .arg(root)
+        .arg("--inputpath")
+        .arg(input)
+        .arg("--outputpath")
+        .arg(&out)
+        .arg("--tmppath")
+        .arg(&tmp)
+        .arg("--config")
+        .arg(&cfg))?;
+    let img = fs::canonicalize("target/image")?.join(&name);
+    fs::rename(out.join(&name), &img)?;
+    Ok(img)
+}
