@@ -259,6 +259,16 @@ fn customize(root: &Path, f: &Flavour) -> Result<()> {
             "var-lib-stagebox.mount",
         ],
     )?;
+    // The owner's configuration is the boot partition's `stagebox.toml`; it is checked (as
+    // root, who may write the report beside it) before the daemon starts, and what was found
+    // is written to `stagebox-report.txt` there.
+    write(
+        &root.join("etc/systemd/system/stagebox-stationd.service.d/boot-partition.conf"),
+        "[Unit]\nRequiresMountsFor=/boot/firmware /var/lib/stagebox\n\n[Service]\n\
+         ExecStartPre=+/usr/bin/stationd --check-config /boot/firmware/stagebox.toml \
+         --report /boot/firmware/stagebox-report.txt\n\
+         ExecStart=\nExecStart=/usr/bin/stationd --config /boot/firmware/stagebox.toml\n",
+    )?;
     let system_conf = fs::read_to_string("appliance/rauc/system.conf.in")?
         .replace("@COMPATIBLE@", &format!("stagebox-{}", f.name))
         .replace("@SLOT_A@", &format!("{d}2"))
@@ -292,8 +302,14 @@ fn boot_partition(root: &Path, input: &Path, f: &Flavour, uboot: &uboot::Built) 
         .arg(input.join("uboot.env"))
         .arg(input.join("env.txt")))?;
     fs::copy(input.join("uboot.env"), input.join("uboot-redund.env"))?;
-    fs::copy("appliance/stagebox.toml", input.join("stagebox.toml"))
-        .context("appliance/stagebox.toml")?;
+    let owner = fs::read_to_string("appliance/stagebox.toml").context("appliance/stagebox.toml")?;
+    let owner = if f.pi_firmware {
+        owner
+    } else {
+        // Under qemu there is no sound HAT: the simulated board.
+        owner.replace("profile = \"pi4-respeaker-2mic\"", "profile = \"sim\"")
+    };
+    write(&input.join("stagebox.toml"), &owner)?;
     if f.pi_firmware {
         let firmware = root.join("usr/lib/raspi-firmware");
         for entry in fs::read_dir(&firmware).context("the Pi's firmware in the root")? {
@@ -318,14 +334,15 @@ fn boot_partition(root: &Path, input: &Path, f: &Flavour, uboot: &uboot::Built) 
             })
             .context("the kernel's device trees")?
             .join("broadcom");
+        // Pi 4, Pi 400, CM4 on its IO board, Zero 2 W (Debian's kernel names); Pi 5 has none.
         for dtb in [
             "bcm2711-rpi-4-b.dtb",
-            "bcm2711-rpi-cm4.dtb",
-            "bcm2710-rpi-zero-2-w.dtb",
+            "bcm2711-rpi-400.dtb",
+            "bcm2711-rpi-cm4-io.dtb",
+            "bcm2837-rpi-zero-2-w.dtb",
         ] {
-            if dtbs.join(dtb).exists() {
-                fs::copy(dtbs.join(dtb), input.join(dtb))?;
-            }
+            fs::copy(dtbs.join(dtb), input.join(dtb))
+                .with_context(|| format!("device tree {dtb} in Debian's kernel"))?;
         }
     }
     Ok(())

@@ -1,7 +1,7 @@
 //! `stationd` — the station daemon.
 //!
 //! ```text
-//! stationd [--config PATH]      run (default /etc/stagebox/station.toml)
+//! stationd [--config PATH] [--report PATH]   run (default /etc/stagebox/station.toml)
 //! stationd --check-config PATH  validate a configuration and exit
 //! stationd --check-board [--board NAME]
 //! stationd --list-boards | --version | --help
@@ -52,6 +52,26 @@ struct Cli {
     /// List the built-in board profiles.
     #[arg(long)]
     list_boards: bool,
+    /// Write what was found in the configuration to this file: its mistakes, or that it is
+    /// good (on the image, `stagebox-report.txt` beside `stagebox.toml` on the boot
+    /// partition, where the owner who edited it will look).
+    #[arg(long, value_name = "PATH")]
+    report: Option<PathBuf>,
+}
+
+/// Writes the configuration report, if one was asked for; a report that cannot be written
+/// is logged, never fatal.
+fn report(path: Option<&std::path::Path>, config: &std::path::Path, text: &str) {
+    let Some(path) = path else {
+        return;
+    };
+    let body = format!(
+        "stagebox station — {} as read at start-up\n\n{text}\n",
+        config.display()
+    );
+    if let Err(e) = std::fs::write(path, body) {
+        eprintln!("stationd: {}: {e}", path.display());
+    }
 }
 
 fn main() -> ExitCode {
@@ -67,23 +87,40 @@ fn main() -> ExitCode {
     if cli.check_board {
         return check_board(cli.board, &config_path);
     }
+    let report_path = cli.report.as_deref();
+    let mistake = |text: String| {
+        eprintln!("stationd: {text}");
+        report(
+            report_path,
+            &config_path,
+            &format!(
+                "MISTAKE — the station does not start until it is fixed:\n  {text}\n\n\
+                 Correct that line, save the file and restart the station."
+            ),
+        );
+        ExitCode::from(2)
+    };
     let cfg = match Config::load(&config_path) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("stationd: {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return mistake(e.to_string()),
     };
     let board = match BoardProfile::load(&cfg.board.profile) {
         Ok(b) => b,
         Err(e) => {
-            eprintln!(
-                "stationd: {}: field `board.profile`: {e}",
+            return mistake(format!(
+                "{}: field `board.profile`: {e}",
                 config_path.display()
-            );
-            return ExitCode::from(2);
+            ));
         }
     };
+    report(
+        report_path,
+        &config_path,
+        &format!(
+            "OK — station {} on stage {} at {}, board {}.",
+            cfg.station.id.0, cfg.server.stage.0, cfg.server.gateway.0, board.name
+        ),
+    );
     if check_only {
         println!("{}: ok (board {})", config_path.display(), board.name);
         return ExitCode::SUCCESS;

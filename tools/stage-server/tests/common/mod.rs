@@ -109,24 +109,29 @@ pub fn identify_good() -> ClientMsg {
 
 /// A client connection from a chosen source address (any of 127.0.0.0/8).
 pub fn connect_from(source: IpAddr, gateway: u16, pin: [u8; 32]) -> std::io::Result<Client> {
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
-    socket.bind(&SocketAddr::new(source, 0).into())?;
-    socket.connect_timeout(
-        &SocketAddr::from(([127, 0, 0, 1], gateway)).into(),
-        Duration::from_secs(5),
-    )?;
-    let tcp: TcpStream = socket.into();
-    tcp.set_read_timeout(Some(Duration::from_secs(5)))?;
-    tcp.set_write_timeout(Some(Duration::from_secs(5)))?;
-    upgrade(tcp, gateway, pin)
+    connect_socket(Some(source), None, gateway, pin)
 }
 
 /// A client whose receive buffer is `window` bytes, fixed before connecting so the kernel does
 /// not grow it: how a station that stops reading looks from the server on any machine, whatever
 /// its TCP tuning (a window of megabytes would swallow a long flood of answers first).
 pub fn connect_with_window(gateway: u16, pin: [u8; 32], window: usize) -> std::io::Result<Client> {
+    connect_socket(None, Some(window), gateway, pin)
+}
+
+fn connect_socket(
+    source: Option<IpAddr>,
+    window: Option<usize>,
+    gateway: u16,
+    pin: [u8; 32],
+) -> std::io::Result<Client> {
     let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
-    socket.set_recv_buffer_size(window)?;
+    if let Some(source) = source {
+        socket.bind(&SocketAddr::new(source, 0).into())?;
+    }
+    if let Some(window) = window {
+        socket.set_recv_buffer_size(window)?;
+    }
     socket.connect_timeout(
         &SocketAddr::from(([127, 0, 0, 1], gateway)).into(),
         Duration::from_secs(5),
