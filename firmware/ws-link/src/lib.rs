@@ -11,6 +11,8 @@
 //!
 //! Plumbing only: what to send and when to give up is decided by the cores.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_tungstenite::tungstenite::protocol::frame::CloseFrame;
@@ -45,6 +47,7 @@ impl std::error::Error for Overflow {}
 pub struct LinkSender {
     frames: async_channel::Sender<Outgoing>,
     hangup: async_channel::Sender<()>,
+    hung_up: Arc<AtomicBool>,
 }
 
 /// The writer's end.
@@ -52,20 +55,24 @@ pub struct LinkSender {
 pub struct LinkReceiver {
     frames: async_channel::Receiver<Outgoing>,
     hangup: async_channel::Receiver<()>,
+    hung_up: Arc<AtomicBool>,
 }
 
 /// A send queue of at most `capacity` frames.
 pub fn link(capacity: usize) -> (LinkSender, LinkReceiver) {
     let (frames_tx, frames_rx) = async_channel::bounded(capacity.max(1));
     let (hangup_tx, hangup_rx) = async_channel::bounded(1);
+    let hung_up = Arc::new(AtomicBool::new(false));
     (
         LinkSender {
             frames: frames_tx,
             hangup: hangup_tx,
+            hung_up: hung_up.clone(),
         },
         LinkReceiver {
             frames: frames_rx,
             hangup: hangup_rx,
+            hung_up,
         },
     )
 }
@@ -82,11 +89,19 @@ impl LinkSender {
 
     /// Ends the connection now, whatever is queued or being written.
     pub fn hang_up(&self) {
+        self.hung_up.store(true, Ordering::Relaxed);
         let _ = self.hangup.try_send(());
     }
 }
 
 impl LinkReceiver {
+    /// Whether the sending side hung up. The connection's reader checks it between messages:
+    /// a peer that floods never lets its reader wait, so the reader must end the connection
+    /// itself (the writer may not be polled again while the reader is always ready).
+    pub fn is_hung_up(&self) -> bool {
+        self.hung_up.load(Ordering::Relaxed)
+    }
+
     /// The next frame, or `None` when the sending side is gone or hung up.
     pub async fn next(&self) -> Option<Outgoing> {
         futures_lite::future::or(async { self.frames.recv().await.ok() }, async {
@@ -146,6 +161,14 @@ async fn smol_sleep(d: Duration) {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+
+    #[test]
+    fn a_hang_up_is_seen_by_the_reader_without_waiting() {
+        let (tx, rx) = link(2);
+        assert!(!rx.is_hung_up());
+        tx.clone().hang_up();
+        assert!(rx.is_hung_up());
+    }
 
     #[test]
     fn a_full_queue_overflows_instead_of_growing() {

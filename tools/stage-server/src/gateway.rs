@@ -41,6 +41,9 @@ const PRE_LOGIN_BYTES: u64 = 32 * 1024;
 /// reading — instead of after the megabytes the kernel's auto-tuning would let it park.
 const KERNEL_SEND_BUFFER: usize = 64 * 1024;
 
+/// A connection's reader lets other tasks run after this many messages in a row.
+const YIELD_EVERY: u32 = 32;
+
 /// A client that never finishes its TLS handshake and upgrade is dropped after this long.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -240,7 +243,17 @@ async fn connection<S>(
     hub.with_core(|core, now| core.handle_open(now, conn));
     let (mut sink, mut stream) = ws.split();
     let reader = async {
+        let mut read = 0u32;
         while let Some(msg) = stream.next().await {
+            // A peer that floods is always ready to be read: end here once it has been hung
+            // up on, and let the other connections run now and then.
+            if rx.is_hung_up() {
+                break;
+            }
+            read = read.wrapping_add(1);
+            if read % YIELD_EVERY == 0 {
+                futures_lite::future::yield_now().await;
+            }
             match msg {
                 Ok(Message::Text(t)) => {
                     let logged_in = hub.with_core(|core, now| {
