@@ -1,6 +1,7 @@
 //! The gateway: accepts TLS, upgrades to WebSocket, and feeds frames to the core.
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -9,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use async_tungstenite::tungstenite::Message;
 use async_tungstenite::tungstenite::protocol::WebSocketConfig;
-use futures_lite::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use futures_lite::{AsyncRead, AsyncWriteExt};
 use futures_rustls::TlsAcceptor;
 use futures_util::StreamExt;
 use rustls::ServerConfig;
@@ -20,7 +21,6 @@ use stagebox_server_core::admission::{Admission, AdmissionLimits, Refusal};
 
 use crate::hub::Hub;
 use crate::updates::Route;
-use std::path::Path;
 
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 
@@ -217,8 +217,7 @@ pub async fn serve(
                     let _ = tls.close().await;
                 }
                 Ok(Accepted::NoSuchUpdate(mut tls)) => {
-                    let dir = updates.as_deref().map_or(Path::new(""), |d| d.as_path());
-                    let _ = crate::updates::serve(&mut tls, dir, "", 0).await;
+                    let _ = crate::updates::not_found(&mut tls).await;
                     let _ = tls.close().await;
                 }
                 Err(e) => Gate::log(&gate.failed_log, |more| {
@@ -328,20 +327,4 @@ impl<S: AsyncRead + Unpin> AsyncRead for Budgeted<S> {
     }
 }
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for Budgeted<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_close(cx)
-    }
-}
+write_through_inner!(Budgeted);

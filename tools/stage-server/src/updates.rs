@@ -106,7 +106,7 @@ pub async fn serve<S: AsyncWrite + Unpin>(
 ) -> std::io::Result<()> {
     let file = match smol::fs::File::open(dir.join(name)).await {
         Ok(f) if f.metadata().await.is_ok_and(|m| m.is_file()) => f,
-        _ => return answer(s, "404 Not Found", "", 0).await,
+        _ => return not_found(s).await,
     };
     let len = file.metadata().await?.len();
     if from > 0 && from >= len {
@@ -130,6 +130,11 @@ pub async fn serve<S: AsyncWrite + Unpin>(
         within(s.write_all(buf.get(..n).unwrap_or_default())).await?;
     }
     within(s.flush()).await
+}
+
+/// Answers that there is no such update file.
+pub async fn not_found<S: AsyncWrite + Unpin>(s: &mut S) -> std::io::Result<()> {
+    answer(s, "404 Not Found", "", 0).await
 }
 
 async fn answer<S: AsyncWrite + Unpin>(
@@ -193,23 +198,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Replay<S> {
     }
 }
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for Replay<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_close(cx)
-    }
-}
+write_through_inner!(Replay);
 
 #[cfg(test)]
 mod tests {

@@ -7,13 +7,10 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::sync::Arc;
 use std::time::Duration;
 
-use common::{connect, expect_server_msg, identify_good, start_with};
-use rustls::pki_types::ServerName;
+use common::{connect, expect_server_msg, identify_good, start_with, tls_to};
 use stagebox_proto::signal::ServerMsg;
-use stagebox_stationd::config::{Fingerprint, Trust};
 use tungstenite::Message;
 
 /// One GET over TLS pinned to the server; the status line, the head and the body.
@@ -23,13 +20,9 @@ fn get(
     path: &str,
     range_from: Option<u64>,
 ) -> (String, String, Vec<u8>) {
-    let tls = stagebox_stationd::tls::client_config(&Trust::Pin(Fingerprint(pin))).unwrap();
     let tcp = TcpStream::connect(("127.0.0.1", gateway)).unwrap();
     tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let conn =
-        rustls::ClientConnection::new(Arc::clone(&tls), ServerName::try_from("127.0.0.1").unwrap())
-            .unwrap();
-    let mut s = rustls::StreamOwned::new(conn, tcp);
+    let mut s = tls_to(tcp, pin).unwrap();
     let range = range_from.map_or(String::new(), |n| format!("Range: bytes={n}-\r\n"));
     write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{range}\r\n").unwrap();
     let mut all = Vec::new();

@@ -72,16 +72,9 @@ pub fn start_with(dir: &Path, extra: &str) -> (Server, u16, [u8; 32]) {
 }
 
 pub fn connect(gateway: u16, pin: [u8; 32]) -> Client {
-    let tls = stagebox_stationd::tls::client_config(&Trust::Pin(Fingerprint(pin))).unwrap();
     let tcp = TcpStream::connect(("127.0.0.1", gateway)).unwrap();
     tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let conn =
-        rustls::ClientConnection::new(Arc::clone(&tls), ServerName::try_from("127.0.0.1").unwrap())
-            .unwrap();
-    let stream = rustls::StreamOwned::new(conn, tcp);
-    let url = format!("wss://127.0.0.1:{gateway}/signal");
-    let (ws, _) = tungstenite::client::client(url.as_str(), stream).unwrap();
-    ws
+    upgrade(tcp, gateway, pin).unwrap()
 }
 
 pub fn next(ws: &mut Client) -> Message {
@@ -142,14 +135,22 @@ fn connect_socket(
     upgrade(tcp, gateway, pin)
 }
 
-/// TLS (pinned) and the WebSocket upgrade on `tcp`.
-pub fn upgrade(tcp: TcpStream, gateway: u16, pin: [u8; 32]) -> std::io::Result<Client> {
+/// TLS on `tcp`, pinned to the server's certificate.
+pub fn tls_to(
+    tcp: TcpStream,
+    pin: [u8; 32],
+) -> std::io::Result<rustls::StreamOwned<rustls::ClientConnection, TcpStream>> {
     let tls = stagebox_stationd::tls::client_config(&Trust::Pin(Fingerprint(pin)))
         .map_err(std::io::Error::other)?;
     let conn =
         rustls::ClientConnection::new(Arc::clone(&tls), ServerName::try_from("127.0.0.1").unwrap())
             .map_err(std::io::Error::other)?;
-    let stream = rustls::StreamOwned::new(conn, tcp);
+    Ok(rustls::StreamOwned::new(conn, tcp))
+}
+
+/// TLS (pinned) and the WebSocket upgrade on `tcp`.
+pub fn upgrade(tcp: TcpStream, gateway: u16, pin: [u8; 32]) -> std::io::Result<Client> {
+    let stream = tls_to(tcp, pin)?;
     let url = format!("wss://127.0.0.1:{gateway}/signal");
     tungstenite::client::client(url.as_str(), stream)
         .map(|(ws, _)| ws)
