@@ -255,7 +255,8 @@ fn a_lying_source_changes_nothing_and_a_good_update_waits_for_the_speaker() {
     let section = format!(
         "\n[update]\nmanifest_url = \"{}\"\nkeys = [\"{}\"]\nretry_after_s = 10\n\
          dir = \"{}\"\nversion_file = \"{}\"\nmarked_file = \"{}\"\n\
-         install_command = [\"{}\"]\nmark_good_command = [\"{}\"]\nreboot_command = [\"{}\"]\n",
+         install_command = [\"{}\"]\nmark_good_command = [\"{}\"]\n\
+         mark_active_command = [\"{}\"]\nreboot_command = [\"{}\"]\n",
         source.url("/stagebox/manifest.json"),
         release.public_hex(),
         update_dir.display(),
@@ -263,6 +264,7 @@ fn a_lying_source_changes_nothing_and_a_good_update_waits_for_the_speaker() {
         marked.display(),
         recorder(&stage.dir, "install").display(),
         recorder(&stage.dir, "mark-good").display(),
+        recorder(&stage.dir, "mark-active").display(),
         recorder(&stage.dir, "reboot").display(),
     );
     // The `[update]` section follows the `[sim]` lines.
@@ -468,5 +470,12 @@ fn a_lying_source_changes_nothing_and_a_good_update_waits_for_the_speaker() {
     assert_eq!(
         std::fs::read_to_string(update_dir.join("failed-version")).unwrap(),
         "1.2.0"
+    );
+    // Back on 1.1.0, its slot is marked good and made the first to boot again, so the failed
+    // slot stays out of the way even if this one's tries later run out.
+    wait_until(
+        "the fallen-back slot to be marked good and active",
+        Duration::from_secs(20),
+        || calls(&stage.dir).ends_with(&["mark-good".to_string(), "mark-active".to_string()]),
     );
 }

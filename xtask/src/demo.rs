@@ -61,7 +61,7 @@ const SPEECH: &str = "Good evening, everyone, and welcome to the town hall. \
     This is station A, speaking from the podium. \
     Tonight we talk about the new library, the bus lines, and the summer festival.";
 
-const ADMIN_TOKEN: &str = "demo-admin-token-0123456789";
+pub const ADMIN_TOKEN: &str = "demo-admin-token-0123456789";
 
 /// Opus's algorithmic delay beyond the frame at 48 kHz in VoIP mode (`OPUS_GET_LOOKAHEAD`:
 /// 312 samples). Nothing can reach the ear sooner than one frame plus this after it reached
@@ -69,7 +69,7 @@ const ADMIN_TOKEN: &str = "demo-admin-token-0123456789";
 pub const OPUS_LOOKAHEAD_MS: f64 = 6.5;
 
 /// Kills a child process when dropped, so a failed demo leaves nothing running.
-struct Proc(Child, &'static str);
+pub struct Proc(pub Child, pub &'static str);
 
 impl Drop for Proc {
     fn drop(&mut self) {
@@ -120,11 +120,11 @@ impl StationProgram {
     }
 }
 
-fn free_port() -> Result<u16> {
+pub fn free_port() -> Result<u16> {
     Ok(UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-fn free_tcp_port() -> Result<u16> {
+pub fn free_tcp_port() -> Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
@@ -175,14 +175,14 @@ pub fn generated_speech(
     Ok(wav.to_path_buf())
 }
 
-fn admin(port: u16, body: &Value) -> Result<Value> {
+pub fn admin(port: u16, body: &Value) -> Result<Value> {
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     let reply = stagebox_admin_client::request(addr, ADMIN_TOKEN, &body.to_string())
         .with_context(|| format!("admin {body}"))?;
     Ok(serde_json::from_str(&reply)?)
 }
 
-fn control(socket: &Path, command: &str) -> Result<String> {
+pub fn control(socket: &Path, command: &str) -> Result<String> {
     let mut s = UnixStream::connect(socket)
         .with_context(|| format!("control socket {}", socket.display()))?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
@@ -193,7 +193,11 @@ fn control(socket: &Path, command: &str) -> Result<String> {
 }
 
 /// Polls `probe` until it returns true, or fails after `limit`.
-fn wait_for(what: &str, limit: Duration, mut probe: impl FnMut() -> Result<bool>) -> Result<()> {
+pub fn wait_for(
+    what: &str,
+    limit: Duration,
+    mut probe: impl FnMut() -> Result<bool>,
+) -> Result<()> {
     let end = Instant::now() + limit;
     loop {
         if probe().unwrap_or(false) {
@@ -566,7 +570,7 @@ fn start_relay(
 }
 
 /// The stage server; returns once it printed its certificate's fingerprint, with it.
-fn start_server(bin: &Path, out: &Path, server_cfg: &Path) -> Result<(Proc, String)> {
+pub fn start_server(bin: &Path, out: &Path, server_cfg: &Path) -> Result<(Proc, String)> {
     let server_log = std::fs::File::create(out.join("server.log"))?;
     let mut server_child = Command::new(bin.join("stage-server"))
         .arg("--config")

@@ -33,11 +33,17 @@ struct Flavour {
     uboot: uboot::Recipe,
     /// The disk's partitions, as Linux names them: `{disk}1` … `{disk}4`.
     disk: &'static str,
+    /// The whole disk (to grow its last partition).
+    whole_disk: &'static str,
     /// The Pi's firmware, device trees and config.txt on the boot partition.
     pi_firmware: bool,
 }
 
 impl Board {
+    pub fn name(self) -> &'static str {
+        self.flavour().name
+    }
+
     fn flavour(self) -> Flavour {
         match self {
             Board::Qemu => Flavour {
@@ -47,6 +53,7 @@ impl Board {
                     fragment: "appliance/u-boot/qemu_arm64.cfg",
                 },
                 disk: "/dev/vda",
+                whole_disk: "/dev/vda",
                 pi_firmware: false,
             },
             Board::Pi4 => Flavour {
@@ -56,6 +63,7 @@ impl Board {
                     fragment: "appliance/u-boot/rpi_arm64.cfg",
                 },
                 disk: "/dev/mmcblk0p",
+                whole_disk: "/dev/mmcblk0",
                 pi_firmware: true,
             },
         }
@@ -81,6 +89,8 @@ const ROOT_PACKAGES: &[&str] = &[
     "e2fsprogs",
     "dosfstools",
     "cloud-guest-utils",
+    "fdisk",
+    "openssh-server",
     "ca-certificates",
     "alsa-utils",
     "adduser",
@@ -110,8 +120,9 @@ fn chroot(root: &Path, args: &[&str]) -> Result<()> {
     run(Command::new("chroot").arg(root).args(args))
 }
 
-/// Builds the image for `board`; returns its path.
-pub fn build(board: Board) -> Result<PathBuf> {
+/// Builds the image for `board`, trusting bundles signed by `keyring` (the development
+/// key's certificate when `None`); returns its path.
+pub fn build(board: Board, keyring: Option<&Path>) -> Result<PathBuf> {
     if !crate::setup::is_root() {
         bail!("building the image needs root (mmdebstrap, chroot, binfmt_misc)");
     }
@@ -172,6 +183,12 @@ pub fn build(board: Board) -> Result<PathBuf> {
         .arg("http://deb.debian.org/debian")
         .stdin(std::process::Stdio::null()))?;
     customize(&root, &f)?;
+    let keyring = match keyring {
+        Some(k) => k.to_path_buf(),
+        None => crate::bundle::dev_signer()?.cert,
+    };
+    fs::copy(&keyring, root.join("etc/rauc/keyring.pem"))
+        .with_context(|| format!("keyring {}", keyring.display()))?;
     boot_partition(&root, &input, &f, &uboot)?;
     let img = layout(&root, &input, &work, &f)?;
     let compressed = img.with_extension("img.zst");
@@ -269,6 +286,8 @@ fn customize(root: &Path, f: &Flavour) -> Result<()> {
          --report /boot/firmware/stagebox-report.txt\n\
          ExecStart=\nExecStart=/usr/bin/stationd --config /boot/firmware/stagebox.toml\n",
     )?;
+    appliance_units(root, f)?;
+    remote_shell(root)?;
     let system_conf = fs::read_to_string("appliance/rauc/system.conf.in")?
         .replace("@COMPATIBLE@", &format!("stagebox-{}", f.name))
         .replace("@SLOT_A@", &format!("{d}2"))
@@ -277,11 +296,86 @@ fn customize(root: &Path, f: &Flavour) -> Result<()> {
     let fw_env = fs::read_to_string("appliance/u-boot/fw_env.config.in")?
         .replace("@BOOT_MOUNT@", "/boot/firmware");
     write(&root.join("etc/fw_env.config"), &fw_env)?;
+    write(&root.join("etc/stagebox/board"), &format!("{}\n", f.name))?;
     write(
         &root.join("etc/stagebox/version"),
         &format!("{}\n", crate::deb::version()?),
     )?;
     Ok(())
+}
+
+/// What makes the root an appliance (files from `appliance/`, shared with the Yocto layer):
+/// the daemon may ask for a reboot, a daemon that keeps failing reboots the station (so a
+/// broken update falls back), the data partition grows to fill the card, only root and the
+/// daemon may drive RAUC.
+fn appliance_units(root: &Path, f: &Flavour) -> Result<()> {
+    let units = root.join("etc/systemd/system");
+    for (from, to) in [
+        (
+            "systemd/stagebox-reboot.path",
+            units.join("stagebox-reboot.path"),
+        ),
+        (
+            "systemd/stagebox-reboot.service",
+            units.join("stagebox-reboot.service"),
+        ),
+        (
+            "systemd/stagebox-stationd-appliance.conf",
+            units.join("stagebox-stationd.service.d/appliance.conf"),
+        ),
+        (
+            "dbus/stagebox-rauc.conf",
+            root.join("etc/dbus-1/system.d/stagebox-rauc.conf"),
+        ),
+    ] {
+        write(&to, &appliance_file(from)?)?;
+    }
+    write(
+        &units.join("stagebox-grow-data.service"),
+        &appliance_file("systemd/stagebox-grow-data.service.in")?
+            .replace("@DISK@", f.whole_disk)
+            .replace("@DATA@", &format!("{}4", f.disk)),
+    )?;
+    chroot(
+        root,
+        &[
+            "systemctl",
+            "enable",
+            "--quiet",
+            "stagebox-reboot.path",
+            "stagebox-grow-data.service",
+        ],
+    )
+}
+
+fn appliance_file(name: &str) -> Result<String> {
+    let path = Path::new("appliance").join(name);
+    fs::read_to_string(&path).with_context(|| path.display().to_string())
+}
+
+/// SSH: off unless the owner puts a public key in `ssh/authorized_keys` on the boot
+/// partition; then root may log in with that key only. The host key is made on the
+/// station's first such start and kept on the data partition (never one shared by every
+/// card made from the image).
+fn remote_shell(root: &Path) -> Result<()> {
+    for entry in fs::read_dir(root.join("etc/ssh"))? {
+        let p = entry?.path();
+        if p.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("ssh_host_"))
+        {
+            fs::remove_file(&p)?;
+        }
+    }
+    write(
+        &root.join("etc/ssh/sshd_config.d/stagebox.conf"),
+        &appliance_file("ssh/sshd-stagebox.conf")?,
+    )?;
+    write(
+        &root.join("etc/systemd/system/ssh.service.d/stagebox.conf"),
+        &appliance_file("ssh/ssh-service-stagebox.conf")?,
+    )?;
+    chroot(root, &["systemctl", "enable", "--quiet", "ssh.service"])
 }
 
 /// The boot partition's files: the boot script, U-Boot's environment (its defaults and the

@@ -9,17 +9,23 @@
 //!   written to `target/bench/NAME.json` (`rooms`: the room half of `quality` alone).
 //! - `cargo xtask cross [--test]`: builds for aarch64 (and runs the firmware tests under qemu).
 //! - `cargo xtask deb [--test]`: the arm64 Debian package (and its install test).
-//! - `cargo xtask image [--board qemu|pi4]`: the station's SD card image (root needed).
+//! - `cargo xtask image [--board qemu|pi4] [--keyring PEM]`: the station's SD card image
+//!   (root needed); `--test [--power-cuts N]` boots the qemu image and updates, refuses,
+//!   rolls back and cuts its power (`image_test.rs`).
+//! - `cargo xtask bundle [--board B] [--version V] [--cert PEM --key PATH|URI]`: a signed
+//!   verity RAUC bundle of the built root.
 //! - `cargo xtask yocto <crates|check>`: the Yocto layer's crate list from Cargo.lock, and
 //!   its checks (the list matches, oelint-adv is clean).
 //! - `cargo xtask setup`: only installs what is missing.
 
 mod analysis;
 mod bench;
+mod bundle;
 mod cross;
 mod deb;
 mod demo;
 mod image;
+mod image_test;
 mod quality;
 mod rooms;
 mod setup;
@@ -91,6 +97,42 @@ enum Task {
     Image {
         #[arg(long, value_enum, default_value = "qemu")]
         board: image::Board,
+        /// The certificate (or CA) whose bundles the image installs; the development key's
+        /// when not given.
+        #[arg(long, value_name = "PEM")]
+        keyring: Option<std::path::PathBuf>,
+        /// Build the qemu image and test it: boot, update, refusals, rollback, power cuts.
+        #[arg(long)]
+        test: bool,
+        /// With --test: how many times the power is cut (CI runs 5).
+        #[arg(long, default_value_t = 5, requires = "test")]
+        power_cuts: u32,
+        /// With --test: healthy reboots that must stay on their slot.
+        #[arg(long, default_value_t = 2, requires = "test")]
+        healthy_reboots: u32,
+        /// With --test: the image is built already (target/image/stagebox-qemu.img).
+        #[arg(long, requires = "test")]
+        reuse_image: bool,
+        /// With --test: the part that runs inside the test's network namespace.
+        #[arg(long, hide = true, requires = "test")]
+        in_namespace: bool,
+    },
+    /// A signed, verity-format RAUC bundle of the built root (`cargo xtask image` first).
+    Bundle {
+        #[arg(long, value_enum, default_value = "qemu")]
+        board: image::Board,
+        /// MAJOR.MINOR.PATCH (the workspace's version when not given).
+        #[arg(long)]
+        version: Option<String>,
+        /// The signing certificate (the development one when not given).
+        #[arg(long, value_name = "PEM", requires = "key")]
+        cert: Option<std::path::PathBuf>,
+        /// Its key: a file, or a PKCS#11 URI (`pkcs11:token=…;object=…`).
+        #[arg(long, value_name = "PATH|URI", requires = "cert")]
+        key: Option<String>,
+        /// Where the bundle goes (target/image/stagebox-BOARD-VERSION.raucb).
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
     },
     /// The Yocto layer (yocto/meta-stagebox).
     Yocto {
@@ -143,7 +185,46 @@ fn main() -> Result<()> {
         Task::Deb { test: true } => deb::test(),
         Task::Deb { test: false } => deb::build().map(|_| ()),
         Task::Fuzz { seconds } => test::fuzz(seconds),
-        Task::Image { board } => image::build(board).map(|_| ()),
+        Task::Image {
+            test: true,
+            power_cuts,
+            healthy_reboots,
+            reuse_image,
+            in_namespace,
+            ..
+        } => {
+            let opts = image_test::TestOptions {
+                power_cuts,
+                healthy_reboots,
+                reuse_image,
+            };
+            if in_namespace {
+                image_test::run_inside(opts)
+            } else {
+                image_test::run_test(opts)
+            }
+        }
+        Task::Image { board, keyring, .. } => image::build(board, keyring.as_deref()).map(|_| ()),
+        Task::Bundle {
+            board,
+            version,
+            cert,
+            key,
+            out,
+        } => {
+            let version = match version {
+                Some(v) => v,
+                None => deb::version()?,
+            };
+            let signer = match (cert, key) {
+                (Some(cert), Some(key)) => bundle::Signer { cert, key },
+                _ => bundle::dev_signer()?,
+            };
+            let out = out.unwrap_or_else(|| {
+                format!("target/image/stagebox-{}-{version}.raucb", board.name()).into()
+            });
+            bundle::make(board, &version, &signer, &[], &out).map(|_| ())
+        }
         Task::Yocto {
             action: YoctoAction::Crates,
         } => yocto::write_crates(),

@@ -73,6 +73,13 @@ fn run_all() -> Result<()> {
     // The hobbyist's package: built, installed into an arm64 bookworm root, upgraded,
     // removed and purged there.
     crate::deb::test()?;
+    // The appliance: the qemu image booted for real, updated while live, refusing what it
+    // must, rolling back a broken version, and cut off at random moments.
+    crate::image_test::run_test(crate::image_test::TestOptions {
+        power_cuts: 5,
+        healthy_reboots: 2,
+        reuse_image: false,
+    })?;
     Ok(())
 }
 

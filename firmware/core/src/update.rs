@@ -378,8 +378,12 @@ impl UpdateAgent {
                     retry_at: None,
                 };
             }
-            // Nothing newer is the usual answer: no noise, look again later.
-            Err(Refusal::NotNewer { .. }) => self.idle(now, self.cfg.poll_every),
+            // The running version is the usual answer: no noise, look again later. An older
+            // one is a downgrade (a replayed manifest, or a publishing mistake): refused
+            // aloud, so the venue sees it.
+            Err(Refusal::NotNewer { offered, running }) if offered == running => {
+                self.idle(now, self.cfg.poll_every)
+            }
             Err(r) => {
                 self.events.push(UpdateEvent::Refused(r));
                 self.idle(now, self.cfg.poll_every);
@@ -624,6 +628,29 @@ mod tests {
 
     fn drain(a: &mut UpdateAgent) -> Vec<UpdateEvent> {
         std::iter::from_fn(|| a.poll_event()).collect()
+    }
+
+    #[test]
+    fn the_running_version_is_quiet_and_an_older_one_is_refused_aloud() {
+        let t = t0();
+        for (offered, aloud) in [("1.2.0", false), ("1.1.9", true)] {
+            let mut a = agent(t);
+            a.handle_timeout(t);
+            assert_eq!(drain(&mut a), vec![UpdateEvent::FetchManifest]);
+            let m = manifest(&key(1), &payload(BOARD, offered, NOW + 3600));
+            a.handle_manifest(t, NOW, Ok(&m));
+            let events = drain(&mut a);
+            assert_eq!(
+                matches!(
+                    events.as_slice(),
+                    [UpdateEvent::Refused(Refusal::NotNewer { .. })]
+                ),
+                aloud,
+                "{offered}: {events:?}"
+            );
+            assert!(aloud || events.is_empty(), "{offered}: {events:?}");
+            assert!(!a.is_updating());
+        }
     }
 
     #[test]

@@ -369,6 +369,11 @@ pub struct UpdateSection {
     /// version where it does not exist.
     #[serde(default = "default_version_file")]
     pub version_file: PathBuf,
+    /// The image's board (`qemu`, `pi4`: what a manifest's `board` names) is read from
+    /// this file, which the image build writes; the board profile's name where it does not
+    /// exist (a station installed from the package).
+    #[serde(default = "default_board_file")]
+    pub board_file: PathBuf,
     /// Marks this boot's mark-good as done; on a tmpfs, so once per boot.
     #[serde(default = "default_marked_file")]
     pub marked_file: PathBuf,
@@ -378,6 +383,12 @@ pub struct UpdateSection {
     /// Marks the running slot good.
     #[serde(default = "default_mark_good")]
     pub mark_good_command: Vec<String>,
+    /// Makes the running slot the first to boot; run after mark-good when the station came
+    /// back from a version that failed its trial.
+    #[serde(default = "default_mark_active")]
+    pub mark_active_command: Vec<String>,
+    /// Reboots the station. The daemon runs unprivileged: by default it asks systemd by
+    /// creating /run/stagebox/reboot, which the image's `stagebox-reboot.path` watches.
     #[serde(default = "default_reboot")]
     pub reboot_command: Vec<String>,
 }
@@ -397,6 +408,9 @@ fn default_update_dir() -> PathBuf {
 fn default_version_file() -> PathBuf {
     PathBuf::from("/etc/stagebox/version")
 }
+fn default_board_file() -> PathBuf {
+    PathBuf::from("/etc/stagebox/board")
+}
 fn default_marked_file() -> PathBuf {
     PathBuf::from("/run/stagebox/marked-good")
 }
@@ -406,8 +420,16 @@ fn default_install() -> Vec<String> {
 fn default_mark_good() -> Vec<String> {
     vec!["rauc".into(), "status".into(), "mark-good".into()]
 }
+fn default_mark_active() -> Vec<String> {
+    vec![
+        "rauc".into(),
+        "status".into(),
+        "mark-active".into(),
+        "booted".into(),
+    ]
+}
 fn default_reboot() -> Vec<String> {
-    vec!["systemctl".into(), "reboot".into()]
+    vec!["touch".into(), "/run/stagebox/reboot".into()]
 }
 
 impl UpdateSection {
@@ -457,6 +479,7 @@ impl UpdateSection {
         for (name, argv) in [
             ("install_command", &self.install_command),
             ("mark_good_command", &self.mark_good_command),
+            ("mark_active_command", &self.mark_active_command),
             ("reboot_command", &self.reboot_command),
         ] {
             if argv.first().is_none_or(|p| p.is_empty()) {

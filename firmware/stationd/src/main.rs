@@ -4,6 +4,8 @@
 //! stationd [--config PATH] [--report PATH]   run (default /etc/stagebox/station.toml)
 //! stationd --check-config PATH  validate a configuration and exit
 //! stationd --check-board [--board NAME]
+//! stationd --control SOCKET COMMAND…  send one command to a running sim station's control
+//!                                     socket and print its answer
 //! stationd --list-boards | --version | --help
 //! ```
 //! Exit codes: 0 clean shutdown, 1 runtime failure, 2 invalid configuration or usage.
@@ -57,6 +59,13 @@ struct Cli {
     /// partition, where the owner who edited it will look).
     #[arg(long, value_name = "PATH")]
     report: Option<PathBuf>,
+    /// Send COMMAND (`stats`, `ptt click`, `update check`, …) to the control socket of a
+    /// running sim station and print its answer.
+    #[arg(long, value_name = "SOCKET", requires = "command")]
+    control: Option<PathBuf>,
+    /// The command for --control.
+    #[arg(requires = "control")]
+    command: Vec<String>,
 }
 
 /// Writes the configuration report, if one was asked for; a report that cannot be written
@@ -81,6 +90,18 @@ fn main() -> ExitCode {
             println!("{name}");
         }
         return ExitCode::SUCCESS;
+    }
+    if let Some(socket) = &cli.control {
+        return match control(socket, &cli.command.join(" ")) {
+            Ok(answer) => {
+                println!("{answer}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("stationd: {}: {e}", socket.display());
+                ExitCode::FAILURE
+            }
+        };
     }
     let check_only = cli.check_config.is_some();
     let config_path = cli.check_config.unwrap_or(cli.config);
@@ -143,6 +164,18 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `--control`: one command line to the socket, one answer line back (at most 10 s).
+fn control(socket: &std::path::Path, command: &str) -> std::io::Result<String> {
+    use std::io::{BufRead as _, Write as _};
+    let mut stream = std::os::unix::net::UnixStream::connect(socket)?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(10)))?;
+    writeln!(stream, "{command}")?;
+    let mut answer = String::new();
+    std::io::BufReader::new(stream).read_line(&mut answer)?;
+    Ok(answer.trim_end().to_string())
 }
 
 /// `--check-board`: opens what the board profile names and reports (exit 1 if anything
@@ -374,13 +407,20 @@ fn update_settings(
         }),
         Err(_) => own,
     };
-    log::info!("running version {running}");
+    // The image's board when the image says it (a Pi 4 image runs whatever HAT profile the
+    // owner chose), else the board profile's.
+    let image_board = std::fs::read_to_string(&u.board_file)
+        .ok()
+        .map(|b| b.trim().to_string())
+        .filter(|b| !b.is_empty())
+        .unwrap_or_else(|| board.name.clone());
+    log::info!("running version {running} for board {image_board}");
     stagebox_stationd::updater::UpdateSettings {
         agent: u.manifest_url.as_ref().map(|url| {
             (
                 url.clone(),
                 UpdateConfig {
-                    board: board.name.clone(),
+                    board: image_board.clone(),
                     running,
                     keys: u.public_keys(),
                     poll_every: Duration::from_secs(u.check_every_s),
@@ -399,6 +439,7 @@ fn update_settings(
         health_within: Duration::from_secs(u.health_within_s),
         install: u.install_command.clone(),
         mark_good: u.mark_good_command.clone(),
+        mark_active: u.mark_active_command.clone(),
         reboot: u.reboot_command.clone(),
         boot_id: stagebox_stationd::updater::boot_id(),
     }

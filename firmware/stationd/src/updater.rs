@@ -6,6 +6,7 @@
 //!
 //! On the data partition (`[update] dir`):
 //! - `bundle.part`: the download so far (resumed from its length after a break);
+//! - `bundle.raucb`: the download while RAUC installs it (removed after, and at start);
 //! - `trial.json`: written after an install — the version on trial, the version it replaces
 //!   and the boot it was installed in. The next boot of that version is a trial; a later boot
 //!   of another version means the trial failed and U-Boot fell back;
@@ -51,6 +52,9 @@ pub struct UpdateSettings {
     pub health_within: Duration,
     pub install: Vec<String>,
     pub mark_good: Vec<String>,
+    /// Makes the running slot the first to boot (after a fallback: the failed slot stays
+    /// out of the way even when this one's tries run out).
+    pub mark_active: Vec<String>,
     pub reboot: Vec<String>,
     /// This boot's id (`/proc/sys/kernel/random/boot_id`).
     pub boot_id: String,
@@ -83,6 +87,8 @@ pub struct Updater {
     tls: Arc<ClientConfig>,
     inputs: async_channel::Sender<Input>,
     last_problem: Option<String>,
+    /// This boot came back from a version that failed its trial.
+    fell_back: bool,
     /// While a reboot waits for the maintenance window: when to look at the clock again.
     next_clock_check: Instant,
 }
@@ -97,7 +103,11 @@ impl Updater {
         if let Err(e) = std::fs::create_dir_all(&settings.dir) {
             log::error!("update directory {}: {e}", settings.dir.display());
         }
+        // A bundle left by an install the power cut short: RAUC starts again from a fresh
+        // download, and the space is the card's.
+        let _ = std::fs::remove_file(settings.dir.join("bundle.raucb"));
         let mut last_problem = None;
+        let mut fell_back = false;
         let trial = match read_trial(&settings.dir) {
             Some(t) if Version::parse(&t.version) == Some(settings.running) => {
                 log::info!(
@@ -117,6 +127,7 @@ impl Updater {
                 );
                 log::error!("{problem}");
                 last_problem = Some(problem);
+                fell_back = true;
                 if let Some(v) = Version::parse(&t.version) {
                     write_quietly(
                         &settings.dir.join("failed-version"),
@@ -149,6 +160,7 @@ impl Updater {
             tls,
             inputs,
             last_problem,
+            fell_back,
             next_clock_check: now,
         }
     }
@@ -296,8 +308,15 @@ impl Updater {
     fn apply_health(&mut self, ev: HealthEvent) {
         match ev {
             HealthEvent::MarkGood => {
-                let argv = self.settings.mark_good.clone();
-                self.job(move || UpdateInput::Marked(run(&argv, &[], COMMAND_TIMEOUT)));
+                let good = self.settings.mark_good.clone();
+                let active = self.fell_back.then(|| self.settings.mark_active.clone());
+                self.job(move || {
+                    let marked = run(&good, &[], COMMAND_TIMEOUT).and_then(|()| match &active {
+                        Some(argv) => run(argv, &[], COMMAND_TIMEOUT),
+                        None => Ok(()),
+                    });
+                    UpdateInput::Marked(marked)
+                });
             }
             HealthEvent::Reboot(why) => {
                 log::error!(
@@ -485,26 +504,55 @@ fn explain_io(e: &std::io::Error) -> String {
     }
 }
 
-/// Runs `argv` + `extra`, waiting at most `limit`; its last line of error output says why
-/// it failed.
+/// The line of a failed command's output that says why: RAUC's `LastError:` when it gave
+/// one (its last line only says that the installation failed), else the last line with an
+/// error in it, else the last line.
+fn reason(output: &str) -> &str {
+    let lines = || output.lines().map(str::trim).filter(|l| !l.is_empty());
+    lines()
+        .find_map(|l| l.strip_prefix("LastError:"))
+        .map(str::trim)
+        .or_else(|| lines().rfind(|l| l.to_ascii_lowercase().contains("error")))
+        .or_else(|| lines().next_back())
+        .unwrap_or("")
+}
+
+/// Runs `argv` + `extra`, waiting at most `limit`; its output (RAUC says why on standard
+/// output and that it failed on standard error) gives the reason of a failure.
 fn run(argv: &[String], extra: &[&std::ffi::OsStr], limit: Duration) -> Result<(), String> {
     let (program, args) = argv.split_first().ok_or("no command configured")?;
     let mut child = Command::new(program)
         .args(args)
         .args(extra)
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("{program}: {e}"))?;
-    let mut stderr = child.stderr.take();
-    let reader = std::thread::spawn(move || {
-        let mut text = String::new();
-        if let Some(s) = stderr.as_mut() {
-            let _ = s.take(64 * 1024).read_to_string(&mut text);
-        }
-        text
-    });
+    let bounded = |stream: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            if let Some(mut s) = stream {
+                // The first 64 KiB are kept; the rest is read and dropped, so a talkative
+                // command never blocks on a full pipe.
+                let _ = s.by_ref().take(64 * 1024).read_to_string(&mut text);
+                let _ = std::io::copy(&mut s, &mut std::io::sink());
+            }
+            text
+        })
+    };
+    let stdout = bounded(
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+    );
+    let stderr = bounded(
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+    );
     let started = Instant::now();
     let status = loop {
         match child.try_wait() {
@@ -518,15 +566,11 @@ fn run(argv: &[String], extra: &[&std::ffi::OsStr], limit: Duration) -> Result<(
             Err(e) => return Err(format!("{program}: {e}")),
         }
     };
-    let text = reader.join().unwrap_or_default();
+    let text = stdout.join().unwrap_or_default() + &stderr.join().unwrap_or_default();
     if status.success() {
         Ok(())
     } else {
-        let last = text
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("");
+        let last = reason(&text);
         Err(format!("{program} failed ({status}): {}", Untrusted(last)))
     }
 }
@@ -564,4 +608,25 @@ pub fn boot_id() -> String {
     std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
         .map(|s| s.trim().to_string())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reason;
+
+    #[test]
+    fn a_failed_install_says_why() {
+        let rauc = "installing `/data/b.raucb`: started\n\
+                    LastError: Failed verifying signature: certificate not trusted\n\
+                    Installing `/data/b.raucb` failed\n";
+        assert_eq!(
+            reason(rauc),
+            "Failed verifying signature: certificate not trusted"
+        );
+        let verity = "installing `b`: Installation error: Failed updating slot rootfs.0: \
+                      Input/output error\nInstalling `b` failed\n";
+        assert!(reason(verity).contains("Input/output error"));
+        assert_eq!(reason("first\nthe last word\n\n"), "the last word");
+        assert_eq!(reason(""), "");
+    }
 }

@@ -262,7 +262,8 @@ impl Drop for Stage {
 
 pub fn control(socket: &Path, command: &str) -> String {
     let mut s = UnixStream::connect(socket).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    // A wait, not a measure: `stall 4000` answers after 4 s, later on a loaded machine.
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     writeln!(s, "{command}").unwrap();
     let mut line = String::new();
     BufReader::new(s).read_line(&mut line).unwrap();

@@ -17,7 +17,7 @@ IMAGE_INSTALL:append = " \
     wpa-supplicant \
     e2fsprogs-resize2fs \
 "
-IMAGE_INSTALL:append:stagebox = " rauc libubootenv-bin"
+IMAGE_INSTALL:append:stagebox = " rauc libubootenv-bin stagebox-appliance"
 
 WKS_FILE = "stagebox-ab.wks.in"
 IMAGE_FSTYPES = "wic.bz2 wic.bmap ext4"
