@@ -512,17 +512,13 @@ fn power_cuts(rig: &mut Rig, v: &Versions, count: u32, mut boot: String) -> Resu
                 break;
             }
             let seen = match phase {
-                Phase::Download => {
-                    rig.wait_update("downloading", UPDATE_LIMIT)?;
-                    std::thread::sleep(Duration::from_millis(random_ms(8000)));
-                    rig.firmware()?["update"]
-                        .as_str()
-                        .unwrap_or("?")
-                        .to_string()
-                }
-                Phase::Install => {
-                    rig.wait_update("installing", UPDATE_LIMIT)?;
-                    std::thread::sleep(Duration::from_millis(random_ms(20000)));
+                Phase::Download | Phase::Install => {
+                    let (state, within_ms) = match phase {
+                        Phase::Download => ("downloading", 8000),
+                        _ => ("installing", 20000),
+                    };
+                    rig.wait_update(state, UPDATE_LIMIT)?;
+                    std::thread::sleep(Duration::from_millis(random_ms(within_ms)));
                     rig.firmware()?["update"]
                         .as_str()
                         .unwrap_or("?")
@@ -573,7 +569,6 @@ fn power_cuts(rig: &mut Rig, v: &Versions, count: u32, mut boot: String) -> Resu
         }
         release += 1;
     }
-    let _ = boot;
     Ok(json!(records))
 }
 
