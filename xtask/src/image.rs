@@ -154,7 +154,8 @@ pub fn build(board: Board, keyring: Option<&Path>) -> Result<PathBuf> {
         .context("package file name")?;
     let mut packages = ROOT_PACKAGES.join(",");
     if f.pi_firmware {
-        packages.push_str(",raspi-firmware");
+        // The boot firmware, and the Wi-Fi chips' firmware and radio rules.
+        packages.push_str(",raspi-firmware,firmware-brcm80211,wireless-regdb");
     }
     run(Command::new("mmdebstrap")
         .args(["--arch=arm64", "--variant=minbase", "--mode=root"])
@@ -255,6 +256,10 @@ fn customize(root: &Path, f: &Flavour) -> Result<()> {
         "[Match]\nName=en* eth*\n[Network]\nDHCP=yes\n",
     )?;
     write(
+        &root.join("etc/systemd/network/25-wireless.network"),
+        "[Match]\nName=wl*\n[Network]\nDHCP=yes\n",
+    )?;
+    write(
         &root.join("etc/systemd/system/var-lib-stagebox.mount"),
         "[Unit]\nDescription=The station's state, on the data partition\n\
          RequiresMountsFor=/data /var\n\n[Mount]\nWhat=/data/stagebox\nWhere=/var/lib/stagebox\n\
@@ -276,15 +281,16 @@ fn customize(root: &Path, f: &Flavour) -> Result<()> {
             "var-lib-stagebox.mount",
         ],
     )?;
-    // The owner's configuration is the boot partition's `stagebox.toml`; it is checked (as
-    // root, who may write the report beside it) before the daemon starts, and what was found
-    // is written to `stagebox-report.txt` there.
+    // The owner's configuration is the boot partition's `stagebox.toml`. Root's
+    // stagebox-settings.service applies its Wi-Fi and time zone and writes the report beside
+    // it (`stagebox-report.txt`); the daemon reads it and, on a mistake, shows `error` on the
+    // LEDs and waits for the owner instead of exiting.
     write(
         &root.join("etc/systemd/system/stagebox-stationd.service.d/boot-partition.conf"),
-        "[Unit]\nRequiresMountsFor=/boot/firmware /var/lib/stagebox\n\n[Service]\n\
-         ExecStartPre=+/usr/bin/stationd --check-config /boot/firmware/stagebox.toml \
-         --report /boot/firmware/stagebox-report.txt\n\
-         ExecStart=\nExecStart=/usr/bin/stationd --config /boot/firmware/stagebox.toml\n",
+        "[Unit]\nRequiresMountsFor=/boot/firmware /var/lib/stagebox\n\
+         Wants=stagebox-settings.service\nAfter=stagebox-settings.service\n\n[Service]\n\
+         ExecStart=\nExecStart=/usr/bin/stationd --config /boot/firmware/stagebox.toml \
+         --wait-on-mistake\n",
     )?;
     appliance_units(root, f)?;
     remote_shell(root)?;
@@ -324,6 +330,10 @@ fn appliance_units(root: &Path, f: &Flavour) -> Result<()> {
             units.join("stagebox-stationd.service.d/appliance.conf"),
         ),
         (
+            "systemd/wpa_supplicant-stagebox.conf",
+            units.join("wpa_supplicant@wlan0.service.d/stagebox.conf"),
+        ),
+        (
             "dbus/stagebox-rauc.conf",
             root.join("etc/dbus-1/system.d/stagebox-rauc.conf"),
         ),
@@ -336,6 +346,32 @@ fn appliance_units(root: &Path, f: &Flavour) -> Result<()> {
             .replace("@DISK@", f.whole_disk)
             .replace("@DATA@", &format!("{}4", f.disk)),
     )?;
+    write(
+        &units.join("stagebox-settings.service"),
+        &appliance_file("systemd/stagebox-settings.service.in")?
+            .replace("@CONFIG@", "/boot/firmware/stagebox.toml")
+            .replace("@REPORT@", "/boot/firmware/stagebox-report.txt"),
+    )?;
+    // The read-only root's time zone and Wi-Fi configuration are what the settings service
+    // writes at boot; wpa_supplicant starts when a wlan0 appears.
+    for (link, target) in [
+        ("etc/localtime", "/run/stagebox-settings/localtime"),
+        (
+            "etc/wpa_supplicant/wpa_supplicant-wlan0.conf",
+            "/run/stagebox-settings/wpa_supplicant-wlan0.conf",
+        ),
+        (
+            "etc/systemd/system/sys-subsystem-net-devices-wlan0.device.wants/wpa_supplicant@wlan0.service",
+            "/lib/systemd/system/wpa_supplicant@.service",
+        ),
+    ] {
+        let link = root.join(link);
+        if let Some(dir) = link.parent() {
+            fs::create_dir_all(dir)?;
+        }
+        let _ = fs::remove_file(&link);
+        std::os::unix::fs::symlink(target, &link).with_context(|| link.display().to_string())?;
+    }
     chroot(
         root,
         &[
@@ -344,7 +380,13 @@ fn appliance_units(root: &Path, f: &Flavour) -> Result<()> {
             "--quiet",
             "stagebox-reboot.path",
             "stagebox-grow-data.service",
+            "stagebox-settings.service",
         ],
+    )?;
+    // One supplicant, for wlan0 and the owner's network: not Debian's D-Bus one beside it.
+    chroot(
+        root,
+        &["systemctl", "disable", "--quiet", "wpa_supplicant.service"],
     )
 }
 

@@ -35,6 +35,8 @@ use crate::demo::{self, Proc, admin, wait_for};
 use crate::image::Board;
 use crate::sh::run;
 
+mod owner;
+
 /// How much of it to run.
 #[derive(Debug, Clone, Copy)]
 pub struct TestOptions {
@@ -338,6 +340,13 @@ pub fn run_inside(opts: TestOptions) -> Result<()> {
     report["reboot_held_while_live_s"] = json!(held_from.elapsed().as_secs_f64());
     println!("image test: v2 installed while live, rebooted when released, B marked good");
 
+    // The owner's settings, after the live update (their check restarts the daemon, which
+    // rejoins as audience).
+    report["owner_settings"] = owner::check(&rig)?;
+    println!(
+        "image test: the owner's time zone and Wi-Fi are set; a mistake is reported and waits"
+    );
+
     // 3. Healthy reboots stay; spent tries are counted afresh; a corrupted env copy is survived.
     let mut boot = second;
     for i in 0..opts.healthy_reboots {
@@ -412,11 +421,28 @@ pub fn run_inside(opts: TestOptions) -> Result<()> {
         println!("image test: {what} refused: {problem}");
         refusals.push(json!({"case": what, "station_said": problem}));
     }
-    report["refusals"] = json!(refusals);
-
-    // 5. v3 cannot start its daemon: back on v2 by itself.
+    // A full data partition (the daemon's share of it, filled by root): the download
+    // stops and says why; v2 runs on. Freed, the agent's next try carries on with the same
+    // update: step 5's v3.
+    rig.guest("fallocate -l \"$(df --output=avail -B1 /data | tail -n 1)\" /data/filler")?;
+    let before = rig.firmware()?["last_problem"].clone();
     rig.publish("v3.raucb", &v.v3, 30)?;
     rig.guest(&format!("{} update check", control_cmd()))?;
+    let problem = rig.wait_problem(&before, UPDATE_LIMIT);
+    rig.guest("rm -f /data/filler")?;
+    let problem = problem?;
+    if !problem.contains("the data partition is full") {
+        bail!("a full data partition: the station said {problem:?}");
+    }
+    if rig.boot_id()? != boot || rig.firmware()?["running"] != v.v2.as_str() {
+        bail!("a full data partition: the station did not keep running v2");
+    }
+    println!("image test: a full data partition said plainly: {problem}");
+    refusals.push(json!({"case": "a full data partition", "station_said": problem}));
+    report["refusals"] = json!(refusals);
+
+    // 5. v3 cannot start its daemon: back on v2 by itself (v3 is published; the agent
+    // retries it now that there is room).
     let rollback_from = Instant::now();
     // Download, install, three failed boots of A, then B again.
     boot = rig
@@ -932,7 +958,8 @@ fn write_boot_partition(work: &Path, gateway: u16, pin: &str, public_key: &str) 
              [sim]\nmic_wav = \"/boot/firmware/speech.wav\"\ncontrol_socket = \"{CONTROL}\"\n\
              draw_leds = false\n\n\
              [update]\nmanifest_url = \"https://10.0.2.2:{gateway}/updates/manifest.json\"\n\
-             keys = [\"{public_key}\"]\nretry_after_s = 10\nhealth_within_s = 90\n"
+             keys = [\"{public_key}\"]\nretry_after_s = 10\nhealth_within_s = 90\n\n{}",
+            owner::SETTINGS
         ),
     )?;
     let fat = format!("{}@@4M", work.join("disk.img").display());

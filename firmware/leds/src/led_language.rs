@@ -193,7 +193,7 @@ pub const fn look(state: LedState) -> Look {
             envelope: flashes(3, 150, 150, 2000, 0),
             colour: VERMILLION,
             ring: RingShape::Uniform,
-            meaning: "the server refuses this station (credentials, stage) or is not the configured one (certificate), or the sound device is gone: needs a person",
+            meaning: "the server refuses this station (credentials, stage) or is not the configured one (certificate), the sound device is gone, or the configuration has a mistake (`stagebox-report.txt` says which): needs a person",
             pattern: "triple flash every 2 s",
             colour_name: "vermillion",
         },

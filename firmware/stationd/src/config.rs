@@ -402,10 +402,10 @@ fn default_retry_after() -> u64 {
 fn default_health_within() -> u64 {
     300
 }
-fn default_update_dir() -> PathBuf {
+pub(crate) fn default_update_dir() -> PathBuf {
     PathBuf::from("/var/lib/stagebox/update")
 }
-fn default_version_file() -> PathBuf {
+pub(crate) fn default_version_file() -> PathBuf {
     PathBuf::from("/etc/stagebox/version")
 }
 fn default_board_file() -> PathBuf {
@@ -505,6 +505,10 @@ pub struct Config {
     #[serde(default)]
     pub log: LogSection,
     pub update: Option<UpdateSection>,
+    /// The Wi-Fi network (applied at boot by the appliance's root helper).
+    pub wifi: Option<crate::system_settings::WifiSection>,
+    /// The time zone (applied at boot by the appliance's root helper).
+    pub time: Option<crate::system_settings::TimeSection>,
 }
 
 /// How the station trusts its server.

@@ -17,6 +17,7 @@
 pub mod audio_thread;
 pub mod check_board;
 pub mod config;
+pub mod config_mistake;
 pub mod control;
 pub mod devices;
 pub mod hardware;
@@ -26,6 +27,7 @@ pub mod net;
 pub mod notify;
 pub mod realtime;
 pub mod report;
+pub mod system_settings;
 pub mod tls;
 pub mod udp;
 pub mod updater;

@@ -1,8 +1,12 @@
 //! `stationd` — the station daemon.
 //!
 //! ```text
-//! stationd [--config PATH] [--report PATH]   run (default /etc/stagebox/station.toml)
+//! stationd [--config PATH] [--report PATH] [--wait-on-mistake]
+//!                               run (default /etc/stagebox/station.toml)
 //! stationd --check-config PATH  validate a configuration and exit
+//! stationd --apply-settings PATH [--report PATH]
+//!                               as root at boot: apply the file's Wi-Fi and time zone, check
+//!                               the rest, write the report
 //! stationd --check-board [--board NAME]
 //! stationd --control SOCKET COMMAND…  send one command to a running sim station's control
 //!                                     socket and print its answer
@@ -45,6 +49,23 @@ struct Cli {
     /// Validate this configuration and exit.
     #[arg(long, value_name = "PATH", conflicts_with_all = ["check_board", "list_boards"])]
     check_config: Option<PathBuf>,
+    /// As root at boot (the appliance's stagebox-settings.service): apply this configuration's
+    /// `[wifi]` and `[time]` (even if other sections have mistakes), check the rest, write the
+    /// report; exit 2 if anything is wrong.
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["check_config", "check_board", "list_boards"])]
+    apply_settings: Option<PathBuf>,
+    /// Where --apply-settings writes the files the system's links point at.
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "/run/stagebox-settings",
+        hide = true
+    )]
+    settings_dir: PathBuf,
+    /// On a configuration mistake, show `error` on the board's LEDs and wait to be stopped,
+    /// instead of exiting with code 2 (under systemd: the mistake is the unit's status).
+    #[arg(long)]
+    wait_on_mistake: bool,
     /// Open the board's hardware (the configuration's board, or --board) and report.
     #[arg(long)]
     check_board: bool,
@@ -103,45 +124,27 @@ fn main() -> ExitCode {
             }
         };
     }
+    if let Some(path) = &cli.apply_settings {
+        return apply_settings(path, &cli.settings_dir, cli.report.as_deref());
+    }
     let check_only = cli.check_config.is_some();
     let config_path = cli.check_config.unwrap_or(cli.config);
     if cli.check_board {
         return check_board(cli.board, &config_path);
     }
     let report_path = cli.report.as_deref();
-    let mistake = |text: String| {
-        eprintln!("stationd: {text}");
-        report(
-            report_path,
-            &config_path,
-            &format!(
-                "MISTAKE — the station does not start until it is fixed:\n  {text}\n\n\
-                 Correct that line, save the file and restart the station."
-            ),
-        );
-        ExitCode::from(2)
-    };
-    let cfg = match Config::load(&config_path) {
-        Ok(c) => c,
-        Err(e) => return mistake(e.to_string()),
-    };
-    let board = match BoardProfile::load(&cfg.board.profile) {
-        Ok(b) => b,
-        Err(e) => {
-            return mistake(format!(
-                "{}: field `board.profile`: {e}",
-                config_path.display()
-            ));
+    let (cfg, board) = match validate(&config_path) {
+        Ok(found) => found,
+        Err(text) => {
+            eprintln!("stationd: {text}");
+            report(report_path, &config_path, &mistake_report(&text));
+            if cli.wait_on_mistake && !check_only {
+                return wait_on_mistake(&config_path, &text);
+            }
+            return ExitCode::from(2);
         }
     };
-    report(
-        report_path,
-        &config_path,
-        &format!(
-            "OK — station {} on stage {} at {}, board {}.",
-            cfg.station.id.0, cfg.server.stage.0, cfg.server.gateway.0, board.name
-        ),
-    );
+    report(report_path, &config_path, &good_report(&cfg, &board));
     if check_only {
         println!("{}: ok (board {})", config_path.display(), board.name);
         return ExitCode::SUCCESS;
@@ -164,6 +167,93 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The configuration at `path` and its board, or what is wrong with them.
+fn validate(path: &std::path::Path) -> Result<(Config, BoardProfile), String> {
+    let cfg = Config::load(path).map_err(|e| e.to_string())?;
+    let board = BoardProfile::load(&cfg.board.profile)
+        .map_err(|e| format!("{}: field `board.profile`: {e}", path.display()))?;
+    Ok((cfg, board))
+}
+
+fn mistake_report(text: &str) -> String {
+    format!(
+        "MISTAKE — the station does not start until it is fixed:\n  {text}\n\n\
+         Correct that line, save the file and restart the station."
+    )
+}
+
+fn good_report(cfg: &Config, board: &BoardProfile) -> String {
+    format!(
+        "OK — station {} on stage {} at {}, board {}.",
+        cfg.station.id.0, cfg.server.stage.0, cfg.server.gateway.0, board.name
+    )
+}
+
+/// `--wait-on-mistake`: the mistake on the LEDs and in systemd's status until stopped; then
+/// exit 2, as without it.
+fn wait_on_mistake(config_path: &std::path::Path, text: &str) -> ExitCode {
+    use stagebox_stationd::config_mistake;
+    stagebox_logging::init(stagebox_logging::Format::Text, log::Level::Info, "");
+    let file = std::fs::read_to_string(config_path).unwrap_or_default();
+    if let Some(version) = config_mistake::version_on_trial(&file) {
+        // The previous version ran with this file: the new one fails its boot (the unit's
+        // start limit reboots, and the boot loader goes back after its last try).
+        log::error!(
+            "version {version} is on trial and cannot use the configuration its predecessor \
+             ran with; this boot has failed"
+        );
+        return ExitCode::FAILURE;
+    }
+    let board =
+        config_mistake::board_named_in(&file).and_then(|name| match BoardProfile::load(&name) {
+            Ok(b) => Some(b),
+            Err(e) => {
+                log::warn!("board {name:?}: {e}");
+                None
+            }
+        });
+    if let Err(e) = config_mistake::hold(board.as_ref(), text) {
+        log::error!("waiting on the mistake: {e}");
+    }
+    ExitCode::from(2)
+}
+
+/// `--apply-settings`: the Wi-Fi and time zone of `path` into `dir` (whatever else is wrong),
+/// then the whole file checked and the report written. Exit 0 when all is well, 2 on a
+/// mistake, 1 when the settings could not be written.
+fn apply_settings(
+    path: &std::path::Path,
+    dir: &std::path::Path,
+    report_path: Option<&std::path::Path>,
+) -> ExitCode {
+    use stagebox_stationd::system_settings::{self, SystemSettings};
+    let settings = match std::fs::read_to_string(path) {
+        Ok(text) => SystemSettings::from_text(&text),
+        // The report below says the file is missing; the system runs on UTC, without Wi-Fi.
+        Err(_) => SystemSettings::default(),
+    };
+    let applied = system_settings::apply(&settings, dir);
+    if let Err(e) = &applied {
+        eprintln!("stationd: {}: {e}", dir.display());
+    }
+    let (text, code) = match validate(path) {
+        Ok((cfg, board)) => (good_report(&cfg, &board), ExitCode::SUCCESS),
+        Err(mistake) => {
+            eprintln!("stationd: {mistake}");
+            (mistake_report(&mistake), ExitCode::from(2))
+        }
+    };
+    let applied_line = match &applied {
+        Ok(()) => settings.summary(),
+        Err(e) => format!("The Wi-Fi and time zone could not be set: {e}"),
+    };
+    report(report_path, path, &format!("{text}\n\n{applied_line}"));
+    if code == ExitCode::SUCCESS && applied.is_err() {
+        return ExitCode::FAILURE;
+    }
+    code
 }
 
 /// `--control`: one command line to the socket, one answer line back (at most 10 s).

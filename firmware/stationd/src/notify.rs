@@ -12,6 +12,8 @@ pub struct Watchdog {
     last: Option<Instant>,
     /// Sending fails (logged once per streak).
     failing: bool,
+    /// What `systemctl status` shows beside the unit once it is ready.
+    status: String,
 }
 
 fn target(path: &str) -> Option<std::os::unix::net::SocketAddr> {
@@ -49,6 +51,7 @@ impl Watchdog {
             ready_sent: false,
             last: None,
             failing: false,
+            status: "running".into(),
         }
     }
 
@@ -60,7 +63,26 @@ impl Watchdog {
             ready_sent: false,
             last: None,
             failing: false,
+            status: "running".into(),
         }
+    }
+
+    /// The status line sent with `READY=1` (one line, at most 200 bytes), instead of
+    /// `running`.
+    pub fn with_status(mut self, status: &str) -> Watchdog {
+        let mut line: String = status
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        if line.len() > 200 {
+            let mut end = 200;
+            while !line.is_char_boundary(end) {
+                end -= 1;
+            }
+            line.truncate(end);
+        }
+        self.status = line;
+        self
     }
 
     fn send(&mut self, message: &str) {
@@ -81,7 +103,8 @@ impl Watchdog {
     pub fn pet(&mut self, now: Instant) {
         if !self.ready_sent {
             self.ready_sent = true;
-            self.send("READY=1\nSTATUS=running");
+            let ready = format!("READY=1\nSTATUS={}", self.status);
+            self.send(&ready);
         }
         if let Some(interval) = self.interval
             && self

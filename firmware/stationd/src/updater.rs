@@ -575,6 +575,15 @@ fn run(argv: &[String], extra: &[&std::ffi::OsStr], limit: Duration) -> Result<(
     }
 }
 
+/// The running version, if it is a new one on trial (installed, not yet proven): `dir`'s
+/// trial names it and `version_file` says it is the one running.
+pub fn running_on_trial(dir: &Path, version_file: &Path) -> Option<String> {
+    let trial = read_trial(dir)?;
+    let running = std::fs::read_to_string(version_file).ok()?;
+    (Version::parse(running.trim())? == Version::parse(&trial.version)?)
+        .then(|| running.trim().to_string())
+}
+
 fn read_trial(dir: &Path) -> Option<Trial> {
     let text = std::fs::read(dir.join("trial.json")).ok()?;
     serde_json::from_slice(&text).ok()

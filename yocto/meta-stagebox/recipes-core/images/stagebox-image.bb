@@ -15,9 +15,17 @@ IMAGE_INSTALL:append = " \
     stagebox-stationd \
     alsa-utils \
     wpa-supplicant \
+    tzdata \
     e2fsprogs-resize2fs \
 "
 IMAGE_INSTALL:append:stagebox = " rauc libubootenv-bin stagebox-appliance"
 
 WKS_FILE = "stagebox-ab.wks.in"
 IMAGE_FSTYPES = "wic.bz2 wic.bmap ext4"
+
+# The time zone is the owner's, from the configuration at boot (stagebox-settings.service).
+stagebox_owner_time_zone[doc] = "Links /etc/localtime to the zone stagebox-settings.service sets at boot"
+stagebox_owner_time_zone() {
+    ln -sf /run/stagebox-settings/localtime ${IMAGE_ROOTFS}${sysconfdir}/localtime
+}
+ROOTFS_POSTPROCESS_COMMAND:append:stagebox = " stagebox_owner_time_zone"
