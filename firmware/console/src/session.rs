@@ -1,0 +1,821 @@
+//! One console line's session: keys and frames in, the terminal's bytes and frames out, and
+//! commands handed to the plumbing to run ([`ConsoleEvent::Run`], answered with
+//! [`Console::handle_reply`]). One command runs at a time; a live view (levels, buttons,
+//! `logs -f`) runs until a key, Ctrl-C or the host tool's stop ends it.
+//!
+//! Access: commands that change the station (or make noise, or export its logs) need the
+//! station's PIN (`login`, or asked for at once when such a command is typed); reading
+//! commands need it too unless the owner allows reading without it. A login ends with
+//! `logout`, Ctrl-D, a broken line (a break, the cable pulled) or [`ConsoleConfig::idle_logout`]
+//! without a key.
+//!
+//! Machine mode: a frame's body is a JSON request, `{"id": 7, "line": "update status"}`
+//! (`"pin"` with `login`, `{"id": 8, "stop": true}` ends a live view); the answers are frames
+//! `{"id": 7, "ok": true, "text": "…"}`, and `{"id": 7, "progress": "…"}` while a live view
+//! runs.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+
+use crate::auth::{Attempt, PinGate, PinVerifier};
+use crate::command::{self, Access, COMMANDS, Command};
+use crate::editor::{Edit, LineEditor};
+use crate::frame::{self, FrameDecoder};
+use crate::input::{Input, InputSorter};
+
+/// The most bytes waiting for the line: past it, live updates are dropped (the line is slower
+/// than the view), and a long answer is cut.
+pub const MAX_OUTPUT: usize = 64 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct ConsoleConfig {
+    /// The station's name, in the prompt.
+    pub station: String,
+    /// The station's PIN verifier; without one, nothing that needs the PIN can run.
+    pub verifier: Option<PinVerifier>,
+    /// Reading commands run without the PIN.
+    pub read_without_pin: bool,
+    /// A login ends after this long without a key or a request.
+    pub idle_logout: Duration,
+}
+
+/// What the plumbing is asked to do, or told for the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConsoleEvent {
+    /// Run `command`; answer with [`Console::handle_reply`] and this ticket.
+    Run { ticket: u64, command: Command },
+    /// End the live view running under `ticket` (then answer it with [`Reply::Done`]).
+    Stop { ticket: u64 },
+    /// For the station's log: logins, wrong PINs, logouts.
+    Audit(String),
+}
+
+/// The plumbing's answer to a [`ConsoleEvent::Run`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// A live view's current picture (it replaces the last one on the terminal).
+    Progress(String),
+    /// The command finished: what it says, or why it failed.
+    Done(Result<String, String>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    Human,
+    Machine(u64),
+}
+
+#[derive(Debug)]
+struct Running {
+    ticket: u64,
+    origin: Origin,
+    stop_sent: bool,
+    /// Lines the last live picture took on the terminal.
+    drawn_lines: usize,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Request {
+    id: u64,
+    #[serde(default)]
+    line: Option<String>,
+    #[serde(default)]
+    pin: Option<String>,
+    #[serde(default)]
+    stop: bool,
+}
+
+#[derive(Debug)]
+pub struct Console {
+    cfg: ConsoleConfig,
+    sorter: InputSorter,
+    editor: LineEditor,
+    frames: FrameDecoder,
+    gate: Option<PinGate>,
+    logged_in: bool,
+    /// The PIN is being typed, for this command (or for `login`).
+    awaiting_pin: Option<Option<Command>>,
+    running: Option<Running>,
+    next_ticket: u64,
+    out: Vec<u8>,
+    events: VecDeque<ConsoleEvent>,
+    last_activity: Instant,
+}
+
+impl Console {
+    pub fn new(now: Instant, cfg: ConsoleConfig) -> Console {
+        Console {
+            gate: cfg.verifier.clone().map(PinGate::new),
+            cfg,
+            sorter: InputSorter::new(),
+            editor: LineEditor::new(),
+            frames: FrameDecoder::new(),
+            logged_in: false,
+            awaiting_pin: None,
+            running: None,
+            next_ticket: 1,
+            out: Vec::new(),
+            events: VecDeque::new(),
+            last_activity: now,
+        }
+    }
+
+    /// Bytes from the line.
+    pub fn handle_bytes(&mut self, now: Instant, bytes: &[u8]) {
+        self.sorter.handle_bytes(now, bytes);
+        self.drain_input(now);
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.sorter.handle_timeout(now);
+        self.drain_input(now);
+        if self.logged_in
+            && now.saturating_duration_since(self.last_activity) >= self.cfg.idle_logout
+        {
+            self.logout("after a quiet spell");
+            self.human(&format!(
+                "\r\n(logged out after {} min without a key)\r\n",
+                self.cfg.idle_logout.as_secs() / 60
+            ));
+            self.prompt();
+        }
+    }
+
+    /// When to call [`Self::handle_timeout`].
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let idle = self
+            .logged_in
+            .then(|| self.last_activity + self.cfg.idle_logout);
+        match (self.sorter.poll_timeout(), idle) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The line broke (a break condition, the cable pulled, the port closed): what was
+    /// half typed or half received is dropped, and the login ends.
+    pub fn handle_line_reset(&mut self) {
+        self.sorter.reset();
+        self.frames.reset();
+        self.editor.clear();
+        self.editor.hidden = false;
+        self.awaiting_pin = None;
+        if let Some(r) = &mut self.running
+            && !r.stop_sent
+        {
+            r.stop_sent = true;
+            self.events
+                .push_back(ConsoleEvent::Stop { ticket: r.ticket });
+        }
+        self.logout("the line broke");
+    }
+
+    /// The plumbing's answer for `ticket`.
+    pub fn handle_reply(&mut self, ticket: u64, reply: Reply) {
+        let Some(running) = self.running.as_mut().filter(|r| r.ticket == ticket) else {
+            return;
+        };
+        match (running.origin, reply) {
+            (Origin::Human, Reply::Progress(text)) => {
+                let text = crlf(&text);
+                let mut redraw = Vec::new();
+                if running.drawn_lines > 0 {
+                    redraw.extend_from_slice(format!("\x1b[{}A", running.drawn_lines).as_bytes());
+                }
+                redraw.extend_from_slice(b"\r\x1b[J");
+                redraw.extend_from_slice(text.as_bytes());
+                redraw.extend_from_slice(b"\r\n");
+                if self.out.len() + redraw.len() <= MAX_OUTPUT {
+                    running.drawn_lines = text.matches("\r\n").count() + 1;
+                    self.out.extend_from_slice(&redraw);
+                }
+            }
+            (Origin::Machine(id), Reply::Progress(text)) => {
+                if self.out.len() < MAX_OUTPUT / 2 {
+                    self.send_frame(&serde_json::json!({"id": id, "progress": text}));
+                }
+            }
+            (origin, Reply::Done(result)) => {
+                self.running = None;
+                match origin {
+                    Origin::Human => {
+                        match result {
+                            Ok(text) if text.is_empty() => {}
+                            Ok(text) => self.human_answer(&text),
+                            Err(e) => self.human_answer(&format!("error: {e}")),
+                        }
+                        self.prompt();
+                    }
+                    Origin::Machine(id) => self.answer(id, result),
+                }
+            }
+        }
+    }
+
+    /// Bytes for the line, since the last call.
+    pub fn poll_output(&mut self) -> Option<Vec<u8>> {
+        (!self.out.is_empty()).then(|| std::mem::take(&mut self.out))
+    }
+
+    pub fn poll_event(&mut self) -> Option<ConsoleEvent> {
+        self.events.pop_front()
+    }
+
+    /// Whether `login` holds now.
+    pub fn logged_in(&self) -> bool {
+        self.logged_in
+    }
+
+    fn drain_input(&mut self, now: Instant) {
+        while let Some(input) = self.sorter.poll() {
+            self.last_activity = now;
+            match input {
+                Input::Key(k) => self.key(now, k),
+                Input::FrameLine(line) => match self.frames.handle_line(&line) {
+                    Ok(Some(body)) => self.request(now, &body),
+                    Ok(None) => {}
+                    Err(e) => {
+                        self.send_frame(&serde_json::json!({"ok": false, "error": e.to_string()}))
+                    }
+                },
+                Input::FrameLineTooLong => {
+                    self.frames.reset();
+                    self.send_frame(
+                        &serde_json::json!({"ok": false, "error": "a frame line was too long"}),
+                    );
+                }
+            }
+        }
+    }
+
+    fn key(&mut self, now: Instant, k: u8) {
+        if let Some(r) = &mut self.running {
+            // Any key ends a live view (and Ctrl-C any command); other typing waits.
+            if r.origin == Origin::Human && !r.stop_sent {
+                r.stop_sent = true;
+                self.events
+                    .push_back(ConsoleEvent::Stop { ticket: r.ticket });
+            }
+            return;
+        }
+        let edit = self.editor.handle_key(k);
+        let echo = self.editor.take_echo();
+        self.out.extend_from_slice(&echo);
+        match edit {
+            Edit::None => {}
+            Edit::Line(line) => {
+                if let Some(pending) = self.awaiting_pin.take() {
+                    self.editor.hidden = false;
+                    self.pin_typed(now, &line, pending);
+                    return;
+                }
+                match command::parse(&line) {
+                    Ok(None) => self.prompt(),
+                    Ok(Some(c)) => self.dispatch(now, c, Origin::Human, None),
+                    Err(e) => {
+                        self.human_answer(&e.to_string());
+                        self.prompt();
+                    }
+                }
+            }
+            Edit::Complete(before) => {
+                if self.awaiting_pin.is_some() {
+                    return;
+                }
+                let c = command::complete(&before);
+                if c.candidates.len() > 1 && c.line.len() == before.len() {
+                    let list = c.candidates.join("  ");
+                    self.human(&format!("\r\n{list}\r\n"));
+                    self.prompt_only();
+                    let line = self.editor.line();
+                    self.human(&line);
+                } else {
+                    self.editor.replace_line(c.line.into_bytes());
+                    let echo = self.editor.take_echo();
+                    self.out.extend_from_slice(&echo);
+                }
+            }
+            Edit::Interrupt => {
+                if self.awaiting_pin.take().is_some() {
+                    self.editor.hidden = false;
+                }
+                self.prompt();
+            }
+            Edit::Logout => {
+                self.human("logout\r\n");
+                self.logout("Ctrl-D");
+                self.prompt();
+            }
+        }
+    }
+
+    /// What `command` needs before it may run.
+    fn allowed(&self, command: &Command) -> bool {
+        match command::spec_of(command).access {
+            _ if self.logged_in => true,
+            Access::Read => {
+                self.cfg.read_without_pin
+                    || matches!(command, Command::Help(_) | Command::Login | Command::Logout)
+            }
+            Access::Change => false,
+        }
+    }
+
+    fn dispatch(&mut self, now: Instant, command: Command, origin: Origin, pin: Option<&str>) {
+        match (&command, origin) {
+            (Command::Help(topic), _) => {
+                let text = help(topic.as_deref());
+                self.finish(origin, Ok(text));
+                return;
+            }
+            (Command::Logout, _) => {
+                self.logout("logout");
+                self.finish(origin, Ok("logged out".into()));
+                return;
+            }
+            (Command::Login, Origin::Machine(_)) => {
+                let said = self.try_pin(now, pin.unwrap_or(""));
+                self.finish(origin, said);
+                return;
+            }
+            (Command::Login, Origin::Human) if self.logged_in => {
+                self.finish(origin, Ok("already logged in".into()));
+                return;
+            }
+            _ => {}
+        }
+        if self.gate.is_none() && (!self.allowed(&command) || command == Command::Login) {
+            self.finish(
+                origin,
+                Err("this station has no console PIN yet: it is made at its first boot".into()),
+            );
+            return;
+        }
+        if command == Command::Login || !self.allowed(&command) {
+            match origin {
+                Origin::Human => {
+                    let pending = (command != Command::Login).then_some(command);
+                    self.awaiting_pin = Some(pending);
+                    self.editor.hidden = true;
+                    self.human("PIN (on the station's label): ");
+                }
+                Origin::Machine(_) => {
+                    self.finish(origin, Err("log in first (login with the PIN)".into()));
+                }
+            }
+            return;
+        }
+        let ticket = self.next_ticket;
+        self.next_ticket += 1;
+        self.running = Some(Running {
+            ticket,
+            origin,
+            stop_sent: false,
+            drawn_lines: 0,
+        });
+        self.events.push_back(ConsoleEvent::Run { ticket, command });
+    }
+
+    fn pin_typed(&mut self, now: Instant, pin: &str, pending: Option<Command>) {
+        match self.try_pin(now, pin) {
+            Ok(said) => {
+                self.human_answer(&said);
+                match pending {
+                    Some(c) => self.dispatch(now, c, Origin::Human, None),
+                    None => self.prompt(),
+                }
+            }
+            Err(e) => {
+                self.human_answer(&e);
+                self.prompt();
+            }
+        }
+    }
+
+    fn try_pin(&mut self, now: Instant, pin: &str) -> Result<String, String> {
+        let Some(gate) = &mut self.gate else {
+            return Err("this station has no console PIN yet".into());
+        };
+        match gate.handle_attempt(now, pin) {
+            Attempt::Granted => {
+                self.logged_in = true;
+                self.events
+                    .push_back(ConsoleEvent::Audit("console login".into()));
+                Ok("logged in".into())
+            }
+            Attempt::Denied { wait } => {
+                let misses = gate.misses();
+                self.events.push_back(ConsoleEvent::Audit(format!(
+                    "wrong console PIN ({misses} in a row)"
+                )));
+                Err(if wait.is_zero() {
+                    "wrong PIN".into()
+                } else {
+                    format!("wrong PIN; the next try in {} s", wait.as_secs())
+                })
+            }
+            Attempt::TooSoon { wait } => Err(format!(
+                "too many wrong PINs: try again in {} s",
+                wait.as_secs().max(1)
+            )),
+        }
+    }
+
+    fn logout(&mut self, why: &str) {
+        if std::mem::take(&mut self.logged_in) {
+            self.events
+                .push_back(ConsoleEvent::Audit(format!("console logout ({why})")));
+        }
+    }
+
+    fn request(&mut self, now: Instant, body: &[u8]) {
+        let req: Request = match serde_json::from_slice(body) {
+            Ok(r) => r,
+            Err(e) => {
+                self.send_frame(
+                    &serde_json::json!({"ok": false, "error": format!("not a request: {e}")}),
+                );
+                return;
+            }
+        };
+        if req.stop {
+            if let Some(r) = &mut self.running
+                && !r.stop_sent
+            {
+                r.stop_sent = true;
+                self.events
+                    .push_back(ConsoleEvent::Stop { ticket: r.ticket });
+            }
+            self.answer(req.id, Ok(String::new()));
+            return;
+        }
+        if self.running.is_some() {
+            self.answer(req.id, Err("busy: a command is running".into()));
+            return;
+        }
+        match command::parse(req.line.as_deref().unwrap_or("")) {
+            Ok(Some(c)) => self.dispatch(now, c, Origin::Machine(req.id), req.pin.as_deref()),
+            Ok(None) => self.answer(req.id, Err("no command".into())),
+            Err(e) => self.answer(req.id, Err(e.to_string())),
+        }
+    }
+
+    fn finish(&mut self, origin: Origin, result: Result<String, String>) {
+        match origin {
+            Origin::Human => {
+                match result {
+                    Ok(text) => self.human_answer(&text),
+                    Err(e) => self.human_answer(&format!("error: {e}")),
+                }
+                self.prompt();
+            }
+            Origin::Machine(id) => self.answer(id, result),
+        }
+    }
+
+    fn answer(&mut self, id: u64, result: Result<String, String>) {
+        let value = match result {
+            Ok(text) => serde_json::json!({"id": id, "ok": true, "text": text}),
+            Err(e) => serde_json::json!({"id": id, "ok": false, "error": e}),
+        };
+        self.send_frame(&value);
+    }
+
+    /// A JSON value as frames; one too long for a frame is cut to an error.
+    fn send_frame(&mut self, value: &serde_json::Value) {
+        let body = value.to_string();
+        let mut lines = Vec::new();
+        if frame::encode(body.as_bytes(), &mut lines).is_err() {
+            let cut = serde_json::json!({
+                "id": value.get("id"),
+                "ok": false,
+                "error": format!("the answer ({} bytes) is over a frame's {} bytes", body.len(), frame::MAX_BODY),
+            });
+            let _ = frame::encode(cut.to_string().as_bytes(), &mut lines);
+        }
+        self.out.extend_from_slice(&lines);
+    }
+
+    fn human(&mut self, text: &str) {
+        let room = MAX_OUTPUT.saturating_sub(self.out.len());
+        if text.len() <= room {
+            self.out.extend_from_slice(text.as_bytes());
+        } else {
+            let mut end = room.saturating_sub(40).min(text.len());
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            self.out.extend_from_slice(&text.as_bytes()[..end]);
+            self.out.extend_from_slice(b"\r\n(the rest was cut)\r\n");
+        }
+    }
+
+    /// A command's answer, its lines ending CR LF.
+    fn human_answer(&mut self, text: &str) {
+        let mut text = crlf(text);
+        if !text.ends_with("\r\n") {
+            text.push_str("\r\n");
+        }
+        self.human(&text);
+    }
+
+    fn prompt_only(&mut self) {
+        let mark = if self.logged_in { '#' } else { '>' };
+        let prompt = format!("{}{mark} ", self.cfg.station);
+        self.human(&prompt);
+    }
+
+    fn prompt(&mut self) {
+        self.editor.hidden = false;
+        self.prompt_only();
+    }
+}
+
+fn crlf(text: &str) -> String {
+    text.replace("\r\n", "\n").replace('\n', "\r\n")
+}
+
+/// `help`, or `help COMMAND`.
+fn help(topic: Option<&str>) -> String {
+    let width = COMMANDS
+        .iter()
+        .map(|s| command::usage(s).len())
+        .max()
+        .unwrap_or(0);
+    let line = |s: &command::Spec| {
+        let pin = if s.access == Access::Change {
+            " (PIN)"
+        } else {
+            ""
+        };
+        format!("  {:width$}  {}{pin}", command::usage(s), s.help)
+    };
+    let chosen: Vec<String> = COMMANDS
+        .iter()
+        .filter(|s| topic.is_none_or(|t| s.words.join(" ").starts_with(t)))
+        .map(line)
+        .collect();
+    if chosen.is_empty() {
+        return format!("no command {:?}: `help` lists them", topic.unwrap_or(""));
+    }
+    let mut text = String::new();
+    if topic.is_none() {
+        text.push_str("Commands (Tab completes, ↑ recalls, a key stops a live view):\n");
+    }
+    text.push_str(&chosen.join("\n"));
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PIN: &str = "40718263";
+
+    fn console(read_without_pin: bool) -> (Console, Instant) {
+        let t = Instant::now();
+        let cfg = ConsoleConfig {
+            station: "podium-1".into(),
+            verifier: Some(PinVerifier::new(PIN, 1000).unwrap()),
+            read_without_pin,
+            idle_logout: Duration::from_secs(600),
+        };
+        (Console::new(t, cfg), t)
+    }
+
+    fn screen(c: &mut Console) -> String {
+        String::from_utf8_lossy(&c.poll_output().unwrap_or_default()).into_owned()
+    }
+
+    fn events(c: &mut Console) -> Vec<ConsoleEvent> {
+        std::iter::from_fn(|| c.poll_event()).collect()
+    }
+
+    /// The JSON answers in `bytes` (frames only).
+    fn answers(bytes: &[u8]) -> Vec<serde_json::Value> {
+        let mut sorter = InputSorter::new();
+        let mut frames = FrameDecoder::new();
+        sorter.handle_bytes(Instant::now(), bytes);
+        std::iter::from_fn(|| sorter.poll())
+            .filter_map(|i| match i {
+                Input::FrameLine(l) => frames.handle_line(&l).ok().flatten(),
+                _ => None,
+            })
+            .map(|b| serde_json::from_slice(&b).unwrap())
+            .collect()
+    }
+
+    fn request(c: &mut Console, t: Instant, value: serde_json::Value) {
+        let mut lines = Vec::new();
+        frame::encode(value.to_string().as_bytes(), &mut lines).unwrap();
+        c.handle_bytes(t, &lines);
+    }
+
+    #[test]
+    fn a_reading_command_runs_and_its_answer_is_shown_with_a_prompt() {
+        let (mut c, t) = console(true);
+        c.handle_bytes(t, b"stat\t");
+        assert!(screen(&mut c).ends_with("status "));
+        c.handle_bytes(t, b"\r");
+        assert_eq!(
+            events(&mut c),
+            vec![ConsoleEvent::Run {
+                ticket: 1,
+                command: Command::Status
+            }]
+        );
+        c.handle_reply(1, Reply::Done(Ok("role: audience\nstage: hall".into())));
+        assert_eq!(
+            screen(&mut c),
+            "\r\nrole: audience\r\nstage: hall\r\npodium-1> "
+        );
+        c.handle_bytes(t, b"sudo\r");
+        assert!(screen(&mut c).contains("unknown command \"sudo\""));
+        c.handle_bytes(t, b"help update\r");
+        let help = screen(&mut c);
+        assert!(help.contains("update install"), "{help}");
+        assert!(help.contains("(PIN)"), "{help}");
+        assert!(!help.contains("reboot"), "{help}");
+    }
+
+    #[test]
+    fn a_changing_command_asks_for_the_pin_which_never_shows() {
+        let (mut c, t) = console(true);
+        c.handle_bytes(t, b"reboot\r");
+        assert!(screen(&mut c).ends_with("PIN (on the station's label): "));
+        assert_eq!(events(&mut c), vec![]);
+        c.handle_bytes(t, PIN.as_bytes());
+        c.handle_bytes(t, b"\r");
+        let shown = screen(&mut c);
+        assert!(!shown.contains(PIN), "{shown:?}");
+        assert!(shown.contains("logged in"), "{shown:?}");
+        assert_eq!(
+            events(&mut c),
+            vec![
+                ConsoleEvent::Audit("console login".into()),
+                ConsoleEvent::Run {
+                    ticket: 1,
+                    command: Command::Reboot
+                }
+            ]
+        );
+        c.handle_reply(1, Reply::Done(Ok("rebooting".into())));
+        assert!(screen(&mut c).ends_with("podium-1# "));
+        // The PIN stays out of the history.
+        c.handle_bytes(t, b"\x1b[A\x1b[A\x1b[A");
+        assert!(!screen(&mut c).contains(PIN));
+    }
+
+    #[test]
+    fn wrong_pins_are_counted_logged_and_slowed() {
+        let (mut c, t) = console(false);
+        for n in 1..=3 {
+            c.handle_bytes(t, b"login\r0000\r");
+            let shown = screen(&mut c);
+            assert!(shown.contains("wrong PIN"), "{shown}");
+            assert_eq!(
+                events(&mut c),
+                vec![ConsoleEvent::Audit(format!(
+                    "wrong console PIN ({n} in a row)"
+                ))]
+            );
+        }
+        c.handle_bytes(t, b"login\r");
+        c.handle_bytes(t, PIN.as_bytes());
+        c.handle_bytes(t, b"\r");
+        assert!(screen(&mut c).contains("try again in 30 s"));
+        assert!(!c.logged_in());
+        let later = t + Duration::from_secs(30);
+        c.handle_bytes(later, b"status\r");
+        c.handle_bytes(later, PIN.as_bytes());
+        c.handle_bytes(later, b"\r");
+        assert!(c.logged_in());
+        assert_eq!(
+            events(&mut c),
+            vec![
+                ConsoleEvent::Audit("console login".into()),
+                ConsoleEvent::Run {
+                    ticket: 1,
+                    command: Command::Status
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn a_live_view_redraws_in_place_until_a_key_stops_it() {
+        let (mut c, t) = console(true);
+        c.handle_bytes(t, b"audio levels\r");
+        let _ = screen(&mut c);
+        let _ = events(&mut c);
+        c.handle_reply(1, Reply::Progress("mic 1 ####\nmic 2 ##".into()));
+        assert_eq!(screen(&mut c), "\r\x1b[Jmic 1 ####\r\nmic 2 ##\r\n");
+        c.handle_reply(1, Reply::Progress("mic 1 ##\nmic 2 ###".into()));
+        assert!(screen(&mut c).starts_with("\x1b[2A\r\x1b[J"));
+        c.handle_bytes(t, b"q");
+        c.handle_bytes(t, b"q");
+        assert_eq!(events(&mut c), vec![ConsoleEvent::Stop { ticket: 1 }]);
+        c.handle_reply(1, Reply::Done(Ok(String::new())));
+        assert_eq!(screen(&mut c), "podium-1> ");
+        // An old ticket's answer is ignored.
+        c.handle_reply(1, Reply::Done(Ok("late".into())));
+        assert_eq!(c.poll_output(), None);
+    }
+
+    #[test]
+    fn the_host_tool_speaks_frames_on_the_same_line() {
+        let (mut c, t) = console(false);
+        request(
+            &mut c,
+            t,
+            serde_json::json!({"id": 1, "line": "update status"}),
+        );
+        let a = answers(&screen(&mut c).into_bytes());
+        assert_eq!(a[0]["id"], 1);
+        assert_eq!(a[0]["ok"], false);
+        request(
+            &mut c,
+            t,
+            serde_json::json!({"id": 2, "line": "login", "pin": PIN}),
+        );
+        assert_eq!(answers(&screen(&mut c).into_bytes())[0]["ok"], true);
+        let _ = events(&mut c);
+        request(&mut c, t, serde_json::json!({"id": 3, "line": "logs -f"}));
+        assert_eq!(
+            events(&mut c),
+            vec![ConsoleEvent::Run {
+                ticket: 1,
+                command: Command::Logs {
+                    follow: true,
+                    filter: None
+                }
+            }]
+        );
+        request(&mut c, t, serde_json::json!({"id": 4, "line": "status"}));
+        assert_eq!(
+            answers(&screen(&mut c).into_bytes())[0]["error"],
+            "busy: a command is running"
+        );
+        c.handle_reply(1, Reply::Progress("a log line".into()));
+        assert_eq!(
+            answers(&screen(&mut c).into_bytes())[0],
+            serde_json::json!({"id": 3, "progress": "a log line"})
+        );
+        request(&mut c, t, serde_json::json!({"id": 5, "stop": true}));
+        assert_eq!(events(&mut c), vec![ConsoleEvent::Stop { ticket: 1 }]);
+        c.handle_reply(1, Reply::Done(Ok("stopped".into())));
+        let a = answers(&screen(&mut c).into_bytes());
+        assert_eq!(
+            a.last().unwrap(),
+            &serde_json::json!({"id": 3, "ok": true, "text": "stopped"})
+        );
+        // Garbage in a frame, and a frame that is not a request: said, nothing run.
+        c.handle_bytes(t, b"\x06\x09!!!!\n");
+        request(&mut c, t, serde_json::json!({"id": 6, "rm": "-rf"}));
+        let a = answers(&screen(&mut c).into_bytes());
+        assert_eq!(a.len(), 2);
+        assert!(a.iter().all(|v| v["ok"] == false));
+        assert_eq!(events(&mut c), vec![]);
+    }
+
+    #[test]
+    fn a_login_ends_when_idle_or_when_the_line_breaks() {
+        let (mut c, t) = console(false);
+        c.handle_bytes(t, b"login\r");
+        c.handle_bytes(t, PIN.as_bytes());
+        c.handle_bytes(t, b"\r");
+        assert!(c.logged_in());
+        assert_eq!(c.poll_timeout(), Some(t + Duration::from_secs(600)));
+        c.handle_timeout(t + Duration::from_secs(600));
+        assert!(!c.logged_in());
+        assert!(screen(&mut c).contains("logged out after 10 min"));
+        c.handle_bytes(t, b"login\r");
+        c.handle_bytes(t, PIN.as_bytes());
+        c.handle_bytes(t, b"\rreb");
+        c.handle_line_reset();
+        assert!(!c.logged_in());
+        c.handle_bytes(t, b"oot\r");
+        assert!(screen(&mut c).contains("unknown command \"oot\""));
+    }
+
+    #[test]
+    fn without_a_pin_nothing_that_needs_one_runs() {
+        let t = Instant::now();
+        let mut c = Console::new(
+            t,
+            ConsoleConfig {
+                station: "s".into(),
+                verifier: None,
+                read_without_pin: true,
+                idle_logout: Duration::from_secs(600),
+            },
+        );
+        c.handle_bytes(t, b"factory-reset\r");
+        assert!(screen(&mut c).contains("no console PIN yet"));
+        c.handle_bytes(t, b"status\r");
+        assert_eq!(events(&mut c).len(), 1);
+    }
+}
