@@ -34,6 +34,7 @@ const EMULATED_TEST_CRATES: &[&str] = &[
     "stagebox-apm",
     "stagebox-hal",
     "stagebox-board",
+    "stagebox-console",
 ];
 
 pub fn ensure_cross_tools() -> Result<()> {
