@@ -200,17 +200,7 @@ impl Console {
             }
             (origin, Reply::Done(result)) => {
                 self.running = None;
-                match origin {
-                    Origin::Human => {
-                        match result {
-                            Ok(text) if text.is_empty() => {}
-                            Ok(text) => self.human_answer(&text),
-                            Err(e) => self.human_answer(&format!("error: {e}")),
-                        }
-                        self.prompt();
-                    }
-                    Origin::Machine(id) => self.answer(id, result),
-                }
+                self.finish(origin, result);
             }
         }
     }
@@ -463,10 +453,12 @@ impl Console {
         }
     }
 
+    /// A command's end: its answer (nothing for an empty one) and the prompt, or its frame.
     fn finish(&mut self, origin: Origin, result: Result<String, String>) {
         match origin {
             Origin::Human => {
                 match result {
+                    Ok(text) if text.is_empty() => {}
                     Ok(text) => self.human_answer(&text),
                     Err(e) => self.human_answer(&format!("error: {e}")),
                 }
