@@ -484,6 +484,8 @@ pub fn run_inside(opts: TestOptions) -> Result<()> {
     );
     drop(listener);
     rig.power_cut()?;
+    // The test's copy of the disk is as big as the image; the report and logs stay.
+    fs::remove_file(work.join("disk.img"))?;
     Ok(())
 }
 

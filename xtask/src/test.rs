@@ -7,6 +7,27 @@ use crate::demo::{self, DemoOptions, DemoOutcome};
 use crate::setup;
 use crate::sh::{cargo, nightly_cargo, run as sh};
 
+/// Says at the start, not half an hour in, when the disk cannot hold what the suite writes.
+fn warn_if_disk_short() {
+    let out = std::process::Command::new("df")
+        .args(["--output=avail", "-B1", "."])
+        .output();
+    let avail = out.ok().and_then(|o| {
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .nth(1)
+            .and_then(|l| l.trim().parse::<u64>().ok())
+    });
+    if let Some(avail) = avail.filter(|a| *a < SUITE_DISK_BYTES) {
+        eprintln!(
+            "warning: {:.1} GiB free here; a full run writes up to {} GiB under target/ \
+             (the package and image tests fail when the disk fills)",
+            avail as f64 / (1u64 << 30) as f64,
+            SUITE_DISK_BYTES >> 30
+        );
+    }
+}
+
 /// Fuzz targets under fuzz/ (one per parser of outside bytes).
 pub const FUZZ_TARGETS: &[&str] = &[
     "signal_client",
@@ -21,9 +42,15 @@ pub const FUZZ_TARGETS: &[&str] = &[
     "update_manifest",
     "https_head",
     "update_request",
+    "console_line",
 ];
 
+/// What one run of the suite writes under target/ on a fresh clone (debug, release and
+/// aarch64 builds, the qemu image and its test disk), rounded up.
+const SUITE_DISK_BYTES: u64 = 18 << 30;
+
 fn run_all() -> Result<()> {
+    warn_if_disk_short();
     setup::ensure_all()?;
     sh(cargo().args(["fmt", "--all", "--", "--check"]))?;
     sh(cargo().args([
