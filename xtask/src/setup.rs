@@ -22,6 +22,11 @@ pub const APT_PACKAGES: &[&str] = &[
     "sox",
     "tshark",
     "iproute2",
+    // The console's end-to-end tests: a pty pair for the serial line, a terminal to type in,
+    // and the station's own ping.
+    "socat",
+    "tmux",
+    "iputils-ping",
     // The quality judge's venv (pesq builds a C extension).
     "python3-venv",
     "python3-dev",

@@ -164,6 +164,28 @@ pub const COMMANDS: &[Spec] = &[
     ),
 ];
 
+/// A password or other secret on its way to the plumbing: never printed by `{:?}`.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+/// A piece of an update bundle the host tool pushes over the line (machine mode only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushChunk {
+    /// The whole bundle's size and SHA-256 (hex): a push of another bundle starts afresh.
+    pub size: u64,
+    pub sha256: String,
+    /// Where `data` goes; the plumbing answers with how much it holds, and a piece that
+    /// does not start there is refused with that figure, so a host resumes where it stopped.
+    pub offset: u64,
+    pub data: Vec<u8>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     Help(Option<String>),
@@ -187,15 +209,29 @@ pub enum Command {
     },
     ConfigValidate,
     WifiScan,
-    WifiJoin(String),
+    /// The session asks for the password (hidden) before it is run; empty for an open
+    /// network.
+    WifiJoin {
+        name: String,
+        password: Secret,
+    },
     UpdateStatus,
     UpdateCheck,
     UpdateInstall,
     UpdateMarkGood,
     UpdateRollback,
     Reboot,
+    /// Run only once the person typed the station's name (or the host tool sent
+    /// `"confirm": true`).
     FactoryReset,
     SupportBundle,
+    /// Machine mode: a piece of a bundle pushed for `update install`.
+    Push(PushChunk),
+    /// Machine mode: up to `len` bytes of the last support bundle from `offset`.
+    Fetch {
+        offset: u64,
+        len: u32,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -277,7 +313,7 @@ pub fn spec_of(command: &Command) -> &'static Spec {
         Command::ConfigSet { .. } => &["config", "set"],
         Command::ConfigValidate => &["config", "validate"],
         Command::WifiScan => &["wifi", "scan"],
-        Command::WifiJoin(_) => &["wifi", "join"],
+        Command::WifiJoin { .. } => &["wifi", "join"],
         Command::UpdateStatus => &["update", "status"],
         Command::UpdateCheck => &["update", "check"],
         Command::UpdateInstall => &["update", "install"],
@@ -285,7 +321,8 @@ pub fn spec_of(command: &Command) -> &'static Spec {
         Command::UpdateRollback => &["update", "rollback"],
         Command::Reboot => &["reboot"],
         Command::FactoryReset => &["factory-reset"],
-        Command::SupportBundle => &["support-bundle"],
+        Command::SupportBundle | Command::Fetch { .. } => &["support-bundle"],
+        Command::Push(_) => &["update", "install"],
     };
     COMMANDS
         .iter()
@@ -372,7 +409,10 @@ pub fn parse(line: &str) -> Result<Option<Command>, ParseError> {
         ["config", "validate"] => none(Command::ConfigValidate)?,
         ["wifi", "scan"] => none(Command::WifiScan)?,
         ["wifi", "join"] => match args {
-            [name] => Command::WifiJoin(name.clone()),
+            [name] => Command::WifiJoin {
+                name: name.clone(),
+                password: Secret::default(),
+            },
             _ => return Err(bad()),
         },
         ["update", "status"] => none(Command::UpdateStatus)?,
@@ -454,7 +494,10 @@ mod tests {
     fn arguments_quotes_and_mistakes() {
         assert_eq!(
             parse("wifi join \"Hall \\\"B\\\"\"").unwrap(),
-            Some(Command::WifiJoin("Hall \"B\"".into()))
+            Some(Command::WifiJoin {
+                name: "Hall \"B\"".into(),
+                password: Secret::default()
+            })
         );
         assert_eq!(
             parse("  logs  -f  ").unwrap(),

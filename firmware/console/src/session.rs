@@ -20,7 +20,9 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 
 use crate::auth::{Attempt, PinGate, PinVerifier};
-use crate::command::{self, Access, COMMANDS, Command};
+use base64::Engine as _;
+
+use crate::command::{self, Access, COMMANDS, Command, PushChunk, Secret};
 use crate::editor::{Edit, LineEditor};
 use crate::frame::{self, FrameDecoder};
 use crate::input::{Input, InputSorter};
@@ -84,8 +86,55 @@ struct Request {
     line: Option<String>,
     #[serde(default)]
     pin: Option<String>,
+    /// The Wi-Fi password for `wifi join`.
+    #[serde(default)]
+    secret: Option<String>,
+    /// Confirms `factory-reset`.
+    #[serde(default)]
+    confirm: bool,
     #[serde(default)]
     stop: bool,
+    #[serde(default)]
+    push: Option<PushRequest>,
+    #[serde(default)]
+    fetch: Option<FetchRequest>,
+}
+
+/// `{"push": {"size": …, "sha256": "…", "offset": …, "data": "<base64>"}}`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PushRequest {
+    size: u64,
+    sha256: String,
+    offset: u64,
+    data: String,
+}
+
+/// `{"fetch": {"offset": …, "len": …}}`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FetchRequest {
+    offset: u64,
+    len: u32,
+}
+
+/// What a machine request brings besides its command.
+#[derive(Debug, Clone, Copy, Default)]
+struct Extras<'a> {
+    pin: Option<&'a str>,
+    secret: Option<&'a str>,
+    confirm: bool,
+}
+
+/// What the next typed line answers (typed hidden, except a confirmation).
+#[derive(Debug)]
+enum Asking {
+    /// The PIN, for `login` or for this command.
+    Pin(Option<Command>),
+    /// The password for `wifi join NAME`.
+    WifiPassword(String),
+    /// The station's name, to confirm this command.
+    Confirm(Command),
 }
 
 #[derive(Debug)]
@@ -96,8 +145,8 @@ pub struct Console {
     frames: FrameDecoder,
     gate: Option<PinGate>,
     logged_in: bool,
-    /// The PIN is being typed, for this command (or for `login`).
-    awaiting_pin: Option<Option<Command>>,
+    /// A PIN, a password or a confirmation is being typed.
+    asking: Option<Asking>,
     running: Option<Running>,
     next_ticket: u64,
     out: Vec<u8>,
@@ -114,7 +163,7 @@ impl Console {
             editor: LineEditor::new(),
             frames: FrameDecoder::new(),
             logged_in: false,
-            awaiting_pin: None,
+            asking: None,
             running: None,
             next_ticket: 1,
             out: Vec::new(),
@@ -162,7 +211,7 @@ impl Console {
         self.frames.reset();
         self.editor.clear();
         self.editor.hidden = false;
-        self.awaiting_pin = None;
+        self.asking = None;
         if let Some(r) = &mut self.running
             && !r.stop_sent
         {
@@ -257,14 +306,14 @@ impl Console {
         match edit {
             Edit::None => {}
             Edit::Line(line) => {
-                if let Some(pending) = self.awaiting_pin.take() {
+                if let Some(asking) = self.asking.take() {
                     self.editor.hidden = false;
-                    self.pin_typed(now, &line, pending);
+                    self.answered(now, line, asking);
                     return;
                 }
                 match command::parse(&line) {
                     Ok(None) => self.prompt(),
-                    Ok(Some(c)) => self.dispatch(now, c, Origin::Human, None),
+                    Ok(Some(c)) => self.dispatch(now, c, Origin::Human, Extras::default()),
                     Err(e) => {
                         self.human_answer(&e.to_string());
                         self.prompt();
@@ -272,7 +321,7 @@ impl Console {
                 }
             }
             Edit::Complete(before) => {
-                if self.awaiting_pin.is_some() {
+                if self.asking.is_some() {
                     return;
                 }
                 let c = command::complete(&before);
@@ -289,7 +338,7 @@ impl Console {
                 }
             }
             Edit::Interrupt => {
-                if self.awaiting_pin.take().is_some() {
+                if self.asking.take().is_some() {
                     self.editor.hidden = false;
                 }
                 self.prompt();
@@ -314,7 +363,7 @@ impl Console {
         }
     }
 
-    fn dispatch(&mut self, now: Instant, command: Command, origin: Origin, pin: Option<&str>) {
+    fn dispatch(&mut self, now: Instant, command: Command, origin: Origin, extras: Extras<'_>) {
         match (&command, origin) {
             (Command::Help(topic), _) => {
                 let text = help(topic.as_deref());
@@ -327,7 +376,7 @@ impl Console {
                 return;
             }
             (Command::Login, Origin::Machine(_)) => {
-                let said = self.try_pin(now, pin.unwrap_or(""));
+                let said = self.try_pin(now, extras.pin.unwrap_or(""));
                 self.finish(origin, said);
                 return;
             }
@@ -348,9 +397,7 @@ impl Console {
             match origin {
                 Origin::Human => {
                     let pending = (command != Command::Login).then_some(command);
-                    self.awaiting_pin = Some(pending);
-                    self.editor.hidden = true;
-                    self.human("PIN (on the station's label): ");
+                    self.ask(Asking::Pin(pending), "PIN (on the station's label): ");
                 }
                 Origin::Machine(_) => {
                     self.finish(origin, Err("log in first (login with the PIN)".into()));
@@ -358,6 +405,57 @@ impl Console {
             }
             return;
         }
+        match (command, origin) {
+            (Command::WifiJoin { name, .. }, Origin::Human) => {
+                let prompt = format!("Password for {name} (Enter alone for an open network): ");
+                self.ask(Asking::WifiPassword(name), &prompt);
+            }
+            (Command::WifiJoin { name, .. }, Origin::Machine(_)) => {
+                let password = Secret(extras.secret.unwrap_or_default().to_string());
+                self.start(Command::WifiJoin { name, password }, origin);
+            }
+            (Command::FactoryReset, Origin::Human) => {
+                let prompt = format!(
+                    "This erases the station's settings and data and restarts it.\r\n\
+                     Type its name ({}) to go on: ",
+                    self.cfg.station
+                );
+                self.ask(Asking::Confirm(Command::FactoryReset), &prompt);
+            }
+            (Command::FactoryReset, Origin::Machine(_)) if !extras.confirm => {
+                self.finish(origin, Err("factory-reset needs \"confirm\": true".into()));
+            }
+            (command, origin) => self.start(command, origin),
+        }
+    }
+
+    /// Asks for the next line, hidden unless it is a confirmation.
+    fn ask(&mut self, asking: Asking, prompt: &str) {
+        self.editor.hidden = !matches!(asking, Asking::Confirm(_));
+        self.asking = Some(asking);
+        self.human(prompt);
+    }
+
+    /// A line typed in answer to [`Asking`].
+    fn answered(&mut self, now: Instant, line: String, asking: Asking) {
+        match asking {
+            Asking::Pin(pending) => self.pin_typed(now, &line, pending),
+            Asking::WifiPassword(name) => {
+                let password = Secret(line);
+                self.start(Command::WifiJoin { name, password }, Origin::Human);
+            }
+            Asking::Confirm(command) if line.trim() == self.cfg.station => {
+                self.start(command, Origin::Human)
+            }
+            Asking::Confirm(_) => {
+                self.human_answer("not confirmed: nothing was done");
+                self.prompt();
+            }
+        }
+    }
+
+    /// Hands `command` to the plumbing.
+    fn start(&mut self, command: Command, origin: Origin) {
         let ticket = self.next_ticket;
         self.next_ticket += 1;
         self.running = Some(Running {
@@ -374,7 +472,7 @@ impl Console {
             Ok(said) => {
                 self.human_answer(&said);
                 match pending {
-                    Some(c) => self.dispatch(now, c, Origin::Human, None),
+                    Some(c) => self.dispatch(now, c, Origin::Human, Extras::default()),
                     None => self.prompt(),
                 }
             }
@@ -446,8 +544,33 @@ impl Console {
             self.answer(req.id, Err("busy: a command is running".into()));
             return;
         }
+        let extras = Extras {
+            pin: req.pin.as_deref(),
+            secret: req.secret.as_deref(),
+            confirm: req.confirm,
+        };
+        let origin = Origin::Machine(req.id);
+        if let Some(push) = req.push {
+            match base64::engine::general_purpose::STANDARD.decode(push.data.as_bytes()) {
+                Ok(data) => {
+                    let chunk = PushChunk {
+                        size: push.size,
+                        sha256: push.sha256,
+                        offset: push.offset,
+                        data,
+                    };
+                    self.dispatch(now, Command::Push(chunk), origin, extras);
+                }
+                Err(e) => self.answer(req.id, Err(format!("push data is not base64: {e}"))),
+            }
+            return;
+        }
+        if let Some(FetchRequest { offset, len }) = req.fetch {
+            self.dispatch(now, Command::Fetch { offset, len }, origin, extras);
+            return;
+        }
         match command::parse(req.line.as_deref().unwrap_or("")) {
-            Ok(Some(c)) => self.dispatch(now, c, Origin::Machine(req.id), req.pin.as_deref()),
+            Ok(Some(c)) => self.dispatch(now, c, origin, extras),
             Ok(None) => self.answer(req.id, Err("no command".into())),
             Err(e) => self.answer(req.id, Err(e.to_string())),
         }
@@ -809,5 +932,122 @@ mod tests {
         assert!(screen(&mut c).contains("no console PIN yet"));
         c.handle_bytes(t, b"status\r");
         assert_eq!(events(&mut c).len(), 1);
+    }
+
+    #[test]
+    fn a_wifi_password_is_asked_hidden_and_a_factory_reset_confirmed_by_name() {
+        let (mut c, t) = console(true);
+        c.handle_bytes(
+            t,
+            b"login
+40718263
+",
+        );
+        let _ = screen(&mut c);
+        let _ = events(&mut c);
+        c.handle_bytes(t, b"wifi join \"Hall B\"\r");
+        assert!(
+            screen(&mut c).ends_with("Password for Hall B (Enter alone for an open network): ")
+        );
+        c.handle_bytes(t, b"s3cret-pass\r");
+        assert!(!screen(&mut c).contains("s3cret"));
+        let run = events(&mut c);
+        assert_eq!(
+            run,
+            vec![ConsoleEvent::Run {
+                ticket: 1,
+                command: Command::WifiJoin {
+                    name: "Hall B".into(),
+                    password: Secret("s3cret-pass".into())
+                }
+            }]
+        );
+        assert!(
+            !format!("{run:?}").contains("s3cret"),
+            "a secret in a log line"
+        );
+        c.handle_reply(1, Reply::Done(Ok("joined".into())));
+        let _ = screen(&mut c);
+        c.handle_bytes(t, b"factory-reset\rpodium-2\r");
+        assert!(screen(&mut c).contains("not confirmed: nothing was done"));
+        assert_eq!(events(&mut c), vec![]);
+        c.handle_bytes(t, b"factory-reset\r");
+        assert!(screen(&mut c).contains("Type its name (podium-1)"));
+        c.handle_bytes(t, b"podium-1\r");
+        assert_eq!(
+            events(&mut c),
+            vec![ConsoleEvent::Run {
+                ticket: 2,
+                command: Command::FactoryReset
+            }]
+        );
+    }
+
+    #[test]
+    fn the_host_tool_pushes_and_fetches_in_pieces_after_login_only() {
+        let (mut c, t) = console(true);
+        let push = serde_json::json!({"id": 1, "push": {
+            "size": 5, "sha256": "ab", "offset": 0, "data": "aGVsbG8="}});
+        request(&mut c, t, push.clone());
+        let said = answers(&c.poll_output().unwrap());
+        assert_eq!(said[0]["error"], "log in first (login with the PIN)");
+        request(
+            &mut c,
+            t,
+            serde_json::json!({"id": 2, "line": "login", "pin": PIN}),
+        );
+        let _ = c.poll_output();
+        let _ = events(&mut c);
+        request(&mut c, t, push);
+        assert_eq!(
+            events(&mut c),
+            vec![ConsoleEvent::Run {
+                ticket: 1,
+                command: Command::Push(PushChunk {
+                    size: 5,
+                    sha256: "ab".into(),
+                    offset: 0,
+                    data: b"hello".to_vec()
+                })
+            }]
+        );
+        c.handle_reply(1, Reply::Done(Ok("{\"have\":5}".into())));
+        let _ = c.poll_output();
+        request(
+            &mut c,
+            t,
+            serde_json::json!({"id": 3, "fetch": {"offset": 10, "len": 2048}}),
+        );
+        assert_eq!(
+            events(&mut c),
+            vec![ConsoleEvent::Run {
+                ticket: 2,
+                command: Command::Fetch {
+                    offset: 10,
+                    len: 2048
+                }
+            }]
+        );
+        c.handle_reply(2, Reply::Done(Ok(String::new())));
+        let _ = c.poll_output();
+        request(
+            &mut c,
+            t,
+            serde_json::json!({"id": 4, "line": "factory-reset"}),
+        );
+        let said = answers(&c.poll_output().unwrap());
+        assert_eq!(said[0]["error"], "factory-reset needs \"confirm\": true");
+        request(
+            &mut c,
+            t,
+            serde_json::json!({"id": 5, "line": "factory-reset", "confirm": true}),
+        );
+        assert_eq!(
+            events(&mut c),
+            vec![ConsoleEvent::Run {
+                ticket: 3,
+                command: Command::FactoryReset
+            }]
+        );
     }
 }

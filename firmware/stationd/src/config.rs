@@ -509,6 +509,19 @@ pub struct Config {
     pub wifi: Option<crate::system_settings::WifiSection>,
     /// The time zone (applied at boot by the appliance's root helper).
     pub time: Option<crate::system_settings::TimeSection>,
+    /// The technician's serial console (read by `stagebox-console`).
+    #[serde(default)]
+    pub console: ConsoleSection,
+}
+
+/// The technician's serial console.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleSection {
+    /// Reading commands (`status`, `net`, `logs`, …) run without the station's console PIN;
+    /// changes always need it. Off unless the owner turns it on.
+    #[serde(default)]
+    pub read_without_pin: bool,
 }
 
 /// How the station trusts its server.

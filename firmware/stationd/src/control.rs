@@ -1,12 +1,14 @@
-//! The sim board's control: a Unix socket (and optionally the keyboard) taking one command
-//! per line — what a person's finger and mouth do to a real station, plus diagnostics.
+//! The station's control socket (and, on the sim board, optionally the keyboard), taking one
+//! command per line: diagnostics for the technician's console on every board, and on the sim
+//! board what a person's finger and mouth do to a real station.
 //!
 //! ```text
+//! stats  (JSON line)                 update check  (look for an update now)
+//! quit                               help
+//! stall MS  (the network task stops for MS ms, at most 10 000: a wedged loop, for tests)
+//! sim board only:
 //! ptt down | ptt up | ptt click      hand down | hand up | hand click
 //! p  (toggle PTT)   h  (click hand)  mic play  (the sim mouth speaks its WAV)
-//! stats  (JSON line)                 quit      help
-//! update check  (look for an update now)
-//! stall MS  (the network task stops for MS ms, at most 10 000: a wedged loop, for tests)
 //! ```
 
 use std::io::Write as _;
@@ -22,12 +24,15 @@ use stagebox_hal::sim::{MicControl, SimButtonHandle};
 
 use crate::input::{Command, Input};
 
-/// The sim board's fingers and mouth.
+/// The station's control: its inputs, and on the sim board its fingers and mouth.
 #[derive(Clone)]
 pub struct SimControls {
     pub buttons: PerButton<SimButtonHandle>,
     pub mic: MicControl,
     pub inputs: async_channel::Sender<Input>,
+    /// The buttons and microphone above are the board's (the sim board); elsewhere they
+    /// are not wired to anything and their commands are refused.
+    pub sim_board: bool,
 }
 
 const HELP: &str = "commands: ptt down|up|click, hand down|up|click, p (toggle PTT), h (click hand), mic play, stats, update check, stall MS, quit";
@@ -73,6 +78,12 @@ impl SimControls {
             "hand" => Some(ButtonId::Hand),
             _ => None,
         };
+        let finger = matches!(words.as_slice(), [b, _] if button(b).is_some())
+            || matches!(words.as_slice(), ["p"] | ["h"] | ["mic", "play"]);
+        if finger && !self.sim_board {
+            return "error: buttons and microphone are pressed from here only on the sim board"
+                .into();
+        }
         match words.as_slice() {
             [b, action] if button(b).is_some() => {
                 let id = button(b).unwrap_or(ButtonId::Ptt);

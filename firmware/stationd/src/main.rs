@@ -80,8 +80,13 @@ struct Cli {
     /// partition, where the owner who edited it will look).
     #[arg(long, value_name = "PATH")]
     report: Option<PathBuf>,
+    /// Serve the control socket at PATH (`stats`, `update check`: what the technician's
+    /// console asks), whatever the board; the sim board's `[sim] control_socket` also adds
+    /// its buttons and microphone.
+    #[arg(long, value_name = "PATH")]
+    control_socket: Option<PathBuf>,
     /// Send COMMAND (`stats`, `ptt click`, `update check`, …) to the control socket of a
-    /// running sim station and print its answer.
+    /// running station and print its answer.
     #[arg(long, value_name = "SOCKET", requires = "command")]
     control: Option<PathBuf>,
     /// The command for --control.
@@ -160,7 +165,7 @@ fn main() -> ExitCode {
         LogFormat::Json => stagebox_logging::Format::Json,
     };
     stagebox_logging::init(format, level, &cfg.station.id.0);
-    match run(cfg, board) {
+    match run(cfg, board, cli.control_socket.clone()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             log::error!("{e:#}");
@@ -310,7 +315,7 @@ fn random_u64() -> u64 {
     u64::from_le_bytes(b)
 }
 
-fn run(cfg: Config, board: BoardProfile) -> Result<()> {
+fn run(cfg: Config, board: BoardProfile, cli_control_socket: Option<PathBuf>) -> Result<()> {
     log::info!(
         "stationd {} starting, board {}",
         env!("CARGO_PKG_VERSION"),
@@ -360,7 +365,9 @@ fn run(cfg: Config, board: BoardProfile) -> Result<()> {
         },
         mic: mic_control,
         inputs: inputs.0.clone(),
+        sim_board: board.gpio.backend == GpioBackend::Sim,
     };
+    let control_socket = cli_control_socket.or_else(|| cfg.sim.control_socket.clone());
     let sim_leds = SimLeds::new(&cfg.station.id.0, cfg.sim.draw_leds);
     let timeline = sim_leds.timeline();
     let (buttons, leds) = if board.gpio.backend == GpioBackend::Sim {
@@ -384,7 +391,7 @@ fn run(cfg: Config, board: BoardProfile) -> Result<()> {
         let udp = udp::bind()
             .and_then(async_net::UdpSocket::try_from)
             .context("UDP socket")?;
-        if let Some(path) = cfg.sim.control_socket.clone() {
+        if let Some(path) = control_socket.clone() {
             let c = controls.clone();
             smol::spawn(async move {
                 if let Err(e) = c.serve_socket(&path).await {
@@ -425,7 +432,7 @@ fn run(cfg: Config, board: BoardProfile) -> Result<()> {
     audio
         .join()
         .map_err(|_| anyhow::anyhow!("audio thread panicked"))?;
-    if let Some(path) = &cfg.sim.control_socket {
+    if let Some(path) = &control_socket {
         let _ = std::fs::remove_file(path);
     }
     result?;

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use futures_lite::future;
 use rustls::ClientConfig;
 use stagebox_audio::frame::MediaFrame;
+use stagebox_core::ButtonId;
 use stagebox_core::led_language::is_animated;
 use stagebox_core::media_route::{RESOLVE_TIMEOUT, ResolveFailure, ResolveRequest};
 use stagebox_core::{ConnId, Datagram, Station, StationEvent};
@@ -226,7 +227,15 @@ impl<L: Indicator> NetTask<L> {
                 self.conns.remove(&conn);
                 self.parts.station.handle_closed(now, conn, code);
             }
-            Input::Button { id, pressed } => self.parts.station.handle_button(now, id, pressed),
+            Input::Button { id, pressed } => {
+                let seen = &mut self.milestones.buttons;
+                match id {
+                    ButtonId::Ptt => seen.ptt_down = pressed,
+                    ButtonId::Hand => seen.hand_down = pressed,
+                }
+                seen.presses += u64::from(pressed);
+                self.parts.station.handle_button(now, id, pressed)
+            }
             Input::Update(u) => {
                 if let Some(updater) = &mut self.parts.updater {
                     updater.handle_input(now, u);

@@ -4,13 +4,25 @@ use std::sync::atomic::Ordering;
 
 use serde_json::{Value, json};
 use stagebox_core::Station;
+use stagebox_core::session::Phase;
 use stagebox_hal::sim::LedTimeline;
 
 use crate::audio_thread::AudioShared;
 
-/// Moments worth reporting, as wall-clock nanoseconds since the Unix epoch (0 = not yet).
+/// What the buttons did, for the technician's console.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ButtonsSeen {
+    pub ptt_down: bool,
+    pub hand_down: bool,
+    /// Presses of either button since start.
+    pub presses: u64,
+}
+
+/// Moments worth reporting, as wall-clock nanoseconds since the Unix epoch (0 = not yet),
+/// and what the buttons do now.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Milestones {
+    pub buttons: ButtonsSeen,
     pub start_unix_ns: u64,
     /// First media session (joined the stage).
     pub ready_unix_ns: u64,
@@ -31,6 +43,17 @@ fn resident_kib() -> Option<u64> {
         .trim()
         .parse()
         .ok()
+}
+
+/// The signaling session's phase, as a word.
+fn phase_name(phase: Phase) -> &'static str {
+    match phase {
+        Phase::Waiting { .. } => "waiting to retry",
+        Phase::Connecting { .. } => "connecting",
+        Phase::AwaitHello { .. } => "waiting for the server's hello",
+        Phase::Authenticating { .. } => "logging in",
+        Phase::Established { .. } => "joined",
+    }
 }
 
 pub fn build(
@@ -57,6 +80,12 @@ pub fn build(
         "station_id": station_id,
         "led": station.led().name(),
         "role": station.stage().role(),
+        "connection": phase_name(station.session().phase()),
+        "buttons": {
+            "ptt": milestones.buttons.ptt_down,
+            "hand": milestones.buttons.hand_down,
+            "presses": milestones.buttons.presses,
+        },
         "session": {
             "attempts": s.attempts,
             "established": s.established,

@@ -21,7 +21,7 @@ fn workspace() -> PathBuf {
         .to_path_buf()
 }
 
-/// Builds the two binaries (a no-op when `cargo test` already built them) and returns their
+/// Builds the binaries (a no-op when `cargo test` already built them) and returns their
 /// directory.
 pub fn binaries() -> PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -34,6 +34,10 @@ pub fn binaries() -> PathBuf {
             "stagebox-stationd",
             "-p",
             "stagebox-stage-server",
+            "-p",
+            "stagebox-consoled",
+            "-p",
+            "stagebox-diag",
         ])
         .status()
         .unwrap();
