@@ -185,6 +185,9 @@ pub struct Soc {
     pub speaker_device: String,
     #[serde(default)]
     pub config_txt: Vec<String>,
+    /// The UART a technician's USB-serial cable goes on (`ttyS0`), for the serial console.
+    #[serde(default)]
+    pub console_uart: Option<String>,
 }
 
 impl Soc {

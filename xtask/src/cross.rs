@@ -82,8 +82,27 @@ fn cross_cargo() -> Command {
 /// different build) makes threaded programs spin for ever in thread creation.
 pub const QEMU: &str = "qemu-aarch64-static";
 
-/// Builds the station and the server for aarch64 (release) and returns the stripped
-/// `stationd`.
+/// A stripped copy of the aarch64 release binary `name` (built by [`build_release`]).
+fn stripped(name: &str) -> Result<std::path::PathBuf> {
+    let bin = std::path::Path::new("target/cross")
+        .join(TARGET)
+        .join("release")
+        .join(name);
+    let out = std::path::Path::new("target/cross").join(format!("{name}.stripped"));
+    run(Command::new("aarch64-linux-gnu-strip")
+        .arg("-o")
+        .arg(&out)
+        .arg(&bin))?;
+    Ok(out)
+}
+
+/// The stripped aarch64 console service, once [`build_release`] has run.
+pub fn stripped_console() -> Result<std::path::PathBuf> {
+    stripped("stagebox-console")
+}
+
+/// Builds the station (its daemon and its console service) and the server for aarch64
+/// (release) and returns the stripped `stationd`.
 pub fn build_release() -> Result<std::path::PathBuf> {
     ensure_cross_tools()?;
     if !succeeds(Command::new("/usr/bin/rustc").arg("--version")) {
@@ -97,16 +116,14 @@ pub fn build_release() -> Result<std::path::PathBuf> {
         "-p",
         "stagebox-stationd",
         "-p",
+        "stagebox-consoled",
+        "-p",
         "stagebox-stage-server",
     ]))?;
     let bin = std::path::Path::new("target/cross")
         .join(TARGET)
         .join("release/stationd");
-    let stripped = std::path::Path::new("target/cross").join("stationd.stripped");
-    run(Command::new("aarch64-linux-gnu-strip")
-        .arg("-o")
-        .arg(&stripped)
-        .arg(&bin))?;
+    let stripped = stripped("stationd")?;
     let size = std::fs::metadata(&stripped)?.len();
     println!(
         "stripped aarch64 stationd: {size} bytes ({:.2} MiB)",

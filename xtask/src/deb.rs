@@ -94,9 +94,17 @@ if [ "$1" = configure ] || [ "$1" = abort-upgrade ]; then
     else
         deb-systemd-helper update-state stagebox-stationd.service >/dev/null || true
     fi
+    # The console PIN is made at the first boot (or now, on a running system), never here:
+    # an image built from this package must not carry one.
+    deb-systemd-helper unmask stagebox-console-pin.service >/dev/null || true
+    deb-systemd-helper enable stagebox-console-pin.service >/dev/null || true
     if [ -d /run/systemd/system ]; then
         systemctl --system daemon-reload >/dev/null || true
         deb-systemd-invoke restart stagebox-stationd.service >/dev/null || true
+        deb-systemd-invoke start stagebox-console-pin.service >/dev/null || true
+        if [ -f /etc/stagebox/console-pin.txt ]; then
+            echo "stagebox: the console PIN for this station is in /etc/stagebox/console-pin.txt"
+        fi
     fi
 fi
 "#;
@@ -105,6 +113,7 @@ const PRERM: &str = r#"#!/bin/sh
 set -e
 if [ -d /run/systemd/system ] && [ "$1" = remove ]; then
     deb-systemd-invoke stop stagebox-stationd.service >/dev/null || true
+    systemctl stop 'stagebox-console@*.service' >/dev/null 2>&1 || true
 fi
 "#;
 
@@ -115,7 +124,9 @@ if [ "$1" = remove ] && [ -d /run/systemd/system ]; then
 fi
 if [ "$1" = purge ]; then
     deb-systemd-helper purge stagebox-stationd.service >/dev/null || true
-    rm -rf /var/lib/stagebox
+    deb-systemd-helper purge stagebox-console-pin.service >/dev/null || true
+    rm -rf /var/lib/stagebox /var/lib/stagebox-console
+    rm -f /etc/stagebox/console-pin.txt
 fi
 "#;
 
@@ -130,13 +141,37 @@ pub fn build() -> Result<PathBuf> {
     }
     copy(&stationd, &root.join("usr/bin/stationd"), 0o755)?;
     copy(
-        Path::new("board/files/systemd/stagebox-stationd.service"),
-        &root.join("lib/systemd/system/stagebox-stationd.service"),
-        0o644,
+        &crate::cross::stripped_console()?,
+        &root.join("usr/bin/stagebox-console"),
+        0o755,
     )?;
+    for unit in [
+        "stagebox-stationd.service",
+        "stagebox-console@.service",
+        "stagebox-console-pin.service",
+    ] {
+        copy(
+            &Path::new("board/files/systemd").join(unit),
+            &root.join("lib/systemd/system").join(unit),
+            0o644,
+        )?;
+    }
+    for rules in ["60-stagebox.rules", "61-stagebox-console.rules"] {
+        copy(
+            &Path::new("board/files/udev").join(rules),
+            &root.join("lib/udev/rules.d").join(rules),
+            0o644,
+        )?;
+    }
     copy(
-        Path::new("board/files/udev/60-stagebox.rules"),
-        &root.join("lib/udev/rules.d/60-stagebox.rules"),
+        Path::new("board/files/stagebox-factory-reset"),
+        &root.join("usr/lib/stagebox/factory-reset"),
+        0o755,
+    )?;
+    // What a factory reset puts back.
+    copy(
+        Path::new("firmware/stationd/station.default.toml"),
+        &root.join("usr/share/stagebox/station.default.toml"),
         0o644,
     )?;
     copy(
@@ -151,6 +186,7 @@ pub fn build() -> Result<PathBuf> {
     let doc = root.join(format!("usr/share/doc/{PACKAGE}"));
     copy(Path::new("README.md"), &doc.join("README.md"), 0o644)?;
     copy(Path::new("docs/leds.md"), &doc.join("leds.md"), 0o644)?;
+    copy(Path::new("docs/console.md"), &doc.join("console.md"), 0o644)?;
     write(
         &doc.join("copyright"),
         "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\
@@ -165,7 +201,7 @@ pub fn build() -> Result<PathBuf> {
          Maintainer: stagebox developers <dev@stagebox.invalid>\n\
          Installed-Size: {installed_kib}\n\
          Depends: libc6 (>= 2.36), libasound2 (>= 1.2), libopus0 (>= 1.3), libwebrtc-audio-processing1 (>= 0.3), adduser, systemd\n\
-         Recommends: alsa-utils\n\
+         Recommends: alsa-utils, iproute2, iputils-ping\n\
          Section: sound\n\
          Priority: optional\n\
          Homepage: https://stagebox.invalid\n\
@@ -281,8 +317,17 @@ pub fn test() -> Result<()> {
         "usr/share/stagebox/boards/hats/respeaker-2mic.toml",
         "usr/share/stagebox/boards/files/asound/respeaker-4mic.conf",
         "etc/systemd/system/multi-user.target.wants/stagebox-stationd.service",
+        "usr/bin/stagebox-console",
+        "lib/systemd/system/stagebox-console@.service",
+        "lib/udev/rules.d/61-stagebox-console.rules",
+        "usr/lib/stagebox/factory-reset",
+        "etc/systemd/system/multi-user.target.wants/stagebox-console-pin.service",
     ] {
         check(rel)?;
+    }
+    // Made at the first boot: a package (and so an image) never carries a PIN.
+    if rootfs.join("var/lib/stagebox-console/pin").exists() {
+        bail!("the package made a console PIN at install time");
     }
     if !rootfs.join("var/lib/stagebox").is_dir() {
         bail!("the package did not create /var/lib/stagebox");
@@ -321,13 +366,18 @@ pub fn test() -> Result<()> {
         "/etc/stagebox/station.toml",
     ])?;
     println!("{}", checked.trim());
-    let verify = in_root(&[
-        "systemd-analyze",
-        "verify",
-        "/lib/systemd/system/stagebox-stationd.service",
-    ])?;
-    if verify.contains("stagebox-stationd.service:") {
-        bail!("systemd-analyze verify complains about the unit: {verify}");
+    let console = in_root(&["/usr/bin/stagebox-console", "--version"])?;
+    println!("in the arm64 root, under qemu: {}", console.trim());
+    for unit in [
+        "stagebox-stationd.service",
+        "stagebox-console-pin.service",
+        "stagebox-console@ttyGS0.service",
+    ] {
+        let verify = in_root(&["systemd-analyze", "verify", unit])?;
+        let template = unit.replace("@ttyGS0", "@");
+        if verify.contains(&format!("{unit}:")) || verify.contains(&format!("{template}:")) {
+            bail!("systemd-analyze verify complains about {unit}: {verify}");
+        }
     }
     println!("package installs and runs in an arm64 bookworm root: ok");
     upgrade_remove_purge(&rootfs, &deb, &in_root)?;

@@ -37,6 +37,10 @@ struct Flavour {
     whole_disk: &'static str,
     /// The Pi's firmware, device trees and config.txt on the boot partition.
     pi_firmware: bool,
+    /// The UART the technician's console serves (the board profile's `console_uart`).
+    console_uart: &'static str,
+    /// A USB port that can be a gadget, for the console's USB serial port.
+    usb_gadget: bool,
 }
 
 impl Board {
@@ -55,6 +59,9 @@ impl Board {
                 disk: "/dev/vda",
                 whole_disk: "/dev/vda",
                 pi_firmware: false,
+                // qemu's virtio console (the PL011 carries the kernel's log to the test).
+                console_uart: "hvc0",
+                usb_gadget: false,
             },
             Board::Pi4 => Flavour {
                 name: "pi4",
@@ -65,6 +72,10 @@ impl Board {
                 disk: "/dev/mmcblk0p",
                 whole_disk: "/dev/mmcblk0",
                 pi_firmware: true,
+                // board/socs/pi4.toml's console_uart (checked by a test below).
+                console_uart: "ttyS0",
+                // The USB-C port.
+                usb_gadget: true,
             },
         }
     }
@@ -265,6 +276,17 @@ fn customize(root: &Path, f: &Flavour) -> Result<()> {
          RequiresMountsFor=/data /var\n\n[Mount]\nWhat=/data/stagebox\nWhere=/var/lib/stagebox\n\
          Type=none\nOptions=bind\n\n[Install]\nWantedBy=local-fs.target\n",
     )?;
+    // The console's PIN verifier and spool: root's alone, kept apart from the daemon's.
+    write(
+        &root.join("etc/systemd/system/var-lib-stagebox\\x2dconsole.mount"),
+        "[Unit]\nDescription=The technician console's PIN and spool, on the data partition\n\
+         RequiresMountsFor=/data /var\n\n[Mount]\nWhat=/data/stagebox-console\n\
+         Where=/var/lib/stagebox-console\nType=none\nOptions=bind\n\n\
+         [Install]\nWantedBy=local-fs.target\n",
+    )?;
+    fs::create_dir_all(root.join("var/lib/stagebox-console"))?;
+    fs::create_dir_all(root.join("data/stagebox-console"))?;
+    set_mode(&root.join("data/stagebox-console"), 0o700)?;
     fs::create_dir_all(root.join("var/lib/stagebox"))?;
     fs::create_dir_all(root.join("data/stagebox"))?;
     fs::create_dir_all(root.join("data/rauc"))?;
@@ -279,6 +301,7 @@ fn customize(root: &Path, f: &Flavour) -> Result<()> {
             "systemd-networkd",
             "systemd-timesyncd",
             "var-lib-stagebox.mount",
+            "var-lib-stagebox\\x2dconsole.mount",
         ],
     )?;
     // The owner's configuration is the boot partition's `stagebox.toml`. Root's
@@ -337,9 +360,23 @@ fn appliance_units(root: &Path, f: &Flavour) -> Result<()> {
             "dbus/stagebox-rauc.conf",
             root.join("etc/dbus-1/system.d/stagebox-rauc.conf"),
         ),
+        (
+            "systemd/stagebox-console-appliance.conf",
+            units.join("stagebox-console@.service.d/appliance.conf"),
+        ),
+        (
+            "systemd/stagebox-console-pin-appliance.conf",
+            units.join("stagebox-console-pin.service.d/appliance.conf"),
+        ),
+        (
+            "stagebox-apply-settings",
+            root.join("usr/lib/stagebox/apply-settings"),
+        ),
     ] {
         write(&to, &appliance_file(from)?)?;
     }
+    set_mode(&root.join("usr/lib/stagebox/apply-settings"), 0o755)?;
+    console(root, f)?;
     write(
         &units.join("stagebox-grow-data.service"),
         &appliance_file("systemd/stagebox-grow-data.service.in")?
@@ -388,6 +425,44 @@ fn appliance_units(root: &Path, f: &Flavour) -> Result<()> {
         root,
         &["systemctl", "disable", "--quiet", "wpa_supplicant.service"],
     )
+}
+
+/// The technician's console on the board's UART (no login prompt there) and, where the board
+/// has one, on the USB gadget serial port (the package's udev rule starts it when the port
+/// appears).
+fn console(root: &Path, f: &Flavour) -> Result<()> {
+    let uart = f.console_uart;
+    chroot(
+        root,
+        &[
+            "systemctl",
+            "mask",
+            "--quiet",
+            &format!("serial-getty@{uart}.service"),
+        ],
+    )?;
+    chroot(
+        root,
+        &[
+            "systemctl",
+            "enable",
+            "--quiet",
+            &format!("stagebox-console@{uart}.service"),
+        ],
+    )?;
+    if f.usb_gadget {
+        write(
+            &root.join("etc/modules-load.d/stagebox-console.conf"),
+            "# The USB port as a serial port for the technician's console (ttyGS0).\ng_serial\n",
+        )?;
+    }
+    Ok(())
+}
+
+fn set_mode(path: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+        .with_context(|| path.display().to_string())
 }
 
 fn appliance_file(name: &str) -> Result<String> {
@@ -446,6 +521,8 @@ fn boot_partition(root: &Path, input: &Path, f: &Flavour, uboot: &uboot::Built) 
         owner.replace("profile = \"pi4-respeaker-2mic\"", "profile = \"sim\"")
     };
     write(&input.join("stagebox.toml"), &owner)?;
+    // What the console's factory reset puts back.
+    write(&root.join("usr/share/stagebox/stagebox.toml"), &owner)?;
     if f.pi_firmware {
         let firmware = root.join("usr/lib/raspi-firmware");
         for entry in fs::read_dir(&firmware).context("the Pi's firmware in the root")? {
@@ -459,7 +536,9 @@ fn boot_partition(root: &Path, input: &Path, f: &Flavour, uboot: &uboot::Built) 
             &input.join("config.txt"),
             "# stagebox: the Pi's firmware starts U-Boot, which boots slot A or B.\n\
              arm_64bit=1\nkernel=u-boot.bin\nenable_uart=1\ndtparam=i2c_arm=on\ndtparam=i2s=on\n\
-             dtparam=spi=on\n",
+             dtparam=spi=on\n\
+             # The USB-C port as a USB device: the technician's console (a serial port).\n\
+             dtoverlay=dwc2,dr_mode=peripheral\n",
         )?;
         let dtbs = fs::read_dir(root.join("usr/lib"))?
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -524,4 +603,19 @@ fn layout(root: &Path, input: &Path, work: &Path, f: &Flavour) -> Result<PathBuf
     let img = fs::canonicalize("target/image")?.join(&name);
     fs::rename(out.join(&name), &img)?;
     Ok(img)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pi_image_serves_the_console_on_the_uart_its_board_profile_names() {
+        let profile = fs::read_to_string("../board/socs/pi4.toml").unwrap();
+        let uart = Board::Pi4.flavour().console_uart;
+        assert!(
+            profile.contains(&format!("console_uart = \"{uart}\"")),
+            "board/socs/pi4.toml names another console UART than {uart}"
+        );
+    }
 }

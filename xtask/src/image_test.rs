@@ -35,6 +35,7 @@ use crate::demo::{self, Proc, admin, wait_for};
 use crate::image::Board;
 use crate::sh::run;
 
+mod console;
 mod owner;
 
 /// How much of it to run.
@@ -193,6 +194,7 @@ fn prepare(work: &Path, img: &Path, cuts: u32) -> Result<()> {
 
     run(crate::sh::cargo().args(["build", "--release", "--quiet", "-p", "stagebox-release"]))?;
     demo::build_binaries()?;
+    run(crate::sh::cargo().args(["build", "--release", "--quiet", "-p", "stagebox-diag"]))?;
     let release = fs::canonicalize("target/release/stagebox-release")?;
     run(Command::new(&release)
         .arg("keygen")
@@ -322,6 +324,10 @@ pub fn run_inside(opts: TestOptions) -> Result<()> {
     let heard = rig.speak_and_listen(&listener)?;
     report["heard"] = heard;
     println!("image test: slot A joined; the listener heard the station");
+    report["console"] = console::check(&rig)?;
+    println!(
+        "image test: the console on its serial line answers stagebox-diag with the label's PIN"
+    );
 
     // 2. v2 while live: installed, the reboot held until PTT is let go.
     rig.guest(&format!("{} ptt down", control_cmd()))?;
@@ -489,6 +495,16 @@ pub fn run_inside(opts: TestOptions) -> Result<()> {
     Ok(())
 }
 
+/// Fails unless `text` (what `what` printed) contains each of `wanted`.
+fn expect(what: &str, text: &str, wanted: &[&str]) -> Result<()> {
+    for w in wanted {
+        if !text.contains(w) {
+            bail!("{what}: expected {w:?} in:\n{text}");
+        }
+    }
+    Ok(())
+}
+
 fn control_cmd() -> String {
     format!("stationd --control {CONTROL}")
 }
@@ -617,6 +633,14 @@ impl Rig {
         .args(["-display", "none", "-monitor", "none"])
         .arg("-serial")
         .arg(format!("file:{}", self.serial_log().display()))
+        // The technician's console line (hvc0 in the guest), a socket here.
+        .args(["-device", "virtio-serial-device"])
+        .arg("-chardev")
+        .arg(format!(
+            "socket,id=console,path={},server=on,wait=off",
+            self.work.join("console.sock").display()
+        ))
+        .args(["-device", "virtconsole,chardev=console"])
         .arg("-bios")
         .arg(uboot)
         .arg("-drive")

@@ -109,17 +109,7 @@ pub fn serve(opts: LineOptions) -> Result<()> {
             };
             let why = session.run(port).await;
             log::info!("{}: {why}; the login ended", opts.port.display());
-            console.handle_line_reset();
-            // The stop a reset asks for reaches the running command.
-            let mut session = LineSession {
-                console: &mut console,
-                station: &station,
-                replies_tx: &replies_tx,
-                replies_rx: &replies_rx,
-                running: &mut running,
-            };
-            session.events();
-            let _ = console.poll_output();
+            session.hung_up();
             smol::Timer::after(REOPEN_AFTER).await;
         }
     })
@@ -201,6 +191,14 @@ impl LineSession<'_> {
                 Wake::Timer => self.console.handle_timeout(now),
             }
         }
+    }
+
+    /// The line went away: the session forgets the login and what was half done, and the
+    /// running command is told to stop; what was for the line is dropped.
+    fn hung_up(&mut self) {
+        self.console.handle_line_reset();
+        self.events();
+        let _ = self.console.poll_output();
     }
 
     /// Hands the session's requests to the work, and its audit lines to the log.

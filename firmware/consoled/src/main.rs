@@ -46,11 +46,15 @@ struct Cli {
     #[arg(
         long,
         value_name = "PATH",
-        default_value = "/var/lib/stagebox/console-pin"
+        default_value = "/var/lib/stagebox-console/pin"
     )]
     pin_file: PathBuf,
     /// Where a pushed update bundle and the support bundle are kept while they travel.
-    #[arg(long, value_name = "DIR", default_value = "/var/lib/stagebox/console")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "/var/lib/stagebox-console/spool"
+    )]
     spool: PathBuf,
     /// Read the station's log from this file instead of the journal.
     #[arg(long, value_name = "PATH")]

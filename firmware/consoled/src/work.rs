@@ -20,6 +20,8 @@ use crate::transfer::Spool;
 const QUICK: Duration = Duration::from_secs(10);
 /// How often a live view redraws.
 const VIEW_PERIOD: Duration = Duration::from_millis(500);
+/// How long `net` watches the media counters.
+const VOICE_WINDOW: Duration = Duration::from_secs(6);
 /// The log's last lines that `logs` shows.
 const LOG_LINES: usize = 40;
 /// Keys whose values never leave the station.
@@ -350,8 +352,8 @@ impl Station {
         text
     }
 
-    /// Whether media flows to and from the voice node: the daemon's counters two seconds
-    /// apart.
+    /// Whether media flows to and from the voice node: the daemon's counters
+    /// [`VOICE_WINDOW`] apart.
     async fn voice_node(&self) -> String {
         let Ok(before) = self.stats().await else {
             return "unknown: the station daemon is not answering".into();
@@ -359,7 +361,8 @@ impl Station {
         let Some(dest) = before["media"]["destination"].as_str().map(str::to_string) else {
             return "none yet (the station has not joined a stage)".into();
         };
-        smol::Timer::after(Duration::from_secs(2)).await;
+        // Keepalives go out every few seconds even when nobody speaks.
+        smol::Timer::after(VOICE_WINDOW).await;
         let Ok(after) = self.stats().await else {
             return format!("{dest}: the daemon stopped answering");
         };
@@ -370,11 +373,14 @@ impl Station {
         let verdict = if received > 0 {
             "reachable both ways"
         } else if sent > 0 {
-            "packets go out, none came back in 2 s (quiet stage, or UDP blocked on the way back)"
+            "packets go out, none came back (nobody speaking, or UDP blocked on the way back)"
         } else {
-            "nothing sent in 2 s"
+            "nothing went out (the station is not sending: is its session up?)"
         };
-        format!("{dest}: {sent} packets out, {received} in over 2 s — {verdict}")
+        format!(
+            "{dest}: {sent} packets out, {received} in over {} s — {verdict}",
+            VOICE_WINDOW.as_secs()
+        )
     }
 
     async fn view(&self, live: &Live, draw: fn(&Value) -> String) -> Result<String, String> {
@@ -465,6 +471,9 @@ impl Station {
                 }
                 let mut item = item.clone();
                 redact(&mut item);
+                if item.is_table_like() {
+                    return Ok(format!("[{path}]\n{}", item.to_string().trim()));
+                }
                 Ok(format!("{path} = {}", item.to_string().trim()))
             }
         }
@@ -508,19 +517,19 @@ impl Station {
     }
 
     async fn wifi_join(&self, name: &str, password: &Secret) -> Result<String, String> {
-        let password = (!password.0.is_empty()).then_some(password.0.as_str());
-        let mut edits = vec![("wifi.ssid", Some(name)), ("wifi.password", password)];
         let has_country = self
             .document()
             .ok()
-            .and_then(|d| lookup(&d, "wifi.country").map(|_| ()))
-            .is_some();
+            .is_some_and(|d| lookup(&d, "wifi.country").is_some());
         if !has_country {
-            // The radio's channels follow the country; without one the kernel's world
-            // setting (the most careful) is used.
-            edits.push(("wifi.country", Some("00")));
+            // The radio's channels follow the country: it is the owner's to say.
+            return Err(
+                "say the Wi-Fi country first (config set wifi.country ES, two letters)".into(),
+            );
         }
-        self.config_edit(&edits).await
+        let password = (!password.0.is_empty()).then_some(password.0.as_str());
+        self.config_edit(&[("wifi.ssid", Some(name)), ("wifi.password", password)])
+            .await
     }
 
     async fn update_status(&self) -> String {
@@ -858,7 +867,14 @@ fn rauc_summary(json: &str) -> String {
 }
 
 async fn wifi_scan() -> Result<String, String> {
-    system::run("wpa_cli", &["-i", "wlan0", "scan"], QUICK).await?;
+    system::run("wpa_cli", &["-i", "wlan0", "scan"], QUICK)
+        .await
+        .map_err(|e| {
+            format!(
+                "the Wi-Fi radio is not scanning ({e}); with no network set yet, join one by \
+                 name: wifi join NAME"
+            )
+        })?;
     smol::Timer::after(Duration::from_secs(4)).await;
     let out = system::run("wpa_cli", &["-i", "wlan0", "scan_results"], QUICK).await?;
     let mut nets: Vec<(i32, String, String)> = out

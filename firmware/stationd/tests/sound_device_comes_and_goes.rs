@@ -40,7 +40,10 @@ fn a_pulled_sound_card_is_reported_and_reopened() {
     assert!(shared.device_gone.load(Ordering::SeqCst));
     assert_eq!(shared.device_faults.load(Ordering::SeqCst), 1);
     rig.events.clear();
-    // While it is out, retries fail and nothing is played; the thread is alive.
+    // While it is out, retries fail and nothing is played; the thread is alive. Frames
+    // captured before the card went may still be in the queue: they are drained first.
+    std::thread::sleep(Duration::from_millis(100));
+    rig.serve();
     let periods = rig.periods();
     let sent = rig.sent;
     std::thread::sleep(Duration::from_millis(1500));

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 use serde_json::{Value, json};
 
-use super::{Rig, control_cmd};
+use super::{Rig, control_cmd, expect};
 use crate::demo::wait_for;
 
 /// What the image test's `stagebox.toml` says beyond the station's own settings.
@@ -17,15 +17,6 @@ pub(super) const SETTINGS: &str = "[wifi]\nssid = \"Hall B\"\npassword = \"stage
 
 const CONFIG: &str = "/boot/firmware/stagebox.toml";
 const REPORT: &str = "/boot/firmware/stagebox-report.txt";
-
-fn expect(what: &str, text: &str, wanted: &[&str]) -> Result<()> {
-    for w in wanted {
-        if !text.contains(w) {
-            bail!("{what}: expected {w:?} in:\n{text}");
-        }
-    }
-    Ok(())
-}
 
 pub(super) fn check(rig: &Rig) -> Result<Value> {
     let report = rig.guest(&format!("cat {REPORT}"))?;
