@@ -276,6 +276,31 @@ fn a_technician_diagnoses_and_fixes_a_station_over_the_serial_line() {
     assert_eq!(std::fs::read_to_string(dir.join("a.toml")).unwrap(), file);
     assert!(rig.ok(&["config", "validate"]).contains("ok"));
 
+    // The speaker's test tone, and the LED tour (watched for two states, then Ctrl-C: the
+    // station finishes it by itself and shows its own state again).
+    let tone = rig.ok(&["audio", "tone"]);
+    assert!(tone.contains("1000 Hz tone at -12 dBFS"), "{tone}");
+    let mut leds = Command::new(rig.stage.bin.join("stagebox-diag"))
+        .arg("--port")
+        .arg(rig.host_end())
+        .args(["--pin", &rig.pin, "--json", "leds"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut tour = std::io::BufRead::lines(std::io::BufReader::new(leds.stdout.take().unwrap()));
+    let first = tour.next().unwrap().unwrap();
+    assert!(first.contains("LED: booting (1 of 13)"), "{first}");
+    let second = tour.next().unwrap().unwrap();
+    assert!(second.contains("LED: connecting (2 of 13)"), "{second}");
+    signal(&leds, "INT");
+    assert!(leds.wait().unwrap().success());
+    wait_until("the tour on the LEDs", LIMIT, || {
+        common::stats(&rig.station_sock)["led_timeline_ms"]
+            .as_array()
+            .is_some_and(|t| t.iter().any(|e| e[1] == "hand-raised"))
+    });
+
     // The log, and a live view of the buttons while a finger presses PTT.
     let logs = rig.ok(&["logs", "media session"]);
     assert!(

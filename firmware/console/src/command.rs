@@ -90,7 +90,7 @@ pub const COMMANDS: &[Spec] = &[
     spec(
         &["leds"],
         "",
-        "every state of the LED language in turn",
+        "every state of the LED language in turn (a key stops watching)",
         Change,
     ),
     spec(

@@ -87,9 +87,11 @@ impl Station {
             Command::Net => Ok(self.net().await),
             Command::AudioLevels => self.view(live, levels_picture).await,
             Command::Buttons => self.view(live, buttons_picture).await,
-            Command::AudioTone | Command::AudioChirp | Command::Leds => Err(
-                "this station's daemon does not take that test yet: use the stage's own audio \
-                 and watch the LEDs while it joins"
+            Command::AudioTone => self.tone().await,
+            Command::Leds => self.led_tour(live).await,
+            Command::AudioChirp => Err(
+                "the loopback chirp is not in this version yet: `audio tone` plays the speaker, \
+                 `audio levels` shows the microphones"
                     .into(),
             ),
             Command::Logs { follow, filter } => self.logs(follow, filter, live).await,
@@ -156,6 +158,56 @@ impl Station {
             Ok(answer.trim_end().to_string())
         })
         .await
+    }
+
+    /// A control command whose answer is JSON with `"ok"`.
+    async fn control_json(&self, line: &str) -> Result<Value, String> {
+        let text = self.control(line).await?;
+        let v: Value =
+            serde_json::from_str(&text).map_err(|e| format!("the daemon's answer: {e}"))?;
+        if v["ok"] == true {
+            Ok(v)
+        } else {
+            Err(v["error"]
+                .as_str()
+                .unwrap_or("the daemon refused")
+                .to_string())
+        }
+    }
+
+    async fn tone(&self) -> Result<String, String> {
+        let v = self.control_json("tone").await?;
+        Ok(format!(
+            "a {} Hz tone at {} dBFS plays on the loudspeaker for {} s: listen for it",
+            v["hz"], v["dbfs"], v["seconds"]
+        ))
+    }
+
+    /// The daemon shows every LED state in turn; the console says which is on.
+    async fn led_tour(&self, live: &Live) -> Result<String, String> {
+        let v = self.control_json("leds tour").await?;
+        let names: Vec<String> = v["states"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|n| n.as_str().map(str::to_string))
+            .collect();
+        let step = Duration::from_millis(v["step_ms"].as_u64().unwrap_or(1500));
+        for (i, name) in names.iter().enumerate() {
+            live.picture(format!(
+                "LED: {name} ({} of {}) — compare with the LED table (docs/leds.md)",
+                i + 1,
+                names.len()
+            ));
+            smol::Timer::after(step).await;
+            if live.stopped() {
+                return Ok("stopped watching (the station finishes the tour by itself)".into());
+            }
+        }
+        Ok(format!(
+            "showed all {} states; the LEDs are the station's own again",
+            names.len()
+        ))
     }
 
     async fn stats(&self) -> Result<Value, String> {

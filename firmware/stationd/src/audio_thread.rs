@@ -51,6 +51,8 @@ pub struct AudioShared {
     /// listeners report, or none where redundant audio covers it (the network task's media
     /// link decides).
     pub expected_loss_percent: AtomicU8,
+    /// Periods left of the technician's test tone on the loudspeaker (0: none).
+    pub test_tone_periods: AtomicU32,
     pub playout: PlayoutCounters,
     pub capture: CaptureCounters,
 }
@@ -164,6 +166,7 @@ impl Default for AudioShared {
             capture_start_unix_ns: AtomicU64::new(0),
             playback_start_unix_ns: AtomicU64::new(0),
             expected_loss_percent: AtomicU8::new(0),
+            test_tone_periods: AtomicU32::new(0),
             playout: PlayoutCounters::default(),
             capture: CaptureCounters::default(),
         }
@@ -299,6 +302,21 @@ struct Pace {
     output: [i16; MAX_CHANNELS * PERIOD_SAMPLES],
     mono: [i16; PERIOD_SAMPLES],
     mixed: [i16; PERIOD_SAMPLES],
+    /// The test tone's phase, radians.
+    tone_phase: f32,
+}
+
+/// The test tone: 1 kHz at −12 dBFS.
+const TONE_HZ: f32 = 1000.0;
+const TONE_AMPLITUDE: f32 = 8192.0;
+
+/// Adds the test tone to a period of the loudspeaker's signal.
+fn add_tone(samples: &mut [i16], phase: &mut f32) {
+    let step = std::f32::consts::TAU * TONE_HZ / SAMPLE_RATE as f32;
+    for s in samples {
+        *s = s.saturating_add((phase.sin() * TONE_AMPLITUDE) as i16);
+        *phase = (*phase + step) % std::f32::consts::TAU;
+    }
 }
 
 /// A device error: counted, and after [`GONE_AFTER_ERRORS`] in a row the device is gone.
@@ -389,6 +407,11 @@ fn one_period<C: AudioCapture, P: AudioPlayback>(
     let priority = shared.priority.load(Ordering::Relaxed);
     playout.set_priority(u32::try_from(priority).ok());
     playout.next_period(now_us, &mut pace.mixed);
+    let tone = shared.test_tone_periods.load(Ordering::Relaxed);
+    if tone > 0 {
+        shared.test_tone_periods.store(tone - 1, Ordering::Relaxed);
+        add_tone(&mut pace.mixed, &mut pace.tone_phase);
+    }
     // What the loudspeaker plays is what the echo canceller listens for.
     capture_path.push_reference(&pace.mixed);
     if playout.take_first_audio() {
@@ -470,6 +493,7 @@ pub fn run<C: AudioCapture, P: AudioPlayback, E: std::fmt::Display>(
         output: [0; MAX_CHANNELS * PERIOD_SAMPLES],
         mono: [0; PERIOD_SAMPLES],
         mixed: [0; PERIOD_SAMPLES],
+        tone_phase: 0.0,
     };
     shared
         .rtp_clock
@@ -499,5 +523,29 @@ pub fn run<C: AudioCapture, P: AudioPlayback, E: std::fmt::Display>(
                 device_state(shared, ends, true);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_test_tone_is_a_kilohertz_at_minus_twelve_dbfs() {
+        let mut period = [0i16; PERIOD_SAMPLES];
+        let mut phase = 0.0;
+        add_tone(&mut period, &mut phase);
+        let peak = period.iter().map(|s| s.unsigned_abs()).max().unwrap();
+        assert!((8100..=8192).contains(&peak), "peak {peak}");
+        // 1 kHz in 10 ms: ten cycles, about twenty sign changes.
+        let crossings = period
+            .windows(2)
+            .filter(|w| (w[0] < 0) != (w[1] < 0))
+            .count();
+        assert!((19..=21).contains(&crossings), "{crossings} crossings");
+        // Added to what plays, it saturates rather than wrapping over.
+        let mut loud = [i16::MAX; PERIOD_SAMPLES];
+        add_tone(&mut loud, &mut phase);
+        assert!(loud.iter().all(|s| *s >= i16::MAX - 8192));
     }
 }

@@ -63,4 +63,8 @@ pub enum Command {
     CheckUpdate,
     /// Stop the network task for this long, as a wedged loop would (sim control, for tests).
     Stall(std::time::Duration),
+    /// The technician's test tone on the loudspeaker.
+    Tone,
+    /// Every state of the LED language in turn, then back to the station's own.
+    LedTour,
 }

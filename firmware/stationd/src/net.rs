@@ -14,6 +14,7 @@ use futures_lite::future;
 use rustls::ClientConfig;
 use stagebox_audio::frame::MediaFrame;
 use stagebox_core::ButtonId;
+use stagebox_core::LedState;
 use stagebox_core::led_language::is_animated;
 use stagebox_core::media_route::{RESOLVE_TIMEOUT, ResolveFailure, ResolveRequest};
 use stagebox_core::{ConnId, Datagram, Station, StationEvent};
@@ -35,6 +36,11 @@ const IDLE_POLL: Duration = Duration::from_millis(50);
 /// Builds the stats report on request.
 pub type ReportFn = Box<dyn Fn(&Station, &AudioShared, &Milestones) -> String>;
 
+/// How long the test tone plays, in 10 ms periods.
+const TONE_PERIODS: u32 = 200;
+/// How long each state shows in the LED tour.
+pub const LED_TOUR_STEP: Duration = Duration::from_millis(1500);
+
 /// Resolutions running at once at most; a resolver that hangs holds a thread each.
 const MAX_RESOLUTIONS_IN_FLIGHT: usize = 4;
 
@@ -47,6 +53,8 @@ pub struct NetTask<L> {
     conns: HashMap<ConnId, LinkSender>,
     resolutions_in_flight: Arc<AtomicUsize>,
     quit: bool,
+    /// The LED tour: when it started, and the step on the LEDs.
+    led_tour: Option<(Instant, usize)>,
 }
 
 enum Wake {
@@ -89,6 +97,7 @@ impl<L: Indicator> NetTask<L> {
             conns: HashMap::new(),
             resolutions_in_flight: Arc::new(AtomicUsize::new(0)),
             quit: false,
+            led_tour: None,
         }
     }
 
@@ -127,7 +136,9 @@ impl<L: Indicator> NetTask<L> {
             self.apply_outputs(now).await;
             self.pump_audio(now, &mut sealed).await;
             self.apply_outputs(now).await;
-            if self.parts.station.led() == stagebox_core::LedState::Live {
+            self.tour_leds(now);
+            if self.led_tour.is_none() && self.parts.station.led() == stagebox_core::LedState::Live
+            {
                 let level = self.parts.shared.level_percent.load(Ordering::Relaxed);
                 let r = self.parts.leds.level(level);
                 self.led_result(r);
@@ -167,6 +178,10 @@ impl<L: Indicator> NetTask<L> {
                 deadline.min(now + stagebox_hal::drivers::REFRESH)
             } else {
                 deadline
+            };
+            let deadline = match self.led_tour {
+                Some((since, step)) => deadline.min(since + LED_TOUR_STEP * (step as u32 + 1)),
+                None => deadline,
             };
             let deadline = self.watchdog.next(deadline);
             let wake = future::or(
@@ -259,6 +274,28 @@ impl<L: Indicator> NetTask<L> {
                         self.quit = true;
                         "{\"ok\":true}".to_string()
                     }
+                    Command::Tone => {
+                        self.parts
+                            .shared
+                            .test_tone_periods
+                            .store(TONE_PERIODS, Ordering::Relaxed);
+                        log::info!("test tone on the loudspeaker (console)");
+                        format!(
+                            "{{\"ok\":true,\"hz\":1000,\"dbfs\":-12,\"seconds\":{}}}",
+                            TONE_PERIODS / 100
+                        )
+                    }
+                    Command::LedTour => {
+                        log::info!("LED tour (console)");
+                        self.led_tour = Some((now, usize::MAX));
+                        let names: Vec<&str> = LedState::ALL.iter().map(|s| s.name()).collect();
+                        serde_json::json!({
+                            "ok": true,
+                            "states": names,
+                            "step_ms": LED_TOUR_STEP.as_millis() as u64,
+                        })
+                        .to_string()
+                    }
                     Command::Stall(d) => {
                         log::warn!("network task stalled for {} ms on request", d.as_millis());
                         // Blocks this task on purpose: connection tasks run on, and meet the
@@ -273,6 +310,30 @@ impl<L: Indicator> NetTask<L> {
     }
 
     /// LED failures are logged once per streak: the station works on without its LEDs.
+    /// The LED tour's next step, and the station's own state back at its end.
+    fn tour_leds(&mut self, now: Instant) {
+        let Some((since, shown)) = self.led_tour else {
+            return;
+        };
+        let step =
+            (now.saturating_duration_since(since).as_millis() / LED_TOUR_STEP.as_millis()) as usize;
+        if step == shown {
+            return;
+        }
+        let state = match LedState::ALL.get(step) {
+            Some(s) => {
+                self.led_tour = Some((since, step));
+                *s
+            }
+            None => {
+                self.led_tour = None;
+                self.parts.station.led()
+            }
+        };
+        let r = self.parts.leds.show(now, state);
+        self.led_result(r);
+    }
+
     fn led_result<E: std::fmt::Display>(&mut self, r: Result<(), E>) {
         match r {
             Ok(()) => self.led_failing = false,
@@ -424,8 +485,11 @@ impl<L: Indicator> NetTask<L> {
             }
             StationEvent::Led(state) => {
                 log::info!("LED {}", state.name());
-                let r = self.parts.leds.show(now, state);
-                self.led_result(r);
+                // During the LED tour the station's state waits for its end.
+                if self.led_tour.is_none() {
+                    let r = self.parts.leds.show(now, state);
+                    self.led_result(r);
+                }
             }
             StationEvent::ButtonStuck { button, stuck } => {
                 if stuck {

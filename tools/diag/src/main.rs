@@ -112,7 +112,7 @@ enum AudioCmd {
     Tone,
     /// A chirp from the speaker to the microphones: delay and echo level.
     Chirp,
-    /// The speaker's tone, then the chirp's loopback measurement.
+    /// The microphones before and while the speaker plays its tone.
     Test,
 }
 
@@ -247,11 +247,17 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Audio(AudioCmd::Tone) => out.simple(&mut link, "audio tone"),
         Cmd::Audio(AudioCmd::Chirp) => out.simple(&mut link, "audio chirp"),
         Cmd::Audio(AudioCmd::Test) => {
+            // The microphones before and while the speaker plays its tone.
+            let stop = interrupted();
+            let quiet = watch::glance(&mut link, "audio levels", &stop)?;
             out.simple(&mut link, "audio tone")?;
-            out.simple(&mut link, "audio chirp")
+            let loud = watch::glance(&mut link, "audio levels", &stop)?;
+            println!("before the tone: {}", quiet.lines().next().unwrap_or(""));
+            println!("during the tone: {}", loud.lines().next().unwrap_or(""));
+            Ok(())
         }
         Cmd::Buttons => out.live(&mut link, "buttons"),
-        Cmd::Leds => out.simple(&mut link, "leds"),
+        Cmd::Leds => out.live(&mut link, "leds"),
         Cmd::Config(ConfigCmd::Get { key }) => match key {
             Some(k) => out.simple(&mut link, &format!("config get {}", quote(&k))),
             None => out.simple(&mut link, "config get"),
