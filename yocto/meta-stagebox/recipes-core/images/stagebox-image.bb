@@ -1,5 +1,5 @@
 SUMMARY = "stagebox station image"
-DESCRIPTION = "A read-only root for a stagebox station: systemd, the station daemon, time sync, Wi-Fi, and RAUC for A/B updates with the stagebox distribution. The SD card holds boot, root A, root B and data partitions (wic/stagebox-ab.wks.in)."
+DESCRIPTION = "A read-only root for a stagebox station: systemd, the station daemon and its technician console, time sync, Wi-Fi, and RAUC for A/B updates with the stagebox distribution. The SD card holds boot, root A, root B and data partitions (wic/stagebox-ab.wks.in)."
 HOMEPAGE = "https://stagebox.invalid"
 SECTION = "images"
 LICENSE = "MIT"
@@ -13,6 +13,7 @@ IMAGE_FEATURES:remove = "debug-tweaks allow-empty-password empty-root-password"
 
 IMAGE_INSTALL:append = " \
     stagebox-stationd \
+    stagebox-console \
     alsa-utils \
     wpa-supplicant \
     tzdata \
