@@ -559,7 +559,7 @@ fn a_person_types_at_the_console_in_a_terminal() {
     wait_screen(&session, "unknown command \"clear\"");
     // A live view runs until a key.
     keys(&session, &["audio levels", "Enter"]);
-    wait_screen(&session, "microphones");
+    wait_screen(&session, "channel 0");
     keys(&session, &["q"]);
     wait_until("the prompt after the live view", LIMIT, || {
         screen(&session).trim_end().lines().last() == Some("a#")

@@ -716,10 +716,21 @@ fn meter(dbfs: f64) -> String {
 fn levels_picture(s: &Value) -> String {
     let level = s["capture"]["input_level_dbfs"].as_f64();
     let echo = s["capture"]["echo_return_loss_enhancement_db"].as_f64();
-    let mut text = match level {
-        Some(db) => format!("microphones  {} {db:6.1} dBFS", meter(db)),
-        None => "microphones  no level yet (the capture has not started)".into(),
-    };
+    let mut text = String::new();
+    for (i, mic) in s["capture"]["mic_levels_dbfs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        if let Some(db) = mic.as_f64() {
+            text.push_str(&format!("channel {i}    {} {db:6.1} dBFS\n", meter(db)));
+        }
+    }
+    text.push_str(&match level {
+        Some(db) => format!("processed    {} {db:6.1} dBFS", meter(db)),
+        None => "processed    no level yet (the capture has not started)".into(),
+    });
     if let Some(e) = echo {
         text.push_str(&format!("\necho removed {e:.1} dB"));
     }

@@ -68,6 +68,10 @@ pub struct CaptureCounters {
     pub processing_errors: AtomicU64,
     /// Level of the processed microphone signal, hundredths of a dBFS.
     pub input_level_centi_db: AtomicI64,
+    /// Each capture channel's level before any processing, hundredths of a dBFS (the
+    /// technician's per-microphone meter); `mic_channels` of them are in use.
+    pub mic_level_centi_db: [AtomicI64; MAX_CHANNELS],
+    pub mic_channels: AtomicU8,
 }
 
 impl Default for CaptureCounters {
@@ -78,6 +82,8 @@ impl Default for CaptureCounters {
             erl_centi_db: AtomicI64::new(i64::MIN),
             processing_errors: AtomicU64::new(0),
             input_level_centi_db: AtomicI64::new(i64::MIN),
+            mic_level_centi_db: std::array::from_fn(|_| AtomicI64::new(i64::MIN)),
+            mic_channels: AtomicU8::new(0),
         }
     }
 }
@@ -97,6 +103,21 @@ impl CaptureCounters {
             .store(c.processing_errors, Ordering::Relaxed);
         self.input_level_centi_db
             .store((level_db * 100.0) as i64, Ordering::Relaxed);
+    }
+
+    /// Each channel's level from its summed squares over `samples` samples per channel.
+    fn publish_mics(&self, energy: &[f64], samples: usize) {
+        for (slot, e) in self.mic_level_centi_db.iter().zip(energy) {
+            let mean = e / samples.max(1) as f64 / (32768.0 * 32768.0);
+            let dbfs = if mean > 0.0 {
+                (10.0 * mean.log10()).max(-120.0)
+            } else {
+                -120.0
+            };
+            slot.store((dbfs * 100.0) as i64, Ordering::Relaxed);
+        }
+        self.mic_channels
+            .store(energy.len() as u8, Ordering::Relaxed);
     }
 }
 
@@ -257,6 +278,7 @@ struct Devices<C, P> {
     capture: C,
     playback: P,
     in_samples: usize,
+    in_channels: usize,
     out_channels: usize,
     beamformer: Beamformer,
 }
@@ -287,6 +309,7 @@ fn open_devices<C: AudioCapture, P: AudioPlayback, E: std::fmt::Display>(
         capture,
         playback,
         in_samples: in_channels * PERIOD_SAMPLES,
+        in_channels,
         out_channels,
         beamformer: Beamformer::new(in_channels, mics, mic_geometry_mm),
     })
@@ -304,6 +327,10 @@ struct Pace {
     mixed: [i16; PERIOD_SAMPLES],
     /// The test tone's phase, radians.
     tone_phase: f32,
+    /// Each capture channel's summed squares since the last publication, and over how many
+    /// samples per channel.
+    mic_energy: [f64; MAX_CHANNELS],
+    mic_samples: usize,
 }
 
 /// The test tone: 1 kHz at −12 dBFS.
@@ -360,10 +387,19 @@ fn one_period<C: AudioCapture, P: AudioPlayback>(
             .capture_start_unix_ns
             .store(unix_ns().saturating_sub(period_ns), Ordering::Relaxed);
     }
+    for (i, s) in input.iter().enumerate() {
+        pace.mic_energy[i % dev.in_channels] += f64::from(*s) * f64::from(*s);
+    }
+    pace.mic_samples += PERIOD_SAMPLES;
     let period = shared.periods.fetch_add(1, Ordering::Relaxed);
     if period % 10 == 0 {
         shared.playout.publish(&playout.stats().jitter);
         shared.capture.publish(&capture_path.stats(), pace.level_db);
+        shared
+            .capture
+            .publish_mics(&pace.mic_energy[..dev.in_channels], pace.mic_samples);
+        pace.mic_energy = [0.0; MAX_CHANNELS];
+        pace.mic_samples = 0;
     }
     let wanted_loss = shared.expected_loss_percent.load(Ordering::Relaxed);
     if wanted_loss != pace.expected_loss && capture_path.set_expected_loss(wanted_loss).is_ok() {
@@ -494,6 +530,8 @@ pub fn run<C: AudioCapture, P: AudioPlayback, E: std::fmt::Display>(
         mono: [0; PERIOD_SAMPLES],
         mixed: [0; PERIOD_SAMPLES],
         tone_phase: 0.0,
+        mic_energy: [0.0; MAX_CHANNELS],
+        mic_samples: 0,
     };
     shared
         .rtp_clock
@@ -547,5 +585,19 @@ mod tests {
         let mut loud = [i16::MAX; PERIOD_SAMPLES];
         add_tone(&mut loud, &mut phase);
         assert!(loud.iter().all(|s| *s >= i16::MAX - 8192));
+    }
+
+    #[test]
+    fn each_microphone_has_its_own_level() {
+        let counters = CaptureCounters::default();
+        // Channel 0 a full-scale square wave (0 dBFS), channel 1 at a tenth (-20 dBFS),
+        // channel 2 silent.
+        let energy = [32768.0 * 32768.0 * 480.0, 3276.8 * 3276.8 * 480.0, 0.0];
+        counters.publish_mics(&energy, 480);
+        let level = |i: usize| counters.mic_level_centi_db[i].load(Ordering::Relaxed);
+        assert_eq!(level(0), 0);
+        assert!((-2001..=-1999).contains(&level(1)), "{}", level(1));
+        assert_eq!(level(2), -12000);
+        assert_eq!(counters.mic_channels.load(Ordering::Relaxed), 3);
     }
 }

@@ -126,6 +126,11 @@ pub fn build(
             "echo_return_loss_enhancement_db": known(c.erle_centi_db.load(Ordering::Relaxed), 100.0),
             "echo_return_loss_db": known(c.erl_centi_db.load(Ordering::Relaxed), 100.0),
             "input_level_dbfs": known(c.input_level_centi_db.load(Ordering::Relaxed), 100.0),
+            "mic_levels_dbfs": c.mic_level_centi_db
+                .iter()
+                .take(usize::from(c.mic_channels.load(Ordering::Relaxed)))
+                .map(|l| known(l.load(Ordering::Relaxed), 100.0))
+                .collect::<Vec<_>>(),
             "processing_errors": load(&c.processing_errors),
         },
         "process": {
