@@ -89,11 +89,7 @@ impl Station {
             Command::Buttons => self.view(live, buttons_picture).await,
             Command::AudioTone => self.tone().await,
             Command::Leds => self.led_tour(live).await,
-            Command::AudioChirp => Err(
-                "the loopback chirp is not in this version yet: `audio tone` plays the speaker, \
-                 `audio levels` shows the microphones"
-                    .into(),
-            ),
+            Command::AudioChirp => self.chirp().await,
             Command::Logs { follow, filter } => self.logs(follow, filter, live).await,
             Command::ConfigGet(key) => self.config_get(key.as_deref()),
             Command::ConfigSet { key, value } => {
@@ -181,6 +177,46 @@ impl Station {
             "a {} Hz tone at {} dBFS plays on the loudspeaker for {} s: listen for it",
             v["hz"], v["dbfs"], v["seconds"]
         ))
+    }
+
+    /// A sweep on the speaker; what the microphones heard of it, and the echo canceller's
+    /// measurement of the speaker-to-microphone path (its delay and echo return loss).
+    async fn chirp(&self) -> Result<String, String> {
+        let before = self.stats().await?;
+        let v = self.control_json("chirp").await?;
+        let seconds = v["seconds"].as_u64().unwrap_or(2);
+        // Measured near the sweep's end, when the canceller has converged on it.
+        smol::Timer::after(Duration::from_millis(seconds * 1000 - 300)).await;
+        let during = self.stats().await?;
+        let mics = |s: &Value| -> Vec<Option<f64>> {
+            s["capture"]["mic_levels_dbfs"]
+                .as_array()
+                .map(|a| a.iter().map(Value::as_f64).collect())
+                .unwrap_or_default()
+        };
+        let mut text = format!(
+            "a sweep from 300 Hz to 4 kHz at -12 dBFS played for {seconds} s\nmicrophones, before → during:\n"
+        );
+        for (i, (b, d)) in mics(&before).iter().zip(mics(&during)).enumerate() {
+            if let (Some(b), Some(d)) = (b, d) {
+                text.push_str(&format!("  channel {i}  {b:6.1} → {d:6.1} dBFS\n"));
+            }
+        }
+        let capture = &during["capture"];
+        match (
+            capture["echo_delay_ms"].as_f64(),
+            capture["echo_return_loss_db"].as_f64(),
+        ) {
+            (Some(delay), Some(erl)) => text.push_str(&format!(
+                "speaker → microphones (the echo canceller's measure): delay {delay:.0} ms, echo \
+                 {erl:.1} dB below what the speaker played"
+            )),
+            _ => text.push_str(
+                "the echo canceller found no echo of the sweep: the microphones did not hear the \
+                 speaker (is it connected and turned up?)",
+            ),
+        }
+        Ok(text)
     }
 
     /// The daemon shows every LED state in turn; the console says which is on.

@@ -51,8 +51,10 @@ pub struct AudioShared {
     /// listeners report, or none where redundant audio covers it (the network task's media
     /// link decides).
     pub expected_loss_percent: AtomicU8,
-    /// Periods left of the technician's test tone on the loudspeaker (0: none).
+    /// Periods left of the technician's test signal on the loudspeaker (0: none), and
+    /// whether it is the sweep (else the tone).
     pub test_tone_periods: AtomicU32,
+    pub test_sweep: AtomicBool,
     pub playout: PlayoutCounters,
     pub capture: CaptureCounters,
 }
@@ -188,6 +190,7 @@ impl Default for AudioShared {
             playback_start_unix_ns: AtomicU64::new(0),
             expected_loss_percent: AtomicU8::new(0),
             test_tone_periods: AtomicU32::new(0),
+            test_sweep: AtomicBool::new(false),
             playout: PlayoutCounters::default(),
             capture: CaptureCounters::default(),
         }
@@ -325,24 +328,35 @@ struct Pace {
     output: [i16; MAX_CHANNELS * PERIOD_SAMPLES],
     mono: [i16; PERIOD_SAMPLES],
     mixed: [i16; PERIOD_SAMPLES],
-    /// The test tone's phase, radians.
+    /// The test signal's phase, radians, and its samples so far.
     tone_phase: f32,
+    tone_position: usize,
     /// Each capture channel's summed squares since the last publication, and over how many
     /// samples per channel.
     mic_energy: [f64; MAX_CHANNELS],
     mic_samples: usize,
 }
 
-/// The test tone: 1 kHz at −12 dBFS.
+/// The test signals, at −12 dBFS: a 1 kHz tone, or a sweep from 300 Hz to 4 kHz each second
+/// (for the echo canceller to measure the speaker-to-microphone path on).
 const TONE_HZ: f32 = 1000.0;
+const SWEEP_HZ: (f32, f32) = (300.0, 4000.0);
 const TONE_AMPLITUDE: f32 = 8192.0;
 
-/// Adds the test tone to a period of the loudspeaker's signal.
-fn add_tone(samples: &mut [i16], phase: &mut f32) {
-    let step = std::f32::consts::TAU * TONE_HZ / SAMPLE_RATE as f32;
-    for s in samples {
+/// Adds the test signal to a period of the loudspeaker's signal: the tone, or the sweep at
+/// `sweep_at` samples from its start.
+fn add_test_signal(samples: &mut [i16], phase: &mut f32, sweep_at: Option<usize>) {
+    let rate = SAMPLE_RATE as usize;
+    for (i, s) in samples.iter_mut().enumerate() {
+        let hz = match sweep_at {
+            None => TONE_HZ,
+            Some(start) => {
+                let t = ((start + i) % rate) as f32 / rate as f32;
+                SWEEP_HZ.0 + (SWEEP_HZ.1 - SWEEP_HZ.0) * t
+            }
+        };
         *s = s.saturating_add((phase.sin() * TONE_AMPLITUDE) as i16);
-        *phase = (*phase + step) % std::f32::consts::TAU;
+        *phase = (*phase + std::f32::consts::TAU * hz / SAMPLE_RATE as f32) % std::f32::consts::TAU;
     }
 }
 
@@ -446,7 +460,14 @@ fn one_period<C: AudioCapture, P: AudioPlayback>(
     let tone = shared.test_tone_periods.load(Ordering::Relaxed);
     if tone > 0 {
         shared.test_tone_periods.store(tone - 1, Ordering::Relaxed);
-        add_tone(&mut pace.mixed, &mut pace.tone_phase);
+        let sweep = shared
+            .test_sweep
+            .load(Ordering::Relaxed)
+            .then_some(pace.tone_position);
+        add_test_signal(&mut pace.mixed, &mut pace.tone_phase, sweep);
+        pace.tone_position += PERIOD_SAMPLES;
+    } else {
+        pace.tone_position = 0;
     }
     // What the loudspeaker plays is what the echo canceller listens for.
     capture_path.push_reference(&pace.mixed);
@@ -530,6 +551,7 @@ pub fn run<C: AudioCapture, P: AudioPlayback, E: std::fmt::Display>(
         mono: [0; PERIOD_SAMPLES],
         mixed: [0; PERIOD_SAMPLES],
         tone_phase: 0.0,
+        tone_position: 0,
         mic_energy: [0.0; MAX_CHANNELS],
         mic_samples: 0,
     };
@@ -572,7 +594,7 @@ mod tests {
     fn the_test_tone_is_a_kilohertz_at_minus_twelve_dbfs() {
         let mut period = [0i16; PERIOD_SAMPLES];
         let mut phase = 0.0;
-        add_tone(&mut period, &mut phase);
+        add_test_signal(&mut period, &mut phase, None);
         let peak = period.iter().map(|s| s.unsigned_abs()).max().unwrap();
         assert!((8100..=8192).contains(&peak), "peak {peak}");
         // 1 kHz in 10 ms: ten cycles, about twenty sign changes.
@@ -583,8 +605,25 @@ mod tests {
         assert!((19..=21).contains(&crossings), "{crossings} crossings");
         // Added to what plays, it saturates rather than wrapping over.
         let mut loud = [i16::MAX; PERIOD_SAMPLES];
-        add_tone(&mut loud, &mut phase);
+        add_test_signal(&mut loud, &mut phase, None);
         assert!(loud.iter().all(|s| *s >= i16::MAX - 8192));
+    }
+
+    #[test]
+    fn the_sweep_rises_from_300_hz_to_4_khz() {
+        let crossings = |at: usize| {
+            let mut period = [0i16; PERIOD_SAMPLES];
+            let mut phase = 0.0;
+            add_test_signal(&mut period, &mut phase, Some(at));
+            period
+                .windows(2)
+                .filter(|w| (w[0] < 0) != (w[1] < 0))
+                .count()
+        };
+        // 10 ms at about 300 Hz: six sign changes; near the end of the second, about 80.
+        assert!((4..=8).contains(&crossings(0)), "{}", crossings(0));
+        let late = crossings(47_000);
+        assert!((70..=82).contains(&late), "{late}");
     }
 
     #[test]

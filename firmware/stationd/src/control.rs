@@ -4,7 +4,8 @@
 //!
 //! ```text
 //! stats  (JSON line)                 update check  (look for an update now)
-//! tone  (a test tone, 1 kHz, 2 s)     leds tour  (every LED state in turn)
+//! tone  (a test tone, 1 kHz, 2 s)     chirp  (a 300 Hz–4 kHz sweep, 2 s)
+//! leds tour  (every LED state in turn)
 //! quit                               help
 //! stall MS  (the network task stops for MS ms, at most 10 000: a wedged loop, for tests)
 //! sim board only:
@@ -36,7 +37,7 @@ pub struct SimControls {
     pub sim_board: bool,
 }
 
-const HELP: &str = "commands: ptt down|up|click, hand down|up|click, p (toggle PTT), h (click hand), mic play, stats, update check, tone, leds tour, stall MS, quit";
+const HELP: &str = "commands: ptt down|up|click, hand down|up|click, p (toggle PTT), h (click hand), mic play, stats, update check, tone, chirp, leds tour, stall MS, quit";
 
 /// The longest `stall`.
 const MAX_STALL: Duration = Duration::from_secs(10);
@@ -122,7 +123,8 @@ impl SimControls {
             },
             ["quit"] => self.ask(Command::Quit).await,
             ["update", "check"] => self.ask(Command::CheckUpdate).await,
-            ["tone"] => self.ask(Command::Tone).await,
+            ["tone"] => self.ask(Command::Tone { sweep: false }).await,
+            ["chirp"] => self.ask(Command::Tone { sweep: true }).await,
             ["leds", "tour"] => self.ask(Command::LedTour).await,
             [] => String::new(),
             _ => format!("error: unknown command; {HELP}"),

@@ -63,8 +63,9 @@ pub enum Command {
     CheckUpdate,
     /// Stop the network task for this long, as a wedged loop would (sim control, for tests).
     Stall(std::time::Duration),
-    /// The technician's test tone on the loudspeaker.
-    Tone,
+    /// The technician's test signal on the loudspeaker: a tone, or a sweep for the echo
+    /// canceller to measure the speaker-to-microphone path on.
+    Tone { sweep: bool },
     /// Every state of the LED language in turn, then back to the station's own.
     LedTour,
 }

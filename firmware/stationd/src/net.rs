@@ -274,16 +274,22 @@ impl<L: Indicator> NetTask<L> {
                         self.quit = true;
                         "{\"ok\":true}".to_string()
                     }
-                    Command::Tone => {
-                        self.parts
-                            .shared
+                    Command::Tone { sweep } => {
+                        let shared = &self.parts.shared;
+                        shared.test_sweep.store(sweep, Ordering::Relaxed);
+                        shared
                             .test_tone_periods
                             .store(TONE_PERIODS, Ordering::Relaxed);
-                        log::info!("test tone on the loudspeaker (console)");
-                        format!(
-                            "{{\"ok\":true,\"hz\":1000,\"dbfs\":-12,\"seconds\":{}}}",
-                            TONE_PERIODS / 100
-                        )
+                        let what = if sweep { "sweep" } else { "tone" };
+                        log::info!("test {what} on the loudspeaker (console)");
+                        serde_json::json!({
+                            "ok": true,
+                            "signal": what,
+                            "hz": if sweep { serde_json::json!([300, 4000]) } else { serde_json::json!(1000) },
+                            "dbfs": -12,
+                            "seconds": TONE_PERIODS / 100,
+                        })
+                        .to_string()
                     }
                     Command::LedTour => {
                         log::info!("LED tour (console)");
