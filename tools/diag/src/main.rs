@@ -112,7 +112,7 @@ enum AudioCmd {
     Tone,
     /// A chirp from the speaker to the microphones: delay and echo level.
     Chirp,
-    /// The microphones before and while the speaker plays its tone.
+    /// The speaker's tone, then the sweep: what the microphones heard, delay and echo level.
     Test,
 }
 
@@ -247,14 +247,8 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Audio(AudioCmd::Tone) => out.simple(&mut link, "audio tone"),
         Cmd::Audio(AudioCmd::Chirp) => out.simple(&mut link, "audio chirp"),
         Cmd::Audio(AudioCmd::Test) => {
-            // The microphones before and while the speaker plays its tone.
-            let stop = interrupted();
-            let quiet = watch::glance(&mut link, "audio levels", &stop)?;
             out.simple(&mut link, "audio tone")?;
-            let loud = watch::glance(&mut link, "audio levels", &stop)?;
-            println!("before the tone: {}", quiet.lines().next().unwrap_or(""));
-            println!("during the tone: {}", loud.lines().next().unwrap_or(""));
-            Ok(())
+            out.simple(&mut link, "audio chirp")
         }
         Cmd::Buttons => out.live(&mut link, "buttons"),
         Cmd::Leds => out.live(&mut link, "leds"),

@@ -14,7 +14,7 @@ use crate::link::{ANSWER_LIMIT, Link, text_of};
 const GLANCE: Duration = Duration::from_millis(1500);
 
 /// The last picture of a live view watched for `GLANCE`.
-pub fn glance(link: &mut Link, line: &str, stop: &AtomicBool) -> Result<String> {
+fn glance(link: &mut Link, line: &str, stop: &AtomicBool) -> Result<String> {
     let started = Instant::now();
     let mut last = String::new();
     let answer = link.command(line, json!({}), ANSWER_LIMIT, &mut |picture| {
