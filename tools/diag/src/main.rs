@@ -248,6 +248,8 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Audio(AudioCmd::Chirp) => out.simple(&mut link, "audio chirp"),
         Cmd::Audio(AudioCmd::Test) => {
             out.simple(&mut link, "audio tone")?;
+            // The sweep's "before" is taken once the tone is over.
+            std::thread::sleep(std::time::Duration::from_millis(2500));
             out.simple(&mut link, "audio chirp")
         }
         Cmd::Buttons => out.live(&mut link, "buttons"),
