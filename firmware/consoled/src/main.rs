@@ -20,7 +20,11 @@ use stagebox_consoled::pin_file;
 use stagebox_consoled::work::Station;
 
 #[derive(Debug, clap::Parser)]
-#[command(version, about = "stagebox technician console on a serial line")]
+#[command(
+    name = "stagebox-console",
+    version,
+    about = "stagebox technician console on a serial line"
+)]
 struct Cli {
     /// The serial line (`/dev/ttyS0`, `/dev/ttyGS0`, or a pty in tests).
     #[arg(long, value_name = "DEVICE", required_unless_present = "make_pin")]
