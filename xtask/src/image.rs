@@ -262,6 +262,8 @@ fn customize(root: &Path, f: &Flavour) -> Result<()> {
         ),
     )?;
     write(&root.join("etc/hostname"), "stagebox\n")?;
+    // Without it every login logs an error (pam_env), which the console's `status` shows.
+    write(&root.join("etc/default/locale"), "LANG=C.UTF-8\n")?;
     write(
         &root.join("etc/systemd/network/20-wired.network"),
         "[Match]\nName=en* eth*\n[Network]\nDHCP=yes\n",
