@@ -438,13 +438,13 @@ pub struct Completion {
 }
 
 pub fn complete(before: &str) -> Completion {
-    let ends_in_space = before.ends_with(' ') || before.is_empty();
-    let mut typed: Vec<&str> = before.split_whitespace().collect();
-    let partial = if ends_in_space {
-        ""
-    } else {
-        typed.pop().unwrap_or("")
-    };
+    // The word being typed runs from the last whitespace (any, not only a space) to the end.
+    let cut = before
+        .char_indices()
+        .rfind(|(_, c)| c.is_whitespace())
+        .map_or(0, |(i, c)| i + c.len_utf8());
+    let (head, partial) = before.split_at(cut);
+    let typed: Vec<&str> = head.split_whitespace().collect();
     let mut candidates: Vec<&'static str> = COMMANDS
         .iter()
         .filter(|s| s.words.len() > typed.len() && s.words.iter().zip(&typed).all(|(a, b)| a == b))
@@ -464,7 +464,6 @@ pub fn complete(before: &str) -> Completion {
             first[..len].to_string()
         }
     };
-    let head = &before[..before.len() - partial.len()];
     Completion {
         candidates,
         line: format!("{head}{shared}"),
@@ -474,6 +473,16 @@ pub fn complete(before: &str) -> Completion {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn completion_takes_any_whitespace_and_any_letters() {
+        // Found by the fuzzer: a word of multi-byte letters before a carriage return.
+        let c = complete("\u{9289}\r");
+        assert_eq!(c.line, "\u{9289}\r");
+        assert!(c.candidates.is_empty());
+        assert_eq!(complete("upd\u{00e9}").candidates, Vec::<&str>::new());
+        assert_eq!(complete("update\tst").line, "update\tstatus ");
+    }
 
     #[test]
     fn every_table_entry_parses_to_the_command_whose_entry_it_is() {
