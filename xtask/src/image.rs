@@ -315,7 +315,7 @@ fn customize(root: &Path, f: &Flavour) -> Result<()> {
         "[Unit]\nRequiresMountsFor=/boot/firmware /var/lib/stagebox\n\
          Wants=stagebox-settings.service\nAfter=stagebox-settings.service\n\n[Service]\n\
          ExecStart=\nExecStart=/usr/bin/stationd --config /boot/firmware/stagebox.toml \
-         --wait-on-mistake\n",
+         --wait-on-mistake --control-socket /run/stagebox/control.sock\n",
     )?;
     appliance_units(root, f)?;
     remote_shell(root)?;

@@ -51,6 +51,8 @@ const WORK: &str = "target/image/test";
 const BUNDLES: &str = "target/image/test-bundles";
 const GUEST: &str = "stage-1";
 const LISTENER: &str = "listener-1";
+/// The daemon's control socket, as the image's unit serves it (`--control-socket`; the
+/// test's configuration does not name it, so the unit's flag is what is tested).
 const CONTROL: &str = "/run/stagebox/control.sock";
 /// A boot under emulation, from power on (or reboot) to joined.
 const BOOT_LIMIT: Duration = Duration::from_secs(240);
@@ -981,8 +983,7 @@ fn write_boot_partition(work: &Path, gateway: u16, pin: &str, public_key: &str) 
              [station]\nid = \"{GUEST}\"\ntoken = \"token-{GUEST}-image\"\n\n\
              [server]\ngateway = \"wss://10.0.2.2:{gateway}/signal\"\nstage = \"townhall\"\n\
              pin_sha256 = \"{pin}\"\n\n[board]\nprofile = \"sim\"\n\n\
-             [sim]\nmic_wav = \"/boot/firmware/speech.wav\"\ncontrol_socket = \"{CONTROL}\"\n\
-             draw_leds = false\n\n\
+             [sim]\nmic_wav = \"/boot/firmware/speech.wav\"\ndraw_leds = false\n\n\
              [update]\nmanifest_url = \"https://10.0.2.2:{gateway}/updates/manifest.json\"\n\
              keys = [\"{public_key}\"]\nretry_after_s = 10\nhealth_within_s = 90\n\n{}",
             owner::SETTINGS
