@@ -219,6 +219,29 @@ impl Rig {
         text
     }
 
+    /// `stagebox-diag --json VIEW` running: the process, and its lines as they come.
+    fn live_view(
+        &self,
+        view: &str,
+    ) -> (
+        std::process::Child,
+        std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+    ) {
+        let mut child = Command::new(self.stage.bin.join("stagebox-diag"))
+            .arg("--port")
+            .arg(self.host_end())
+            .args(["--pin", &self.pin, "--json", view])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        (
+            child,
+            std::io::BufRead::lines(std::io::BufReader::new(stdout)),
+        )
+    }
+
     fn console_alive(&mut self) -> bool {
         self.console.0.try_wait().unwrap().is_none()
     }
@@ -286,15 +309,7 @@ fn a_technician_diagnoses_and_fixes_a_station_over_the_serial_line() {
     assert!(chirp.contains("a sweep from 300 Hz to 4 kHz"), "{chirp}");
     assert!(chirp.contains("channel 0"), "{chirp}");
     assert!(chirp.contains("found no echo of the sweep"), "{chirp}");
-    let mut leds = Command::new(rig.stage.bin.join("stagebox-diag"))
-        .arg("--port")
-        .arg(rig.host_end())
-        .args(["--pin", &rig.pin, "--json", "leds"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut tour = std::io::BufRead::lines(std::io::BufReader::new(leds.stdout.take().unwrap()));
+    let (mut leds, mut tour) = rig.live_view("leds");
     let first = tour.next().unwrap().unwrap();
     assert!(first.contains("LED: booting (1 of 13)"), "{first}");
     let second = tour.next().unwrap().unwrap();
@@ -313,16 +328,7 @@ fn a_technician_diagnoses_and_fixes_a_station_over_the_serial_line() {
         logs.contains("stagebox_stationd::net: media session"),
         "{logs}"
     );
-    let mut buttons = Command::new(rig.stage.bin.join("stagebox-diag"))
-        .arg("--port")
-        .arg(rig.host_end())
-        .args(["--pin", &rig.pin, "--json", "buttons"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = buttons.stdout.take().unwrap();
-    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
+    let (mut buttons, mut lines) = rig.live_view("buttons");
     let first = lines.next().unwrap().unwrap();
     assert!(first.contains("PTT up"), "{first}");
     assert_eq!(control(&rig.station_sock, "ptt down").trim(), "ok");

@@ -36,7 +36,7 @@ impl ServerCertVerifier for Recorder {
             fingerprint.copy_from_slice(digest.as_ref());
             *seen = Some(fingerprint);
         }
-        Err(rustls::Error::General("probe only".into()))
+        Err(refused())
     }
 
     fn verify_tls12_signature(
@@ -45,7 +45,7 @@ impl ServerCertVerifier for Recorder {
         _cert: &CertificateDer<'_>,
         _dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(rustls::Error::General("probe only".into()))
+        Err(refused())
     }
 
     fn verify_tls13_signature(
@@ -54,12 +54,17 @@ impl ServerCertVerifier for Recorder {
         _cert: &CertificateDer<'_>,
         _dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(rustls::Error::General("probe only".into()))
+        Err(refused())
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.schemes.clone()
     }
+}
+
+/// The probe trusts nothing: every step of the handshake after the certificate fails.
+fn refused() -> rustls::Error {
+    rustls::Error::General("probe only".into())
 }
 
 /// `host:port` of a `wss://host[:port]/path` URL.
