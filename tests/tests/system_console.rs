@@ -100,6 +100,7 @@ status)
     mark-active) echo "rauc: activating rootfs.1" ;;
     *) echo '{{"compatible":"stagebox-sim","booted":"A","boot_primary":"rootfs.0","slots":[{{"rootfs.0":{{"class":"rootfs","device":"/dev/mmcblk0p2","state":"booted","boot_status":"good","slot_status":{{"bundle":{{"version":"0.1.0"}}}}}}}},{{"rootfs.1":{{"class":"rootfs","device":"/dev/mmcblk0p3","state":"inactive","boot_status":"good"}}}}]}}' ;;
   esac ;;
+info) cat {dir}/bundle-info.json ;;
 install)
   echo "  0% Installing"
   echo " 40% Checking bundle"
@@ -117,6 +118,44 @@ esac
     std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
     std::fs::set_permissions(&path, perm).unwrap();
     bin
+}
+
+/// The console service for station a on `line`, logging to `log` in the stage's directory;
+/// returns once it serves the line.
+fn start_console(
+    stage: &Stage,
+    station_sock: &Path,
+    path_env: &str,
+    line: &Line,
+    log: &str,
+) -> Proc {
+    let dir = &stage.dir;
+    let console = Command::new(stage.bin.join("stagebox-console"))
+        .env("PATH", path_env)
+        .arg("--port")
+        .arg(&line.station_end)
+        .arg("--station-config")
+        .arg(dir.join("a.toml"))
+        .arg("--control")
+        .arg(station_sock)
+        .arg("--pin-file")
+        .arg(dir.join("console-pin"))
+        .arg("--spool")
+        .arg(dir.join("spool"))
+        .arg("--log-file")
+        .arg(dir.join("a.log"))
+        .args(["--apply-command", "true"])
+        .arg("--reboot-command")
+        .arg(format!("touch {}", dir.join("rebooted").display()))
+        .arg("--factory-reset-command")
+        .arg(format!("touch {}", dir.join("factory-reset").display()))
+        .stderr(std::fs::File::create(dir.join(log)).unwrap())
+        .spawn()
+        .unwrap();
+    wait_until("the console on its line", LIMIT, || {
+        std::fs::read_to_string(dir.join(log)).is_ok_and(|l| l.contains("console on"))
+    });
+    Proc(console)
 }
 
 impl Rig {
@@ -146,37 +185,13 @@ impl Rig {
         let pin: String = label.split(": ").nth(1).unwrap().chars().take(8).collect();
         assert!(pin.chars().all(|c| c.is_ascii_digit()), "{label}");
         let line = Line::plug(&dir);
-        let console = Command::new(stage.bin.join("stagebox-console"))
-            .env("PATH", &path_env)
-            .arg("--port")
-            .arg(&line.station_end)
-            .arg("--station-config")
-            .arg(dir.join("a.toml"))
-            .arg("--control")
-            .arg(&station_sock)
-            .arg("--pin-file")
-            .arg(dir.join("console-pin"))
-            .arg("--spool")
-            .arg(dir.join("spool"))
-            .arg("--log-file")
-            .arg(dir.join("a.log"))
-            .args(["--apply-command", "true"])
-            .arg("--reboot-command")
-            .arg(format!("touch {}", dir.join("rebooted").display()))
-            .arg("--factory-reset-command")
-            .arg(format!("touch {}", dir.join("factory-reset").display()))
-            .stderr(std::fs::File::create(dir.join("console.log")).unwrap())
-            .spawn()
-            .unwrap();
-        wait_until("the console on its line", LIMIT, || {
-            std::fs::read_to_string(dir.join("console.log")).is_ok_and(|l| l.contains("console on"))
-        });
+        let console = start_console(&stage, &station_sock, &path_env, &line, "console.log");
         Rig {
             stage,
             _server: server,
             _station: station,
             station_sock,
-            console: Proc(console),
+            console,
             line: Some(line),
             pin,
             path_env,
@@ -194,9 +209,14 @@ impl Rig {
     /// `stagebox-diag --port HOST_END ARGS`, with `pin`; without one, in a session of its
     /// own (no terminal to ask on, as under a script).
     fn diag(&self, pin: Option<&str>, args: &[&str]) -> Output {
+        self.diag_on(&self.host_end(), pin, args)
+    }
+
+    /// `diag` on the host end `port` of some line.
+    fn diag_on(&self, port: &Path, pin: Option<&str>, args: &[&str]) -> Output {
         let mut cmd = Command::new("setsid");
         cmd.arg(self.stage.bin.join("stagebox-diag"));
-        cmd.arg("--port").arg(self.host_end()).args(args);
+        cmd.arg("--port").arg(port).args(args);
         if let Some(pin) = pin {
             cmd.args(["--pin", pin]);
         }
@@ -409,12 +429,65 @@ fn a_technician_diagnoses_and_fixes_a_station_over_the_serial_line() {
         rig.ok(&["update", "status"])
             .contains("pushed bundle: 1500000 bytes")
     );
+    // The console holds a pushed bundle to the update agent's checks: an older version is
+    // refused (the PIN alone does not buy a downgrade), and so is a downgrade that names
+    // another version than the bundle's.
+    let info = |version: &str| {
+        std::fs::write(
+            dir.join("bundle-info.json"),
+            format!(r#"{{"compatible":"stagebox-sim","version":"{version}"}}"#),
+        )
+        .unwrap()
+    };
+    info("0.0.1");
+    let older = rig.diag(Some(&rig.pin), &["update", "install"]);
+    assert!(!older.status.success(), "an older bundle was installed");
+    assert!(
+        stderr(&older).contains("refused: version 0.0.1 is not newer than the running"),
+        "{}",
+        stderr(&older)
+    );
+    let misnamed = rig.diag(
+        Some(&rig.pin),
+        &["update", "install", "--downgrade", "0.0.2"],
+    );
+    assert!(
+        stderr(&misnamed).contains("not the 0.0.2 that was named"),
+        "{}",
+        stderr(&misnamed)
+    );
+    assert!(!dir.join("installed.raucb").exists());
+    // A newer one installs as the agent would.
+    info("99.0.0");
     let installed = rig.ok(&["update", "install"]);
     assert!(
-        installed.contains("installed into the other slot"),
+        installed.contains("installed version 99.0.0 into the other slot"),
         "{installed}"
     );
     assert_eq!(std::fs::read(dir.join("installed.raucb")).unwrap(), data);
+    // A downgrade the technician names is installed, and the log says so.
+    let small = dir.join("older.raucb");
+    std::fs::write(&small, &data[..10_000]).unwrap();
+    info("0.0.1");
+    rig.ok(&[
+        "update",
+        "push",
+        small.to_str().unwrap(),
+        "--install",
+        "--downgrade",
+        "0.0.1",
+    ]);
+    assert_eq!(
+        std::fs::read(dir.join("installed.raucb")).unwrap(),
+        &data[..10_000]
+    );
+    let log = std::fs::read_to_string(dir.join("console.log")).unwrap();
+    assert!(
+        log.contains("pushed bundle not installed: refused: version 0.0.1")
+            && log.contains("installing pushed version 0.0.1 over")
+            && log.contains("a downgrade, asked for by name"),
+        "{log}"
+    );
     assert!(rig.ok(&["update", "mark-good"]).contains("marked good"));
     assert!(rig.ok(&["update", "rollback"]).contains("next boot"));
 
@@ -479,6 +552,46 @@ fn a_technician_diagnoses_and_fixes_a_station_over_the_serial_line() {
     let log = std::fs::read_to_string(dir.join("console.log")).unwrap();
     assert!(log.contains("wrong console PIN (3 in a row)"), "{log}");
     assert!(rig.console_alive());
+
+    // The count is the station's, not one line's: the USB gadget's line (a second service on
+    // a second line) makes the right PIN wait too, and a fourth miss there doubles the wait.
+    let gadget_dir = dir.join("gadget");
+    std::fs::create_dir_all(&gadget_dir).unwrap();
+    let gadget = Line::plug(&gadget_dir);
+    let gadget_console = start_console(
+        &rig.stage,
+        &rig.station_sock,
+        &rig.path_env,
+        &gadget,
+        "console-gadget.log",
+    );
+    let right = rig.diag_on(&gadget.host_end, Some(&rig.pin), &["status"]);
+    assert!(
+        stderr(&right).contains("too many wrong PINs: try again in"),
+        "the other line let the right PIN in during the wait: {}",
+        stderr(&right)
+    );
+    // Restarting the service (as a power cycle restarts it) keeps the count and the wait.
+    drop(gadget_console);
+    drop(std::mem::replace(
+        &mut rig.console,
+        start_console(
+            &rig.stage,
+            &rig.station_sock,
+            &rig.path_env,
+            rig.line.as_ref().unwrap(),
+            "console-restarted.log",
+        ),
+    ));
+    let right = rig.diag(Some(&rig.pin), &["status"]);
+    assert!(
+        stderr(&right).contains("too many wrong PINs: try again in"),
+        "a restarted console let the right PIN in during the wait: {}",
+        stderr(&right)
+    );
+    let kept = std::fs::read_to_string(dir.join("console-pin-tries")).unwrap();
+    assert!(kept.contains("\"misses\":3"), "{kept}");
+    assert!(!kept.contains(&rig.pin), "{kept}");
 }
 
 /// Sends signal `sig` to a child (INT: the technician's Ctrl-C).

@@ -178,6 +178,7 @@ impl Release {
         let payload = json!({
             "board": board, "version": version, "bundle_url": url,
             "bundle_sha256": sha, "bundle_size": bundle.len(), "expires": expires,
+            "issued": expires - 86_400,
         })
         .to_string();
         let signature = hex::encode(self.key.sign(payload.as_bytes()).as_ref());

@@ -152,6 +152,25 @@ pub enum Attempt {
     },
 }
 
+/// The wait a run of `misses` wrong PINs earns before the next try is looked at.
+pub fn wait_after(misses: u32) -> Duration {
+    match misses.checked_sub(FREE_TRIES) {
+        None => Duration::ZERO,
+        Some(over) => FIRST_WAIT
+            .saturating_mul(1u32 << over.min(16))
+            .min(LONGEST_WAIT),
+    }
+}
+
+/// The wrong PINs in a row and what is left of the wait they earned: the station's, shared
+/// by its console lines and kept beside the PIN.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PinTries {
+    pub misses: u32,
+    /// Until the next try is looked at (zero: now).
+    pub wait_left: Duration,
+}
+
 /// The rate-limited door in front of the changing commands.
 #[derive(Debug)]
 pub struct PinGate {
@@ -186,14 +205,26 @@ impl PinGate {
             return Attempt::Granted;
         }
         self.misses = self.misses.saturating_add(1);
-        let wait = match self.misses.checked_sub(FREE_TRIES) {
-            None => Duration::ZERO,
-            Some(over) => FIRST_WAIT
-                .saturating_mul(1u32 << over.min(16))
-                .min(LONGEST_WAIT),
-        };
+        let wait = wait_after(self.misses);
         self.not_before = (!wait.is_zero()).then(|| now + wait);
         Attempt::Denied { wait }
+    }
+
+    /// The count and the wait as they stand at `now`, for the plumbing to keep.
+    pub fn tries(&self, now: Instant) -> PinTries {
+        PinTries {
+            misses: self.misses,
+            wait_left: self
+                .not_before
+                .map_or(Duration::ZERO, |t| t.saturating_duration_since(now)),
+        }
+    }
+
+    /// What the station's shared count says at `now` (another line's misses, or those from
+    /// before a restart): it replaces this gate's own.
+    pub fn handle_tries(&mut self, now: Instant, tries: PinTries) {
+        self.misses = tries.misses;
+        self.not_before = (!tries.wait_left.is_zero()).then(|| now + tries.wait_left);
     }
 }
 
@@ -286,5 +317,46 @@ mod tests {
             Attempt::Granted
         );
         assert_eq!(gate.misses(), 0);
+    }
+
+    #[test]
+    fn the_count_and_the_wait_carry_over_to_another_gate() {
+        let t = Instant::now();
+        let mut line_a = PinGate::new(PinVerifier::new("1234", 1000).unwrap());
+        let mut line_b = PinGate::new(PinVerifier::new("1234", 1000).unwrap());
+        for _ in 0..FREE_TRIES {
+            line_a.handle_attempt(t, "0000");
+        }
+        let shared = line_a.tries(t + Duration::from_secs(5));
+        assert_eq!(
+            shared,
+            PinTries {
+                misses: FREE_TRIES,
+                wait_left: Duration::from_secs(25)
+            }
+        );
+        // The other line takes the station's count: the right PIN waits there too.
+        let t = t + Duration::from_secs(5);
+        line_b.handle_tries(t, shared);
+        assert_eq!(
+            line_b.handle_attempt(t, "1234"),
+            Attempt::TooSoon {
+                wait: Duration::from_secs(25)
+            }
+        );
+        // The next miss there doubles the wait, as it would have on the first line.
+        let t = t + Duration::from_secs(25);
+        assert_eq!(
+            line_b.handle_attempt(t, "0000"),
+            Attempt::Denied {
+                wait: Duration::from_secs(60)
+            }
+        );
+        assert_eq!(wait_after(FREE_TRIES + 1), Duration::from_secs(60));
+        // The right PIN clears the count for every line.
+        let t = t + Duration::from_secs(60);
+        assert_eq!(line_b.handle_attempt(t, "1234"), Attempt::Granted);
+        line_a.handle_tries(t, line_b.tries(t));
+        assert_eq!(line_a.tries(t), PinTries::default());
     }
 }

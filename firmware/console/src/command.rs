@@ -133,8 +133,8 @@ pub const COMMANDS: &[Spec] = &[
     spec(&["update", "check"], "", "look for an update now", Change),
     spec(
         &["update", "install"],
-        "",
-        "install the update found, or the bundle pushed over this line",
+        "[downgrade VERSION]",
+        "install the bundle pushed over this line (newer only, unless its older VERSION is named), or look for an update",
         Change,
     ),
     spec(
@@ -217,7 +217,11 @@ pub enum Command {
     },
     UpdateStatus,
     UpdateCheck,
-    UpdateInstall,
+    /// Install the bundle pushed over the line: only a newer version than the one running,
+    /// unless the technician names the older (or failed) version they mean to install.
+    UpdateInstall {
+        downgrade_to: Option<String>,
+    },
     UpdateMarkGood,
     UpdateRollback,
     Reboot,
@@ -316,7 +320,7 @@ pub fn spec_of(command: &Command) -> &'static Spec {
         Command::WifiJoin { .. } => &["wifi", "join"],
         Command::UpdateStatus => &["update", "status"],
         Command::UpdateCheck => &["update", "check"],
-        Command::UpdateInstall => &["update", "install"],
+        Command::UpdateInstall { .. } => &["update", "install"],
         Command::UpdateMarkGood => &["update", "mark-good"],
         Command::UpdateRollback => &["update", "rollback"],
         Command::Reboot => &["reboot"],
@@ -417,7 +421,13 @@ pub fn parse(line: &str) -> Result<Option<Command>, ParseError> {
         },
         ["update", "status"] => none(Command::UpdateStatus)?,
         ["update", "check"] => none(Command::UpdateCheck)?,
-        ["update", "install"] => none(Command::UpdateInstall)?,
+        ["update", "install"] => match args {
+            [] => Command::UpdateInstall { downgrade_to: None },
+            [word, version] if word == "downgrade" => Command::UpdateInstall {
+                downgrade_to: Some(version.clone()),
+            },
+            _ => return Err(bad()),
+        },
         ["update", "mark-good"] => none(Command::UpdateMarkGood)?,
         ["update", "rollback"] => none(Command::UpdateRollback)?,
         ["reboot"] => none(Command::Reboot)?,

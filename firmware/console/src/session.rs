@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
-use crate::auth::{Attempt, PinGate, PinVerifier};
+use crate::auth::{Attempt, PinGate, PinTries, PinVerifier};
 use base64::Engine as _;
 
 use crate::command::{self, Access, COMMANDS, Command, PushChunk, Secret};
@@ -190,6 +190,20 @@ impl Console {
                 self.cfg.idle_logout.as_secs() / 60
             ));
             self.prompt();
+        }
+    }
+
+    /// The station's wrong-PIN count as this line holds it at `now` (none without a PIN):
+    /// the plumbing keeps it where every line and the next start find it.
+    pub fn pin_tries(&self, now: Instant) -> Option<PinTries> {
+        self.gate.as_ref().map(|g| g.tries(now))
+    }
+
+    /// The station's wrong-PIN count as kept (another line's misses, or those from before a
+    /// restart): handed in before input that may hold a PIN, it replaces this line's own.
+    pub fn handle_pin_tries(&mut self, now: Instant, tries: PinTries) {
+        if let Some(gate) = &mut self.gate {
+            gate.handle_tries(now, tries);
         }
     }
 

@@ -13,8 +13,10 @@
 //! Time enters in [`line`] (the session's timeouts) and in the live views' pacing in
 //! [`work`]; I/O in every module here.
 
+pub mod brought_bundle;
 pub mod line;
 pub mod pin_file;
+pub mod pin_tries;
 pub mod probe;
 pub mod serial;
 pub mod system;

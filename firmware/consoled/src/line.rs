@@ -3,7 +3,8 @@
 //!
 //! One session lives as long as the service: a line that hangs up and comes back (the cable
 //! pulled and plugged in, the host port closed and opened) ends the login and drops what was
-//! half typed, but keeps the count of wrong PINs, so reopening the port buys no extra tries.
+//! half typed. The count of wrong PINs is the station's ([`crate::pin_tries`]): reopening the
+//! port, restarting the service, another line or a power cycle buys no extra tries.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -17,6 +18,7 @@ use smol::Async;
 use stagebox_console::command::Command;
 use stagebox_console::session::{Console, ConsoleConfig, ConsoleEvent, Reply};
 
+use crate::pin_tries::{BootClock, LockedTries};
 use crate::serial::{self, BREAK_BYTE};
 use crate::work::{Live, Station};
 
@@ -75,6 +77,7 @@ pub fn serve(opts: LineOptions) -> Result<()> {
     let station = Arc::new(opts.station.clone());
     let (replies_tx, replies_rx) = async_channel::bounded::<(u64, Reply)>(64);
     let mut running: HashMap<u64, Arc<AtomicBool>> = HashMap::new();
+    let tries_path = crate::pin_tries::path_for(&opts.pin_file);
     smol::block_on(async {
         let mut last_error = String::new();
         loop {
@@ -106,6 +109,7 @@ pub fn serve(opts: LineOptions) -> Result<()> {
                 replies_tx: &replies_tx,
                 replies_rx: &replies_rx,
                 running: &mut running,
+                tries_path: &tries_path,
             };
             let why = session.run(port).await;
             log::info!("{}: {why}; the login ended", opts.port.display());
@@ -122,6 +126,8 @@ struct LineSession<'a> {
     replies_tx: &'a async_channel::Sender<(u64, Reply)>,
     replies_rx: &'a async_channel::Receiver<(u64, Reply)>,
     running: &'a mut HashMap<u64, Arc<AtomicBool>>,
+    /// The station's wrong-PIN count, shared with its other lines.
+    tries_path: &'a std::path::Path,
 }
 
 enum Wake {
@@ -172,24 +178,50 @@ impl LineSession<'_> {
             match wake {
                 Wake::Read(Ok(0)) => return "the line hung up".into(),
                 Wake::Read(Err(e)) => return format!("the line hung up ({e})"),
-                Wake::Read(Ok(n)) => {
+                Wake::Read(Ok(n)) => self.with_station_tries(now, |console| {
                     let mut rest = &buf[..n];
                     while let Some(at) = rest.iter().position(|b| *b == BREAK_BYTE) {
-                        self.console.handle_bytes(now, &rest[..at]);
+                        console.handle_bytes(now, &rest[..at]);
                         // A break (or a NUL in garbage): the line is not to be trusted.
-                        self.console.handle_line_reset();
+                        console.handle_line_reset();
                         rest = &rest[at + 1..];
                     }
-                    self.console.handle_bytes(now, rest);
-                }
+                    console.handle_bytes(now, rest);
+                }),
                 Wake::Reply(ticket, reply) => {
                     if matches!(reply, Reply::Done(_)) {
                         self.running.remove(&ticket);
                     }
                     self.console.handle_reply(ticket, reply);
                 }
-                Wake::Timer => self.console.handle_timeout(now),
+                Wake::Timer => self.with_station_tries(now, |c| c.handle_timeout(now)),
             }
+        }
+    }
+
+    /// Runs `f` (input that may hold a PIN) with the station's wrong-PIN count: read and
+    /// locked before, written back after if a try changed it. Where the count cannot be kept
+    /// (the file will not open), this line's own count still holds, and the log says why.
+    fn with_station_tries(&mut self, now: Instant, f: impl FnOnce(&mut Console)) {
+        if self.console.pin_tries(now).is_none() {
+            return f(self.console);
+        }
+        let clock = BootClock::read();
+        let locked = match LockedTries::open(self.tries_path, &clock) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                log::error!("{}: {e}", self.tries_path.display());
+                None
+            }
+        };
+        if let Some(l) = &locked {
+            self.console.handle_pin_tries(now, l.tries());
+        }
+        f(self.console);
+        if let (Some(l), Some(tries)) = (locked, self.console.pin_tries(now))
+            && let Err(e) = l.store(tries, &clock)
+        {
+            log::error!("{}: {e}", self.tries_path.display());
         }
     }
 

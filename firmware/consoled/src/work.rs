@@ -13,8 +13,10 @@ use serde_json::Value;
 use stagebox_console::command::{Command, Secret};
 use stagebox_console::session::Reply;
 
+use crate::brought_bundle::{self, UpdateFiles};
 use crate::system;
 use crate::transfer::Spool;
+use stagebox_core::update::BroughtBundle;
 
 /// How long a quick tool may take.
 const QUICK: Duration = Duration::from_secs(10);
@@ -101,7 +103,9 @@ impl Station {
             Command::WifiJoin { name, password } => self.wifi_join(&name, &password).await,
             Command::UpdateStatus => Ok(self.update_status().await),
             Command::UpdateCheck => self.control("update check").await,
-            Command::UpdateInstall => self.update_install(live).await,
+            Command::UpdateInstall { downgrade_to } => {
+                self.update_install(downgrade_to.as_deref(), live).await
+            }
             Command::UpdateMarkGood => system::run("rauc", &["status", "mark-good"], QUICK)
                 .await
                 .map(|t| format!("this system is marked good\n{}", t.trim())),
@@ -640,12 +644,39 @@ impl Station {
         text
     }
 
-    async fn update_install(&self, live: &Live) -> Result<String, String> {
+    async fn update_install(
+        &self,
+        downgrade_to: Option<&str>,
+        live: &Live,
+    ) -> Result<String, String> {
         let Some(bundle) = self.spool().pushed_bundle() else {
+            if downgrade_to.is_some() {
+                return Err("no bundle pushed over this line to install".into());
+            }
             return self.control("update check").await.map(|t| {
                 format!("no bundle pushed over this line; asked the station to look for one: {t}")
             });
         };
+        let files = UpdateFiles::from_config(self.document().ok().as_ref());
+        let allowed = match brought_bundle::vet(&bundle, &files, downgrade_to).await {
+            Ok(a) => a,
+            Err(why) => {
+                log::warn!("console: pushed bundle not installed: {why}");
+                return Err(why);
+            }
+        };
+        match allowed.kind {
+            BroughtBundle::Newer => log::info!(
+                "console: installing pushed version {} over {}",
+                allowed.version,
+                allowed.running
+            ),
+            BroughtBundle::NamedDowngrade => log::warn!(
+                "console: installing pushed version {} over {}: a downgrade, asked for by name",
+                allowed.version,
+                allowed.running
+            ),
+        }
         let path = bundle.display().to_string();
         let mut last = String::new();
         let done = system::follow(
@@ -662,7 +693,8 @@ impl Station {
         let _ = std::fs::remove_file(&bundle);
         if done {
             Ok(format!(
-                "installed into the other slot: it starts at the next reboot ({last})"
+                "installed version {} into the other slot: it starts at the next reboot ({last})",
+                allowed.version
             ))
         } else {
             Err(format!("the installation did not finish: {last}"))

@@ -7,12 +7,21 @@
 //! signature is Ed25519 over the payload's exact bytes (so no JSON canonicalisation is needed),
 //! made with the venue's release key; the payload is
 //! `{"board", "version": "MAJOR.MINOR.PATCH", "bundle_url", "bundle_sha256", "bundle_size",
-//! "expires"}` (`expires` in Unix seconds). The agent refuses, as TUF asks:
+//! "issued", "expires"}` (`issued` and `expires` in Unix seconds). The agent refuses, as TUF
+//! asks:
 //! - a manifest whose signature no trusted key made (arbitrary installation);
 //! - an older or equal version (rollback);
-//! - an expired manifest (freeze: an attacker replaying an old but once valid manifest);
+//! - an expired manifest, or one signed before a manifest already seen (freeze: an attacker
+//!   replaying an old but once valid manifest);
 //! - a manifest for another board, or a bundle whose hash differs (mix-and-match);
 //! - a manifest or a bundle larger than allowed (endless data).
+//!
+//! **Freshness without a clock.** A Raspberry Pi has no real-time clock, and until it
+//! synchronizes its clock says 1970 or the time it last saved. Expiry is therefore judged
+//! against [`TimeFloor`]: no earlier time than the newest of the build time, the last
+//! synchronized time seen and the signing time of the newest manifest accepted can be now.
+//! The plumbing keeps the floor on the data partition and hands in the wall clock and whether
+//! it is synchronized; a clock behind the floor is not believed.
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -54,6 +63,7 @@ pub struct Offer {
     pub bundle_url: String,
     pub bundle_sha256: [u8; 32],
     pub bundle_size: u64,
+    pub issued_unix: u64,
     pub expires_unix: u64,
 }
 
@@ -72,6 +82,10 @@ pub enum Refusal {
     NotNewer { offered: Version, running: Version },
     #[error("the manifest expired (at {0} s after the epoch)")]
     Expired(u64),
+    #[error(
+        "the manifest was signed at {issued} s after the epoch, before one already seen ({newest} s): a replay"
+    )]
+    Replayed { issued: u64, newest: u64 },
     #[error("the bundle would be {0} bytes, more than allowed")]
     BundleTooLarge(u64),
     #[error("the bundle URL must be https://")]
@@ -80,6 +94,44 @@ pub enum Refusal {
     HashMismatch,
     #[error("the bundle is {got} bytes, the manifest says {want}")]
     SizeMismatch { got: u64, want: u64 },
+    #[error("version {0} already failed its trial on this station")]
+    FailedBefore(Version),
+    #[error("the bundle is version {offered}, not the {named} that was named")]
+    NotTheNamedVersion { offered: Version, named: Version },
+}
+
+/// How a bundle brought by hand (pushed over the technician's console) may be installed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BroughtBundle {
+    /// Newer than the running version, and not one that failed here: as the agent would.
+    Newer,
+    /// Older, the same, or one that failed its trial here — installed only because the
+    /// technician named this very version (the console logs it).
+    NamedDowngrade,
+}
+
+/// The agent's version checks for a bundle brought by hand, whose signature RAUC has checked:
+/// `offered` must be newer than `running` and not the version that `failed` its trial here,
+/// unless the technician `named` exactly `offered` (an explicit, logged downgrade). A named
+/// version that is not the bundle's is refused, newer or not.
+pub fn check_brought_bundle(
+    offered: Version,
+    running: Version,
+    failed: Option<Version>,
+    named: Option<Version>,
+) -> Result<BroughtBundle, Refusal> {
+    match named {
+        Some(named) if named != offered => Err(Refusal::NotTheNamedVersion { offered, named }),
+        Some(_) if offered > running && failed.is_none_or(|f| offered > f) => {
+            Ok(BroughtBundle::Newer)
+        }
+        Some(_) => Ok(BroughtBundle::NamedDowngrade),
+        None if offered <= running => Err(Refusal::NotNewer { offered, running }),
+        None => match failed {
+            Some(f) if offered <= f => Err(Refusal::FailedBefore(f)),
+            _ => Ok(BroughtBundle::Newer),
+        },
+    }
 }
 
 #[derive(Deserialize)]
@@ -89,7 +141,7 @@ struct Envelope {
     signature: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Payload {
     board: String,
@@ -97,18 +149,64 @@ struct Payload {
     bundle_url: String,
     bundle_sha256: String,
     bundle_size: u64,
+    issued: u64,
     expires: u64,
 }
 
-/// Checks a manifest for this station (`board`, running `running`) at `unix_now`, with the
-/// trusted Ed25519 public keys `keys`.
-pub fn check_manifest(
+/// What the station knows of the time without trusting its clock (Unix seconds), kept by the
+/// plumbing on the data partition across boots.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TimeFloor {
+    /// No earlier time can be now: the newest of the build time, the last synchronized time
+    /// seen and the newest accepted manifest's signing time.
+    pub floor_unix: u64,
+    /// The signing time of the newest manifest accepted: an earlier one is a replay.
+    pub newest_issued_unix: u64,
+}
+
+impl TimeFloor {
+    /// The time to judge expiry by: the wall clock, unless it is behind the floor.
+    pub fn trusted_now(&self, wall_unix: u64) -> u64 {
+        wall_unix.max(self.floor_unix)
+    }
+
+    /// The wall clock, if it is synchronized, moves the floor up.
+    pub fn handle_clock(&mut self, clock: WallClock) {
+        if clock.synchronized {
+            self.floor_unix = self.floor_unix.max(clock.unix);
+        }
+    }
+}
+
+/// The wall clock as the plumbing reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WallClock {
+    pub unix: u64,
+    /// The system says its clock is synchronized (NTP); an unsynchronized clock is only
+    /// believed where it is ahead of the floor.
+    pub synchronized: bool,
+}
+
+/// A manifest a trusted key signed for this board, fresh by the [`TimeFloor`]: its version is
+/// yet to be compared with the running one ([`Manifest::offer`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Manifest {
+    pub version: Version,
+    /// When it was signed (Unix seconds): the floor rises to it once it is accepted.
+    pub issued_unix: u64,
+    payload: Payload,
+}
+
+/// Checks a manifest's signature, board and freshness: signed by one of `keys` for `board`,
+/// not signed before the newest manifest already seen, not expired by the floor or the wall
+/// clock `wall_unix`, whichever is later.
+pub fn verify_manifest(
     bytes: &[u8],
     keys: &[[u8; 32]],
     board: &str,
-    running: Version,
-    unix_now: u64,
-) -> Result<Offer, Refusal> {
+    floor: TimeFloor,
+    wall_unix: u64,
+) -> Result<Manifest, Refusal> {
     if bytes.len() > MAX_MANIFEST_LEN {
         return Err(Refusal::ManifestTooLarge);
     }
@@ -132,31 +230,64 @@ pub fn check_manifest(
     }
     let version = Version::parse(&p.version)
         .ok_or_else(|| Refusal::Malformed("version is not MAJOR.MINOR.PATCH".into()))?;
-    if version <= running {
-        return Err(Refusal::NotNewer {
-            offered: version,
-            running,
+    if p.issued < floor.newest_issued_unix {
+        return Err(Refusal::Replayed {
+            issued: p.issued,
+            newest: floor.newest_issued_unix,
         });
     }
-    if p.expires <= unix_now {
+    // It was signed, so now is no earlier than its signing time either.
+    if p.expires <= floor.trusted_now(wall_unix).max(p.issued) {
         return Err(Refusal::Expired(p.expires));
     }
-    if p.bundle_size == 0 || p.bundle_size > MAX_BUNDLE_LEN {
-        return Err(Refusal::BundleTooLarge(p.bundle_size));
-    }
-    if !p.bundle_url.starts_with("https://") || p.bundle_url.len() > 2048 {
-        return Err(Refusal::NotHttps);
-    }
-    let mut bundle_sha256 = [0u8; 32];
-    hex::decode_to_slice(&p.bundle_sha256, &mut bundle_sha256)
-        .map_err(|_| Refusal::Malformed("bundle_sha256 is not 64 hex digits".into()))?;
-    Ok(Offer {
+    Ok(Manifest {
         version,
-        bundle_url: p.bundle_url,
-        bundle_sha256,
-        bundle_size: p.bundle_size,
-        expires_unix: p.expires,
+        issued_unix: p.issued,
+        payload: p,
     })
+}
+
+impl Manifest {
+    /// What it offers a station running `running`: a newer version, a bundle of a sane size
+    /// over HTTPS.
+    pub fn offer(self, running: Version) -> Result<Offer, Refusal> {
+        let (version, p) = (self.version, self.payload);
+        if version <= running {
+            return Err(Refusal::NotNewer {
+                offered: version,
+                running,
+            });
+        }
+        if p.bundle_size == 0 || p.bundle_size > MAX_BUNDLE_LEN {
+            return Err(Refusal::BundleTooLarge(p.bundle_size));
+        }
+        if !p.bundle_url.starts_with("https://") || p.bundle_url.len() > 2048 {
+            return Err(Refusal::NotHttps);
+        }
+        let mut bundle_sha256 = [0u8; 32];
+        hex::decode_to_slice(&p.bundle_sha256, &mut bundle_sha256)
+            .map_err(|_| Refusal::Malformed("bundle_sha256 is not 64 hex digits".into()))?;
+        Ok(Offer {
+            version,
+            bundle_url: p.bundle_url,
+            bundle_sha256,
+            bundle_size: p.bundle_size,
+            issued_unix: p.issued,
+            expires_unix: p.expires,
+        })
+    }
+}
+
+/// [`verify_manifest`], then [`Manifest::offer`].
+pub fn check_manifest(
+    bytes: &[u8],
+    keys: &[[u8; 32]],
+    board: &str,
+    running: Version,
+    floor: TimeFloor,
+    wall_unix: u64,
+) -> Result<Offer, Refusal> {
+    verify_manifest(bytes, keys, board, floor, wall_unix)?.offer(running)
 }
 
 /// How the agent behaves.
@@ -276,19 +407,33 @@ pub struct UpdateAgent {
     may_reboot: bool,
     /// Inside the maintenance window (always, without one).
     in_window: bool,
+    /// What the station knows of the time (kept by the plumbing across boots).
+    floor: TimeFloor,
     events: Vec<UpdateEvent>,
 }
 
 impl UpdateAgent {
-    /// An agent that first looks for an update at `first_check`.
-    pub fn new(cfg: UpdateConfig, first_check: Instant) -> UpdateAgent {
+    /// An agent that first looks for an update at `first_check`, knowing the time no earlier
+    /// than `floor` (as kept from before, with this build's time in it).
+    pub fn new(cfg: UpdateConfig, first_check: Instant, floor: TimeFloor) -> UpdateAgent {
         UpdateAgent {
             state: UpdateState::Idle { next: first_check },
             may_reboot: false,
             in_window: cfg.window.is_none(),
             cfg,
+            floor,
             events: Vec::new(),
         }
+    }
+
+    /// The time floor as it stands, for the plumbing to keep when it changes.
+    pub fn time_floor(&self) -> TimeFloor {
+        self.floor
+    }
+
+    /// The wall clock: a synchronized one moves the floor up.
+    pub fn handle_clock(&mut self, clock: WallClock) {
+        self.floor.handle_clock(clock);
     }
 
     pub fn state(&self) -> &UpdateState {
@@ -354,7 +499,13 @@ impl UpdateAgent {
     }
 
     /// The manifest, or why it could not be fetched.
-    pub fn handle_manifest(&mut self, now: Instant, unix_now: u64, fetched: Result<&[u8], String>) {
+    pub fn handle_manifest(
+        &mut self,
+        now: Instant,
+        clock: WallClock,
+        fetched: Result<&[u8], String>,
+    ) {
+        self.floor.handle_clock(clock);
         if self.state != UpdateState::Checking {
             return;
         }
@@ -363,7 +514,14 @@ impl UpdateAgent {
             Err(e) => return self.fail(now, e, self.cfg.retry_after),
         };
         let c = &self.cfg;
-        match check_manifest(bytes, &c.keys, &c.board, c.running, unix_now) {
+        let verified = verify_manifest(bytes, &c.keys, &c.board, self.floor, clock.unix);
+        if let Ok(m) = &verified {
+            // Signed by the release key: nothing signed earlier is taken from now on, and no
+            // earlier time can be now.
+            self.floor.newest_issued_unix = self.floor.newest_issued_unix.max(m.issued_unix);
+            self.floor.floor_unix = self.floor.floor_unix.max(m.issued_unix);
+        }
+        match verified.and_then(|m| m.offer(c.running)) {
             Ok(offer) if c.failed.is_some_and(|f| offer.version <= f) => {
                 self.idle(now, self.cfg.poll_every);
             }
@@ -518,10 +676,22 @@ mod tests {
     }
 
     fn payload(board: &str, version: &str, expires: u64) -> String {
+        signed_at(board, version, NOW - 60, expires)
+    }
+
+    fn signed_at(board: &str, version: &str, issued: u64, expires: u64) -> String {
         format!(
-            r#"{{"board":"{board}","version":"{version}","bundle_url":"https://updates.example/b.raucb","bundle_sha256":"{}","bundle_size":1000,"expires":{expires}}}"#,
+            r#"{{"board":"{board}","version":"{version}","bundle_url":"https://updates.example/b.raucb","bundle_sha256":"{}","bundle_size":1000,"issued":{issued},"expires":{expires}}}"#,
             "ab".repeat(32)
         )
+    }
+
+    /// The wall clock at `unix`, as NTP has set it.
+    fn synced(unix: u64) -> WallClock {
+        WallClock {
+            unix,
+            synchronized: true,
+        }
     }
 
     fn manifest(signer: &Ed25519KeyPair, payload: &str) -> Vec<u8> {
@@ -532,7 +702,15 @@ mod tests {
     }
 
     fn check(bytes: &[u8]) -> Result<Offer, Refusal> {
-        check_manifest(bytes, &[public(&key(1))], BOARD, Version(1, 2, 0), NOW)
+        let floor = TimeFloor::default();
+        check_manifest(
+            bytes,
+            &[public(&key(1))],
+            BOARD,
+            Version(1, 2, 0),
+            floor,
+            NOW,
+        )
     }
 
     #[test]
@@ -606,6 +784,141 @@ mod tests {
         assert!(matches!(check(b"{garbage"), Err(Refusal::Malformed(_))));
     }
 
+    #[test]
+    fn expiry_holds_with_the_clock_set_back() {
+        let keys = [public(&key(1))];
+        let running = Version(1, 2, 0);
+        // Signed two days ago, expired yesterday: replayed to a station whose clock was set
+        // back (a Raspberry Pi after a power cut says 1970 until NTP answers).
+        let expired = manifest(
+            &key(1),
+            &signed_at(BOARD, "1.3.0", NOW - 2 * 86_400, NOW - 86_400),
+        );
+        let kept = TimeFloor {
+            floor_unix: NOW,
+            newest_issued_unix: 0,
+        };
+        for wall in [0, NOW - 365 * 86_400] {
+            assert_eq!(
+                check_manifest(&expired, &keys, BOARD, running, kept, wall),
+                Err(Refusal::Expired(NOW - 86_400)),
+                "clock at {wall}"
+            );
+        }
+        // The wall clock alone would have taken it: that is what the floor is for.
+        assert!(check_manifest(&expired, &keys, BOARD, running, TimeFloor::default(), 0).is_ok());
+        // A manifest is never valid before it was signed: one that expires when it is signed
+        // is expired whatever the clock says.
+        let stillborn = manifest(&key(1), &signed_at(BOARD, "1.3.0", NOW, NOW));
+        let floor = TimeFloor::default();
+        assert_eq!(
+            check_manifest(&stillborn, &keys, BOARD, running, floor, 0),
+            Err(Refusal::Expired(NOW))
+        );
+        // A clock ahead of the floor is believed, synchronized or not.
+        let fresh = manifest(&key(1), &signed_at(BOARD, "1.3.0", NOW, NOW + 3600));
+        assert_eq!(
+            check_manifest(&fresh, &keys, BOARD, running, kept, NOW + 7200),
+            Err(Refusal::Expired(NOW + 3600))
+        );
+    }
+
+    #[test]
+    fn a_manifest_signed_before_one_already_seen_is_a_replay() {
+        let t = t0();
+        let mut a = agent(t);
+        let unsynced = WallClock {
+            unix: 0,
+            synchronized: false,
+        };
+        // The current version, signed at NOW: nothing to do, but the station has seen it.
+        a.handle_timeout(t);
+        let _ = drain(&mut a);
+        let current = manifest(&key(1), &signed_at(BOARD, "1.2.0", NOW, NOW + 30 * 86_400));
+        a.handle_manifest(t, unsynced, Ok(&current));
+        assert_eq!(drain(&mut a), vec![]);
+        assert_eq!(
+            a.time_floor(),
+            TimeFloor {
+                floor_unix: NOW,
+                newest_issued_unix: NOW
+            }
+        );
+        // A newer version in a manifest signed earlier: replayed, refused aloud.
+        let t = t + Duration::from_secs(3600);
+        a.handle_timeout(t);
+        let _ = drain(&mut a);
+        let old = manifest(
+            &key(1),
+            &signed_at(BOARD, "1.3.0", NOW - 10, NOW + 30 * 86_400),
+        );
+        a.handle_manifest(t, unsynced, Ok(&old));
+        assert_eq!(
+            drain(&mut a),
+            vec![UpdateEvent::Refused(Refusal::Replayed {
+                issued: NOW - 10,
+                newest: NOW
+            })]
+        );
+        // The same manifest again (the next poll) is not a replay.
+        let t = t + Duration::from_secs(3600);
+        a.handle_timeout(t);
+        let _ = drain(&mut a);
+        a.handle_manifest(t, unsynced, Ok(&current));
+        assert_eq!(drain(&mut a), vec![]);
+        // A synchronized clock raises the floor; an unsynchronized one never does.
+        a.handle_clock(WallClock {
+            unix: NOW + 999_999,
+            synchronized: false,
+        });
+        assert_eq!(a.time_floor().floor_unix, NOW);
+        a.handle_clock(synced(NOW + 500));
+        assert_eq!(a.time_floor().floor_unix, NOW + 500);
+        a.handle_clock(synced(NOW + 100));
+        assert_eq!(
+            a.time_floor().floor_unix,
+            NOW + 500,
+            "the floor never goes down"
+        );
+    }
+
+    #[test]
+    fn a_bundle_brought_by_hand_is_held_to_the_agents_checks_unless_named() {
+        let (running, failed) = (Version(1, 2, 0), Some(Version(1, 3, 0)));
+        let check = |offered, named| check_brought_bundle(offered, running, failed, named);
+        assert_eq!(check(Version(1, 4, 0), None), Ok(BroughtBundle::Newer));
+        for older in [Version(1, 1, 9), Version(1, 2, 0)] {
+            assert_eq!(
+                check(older, None),
+                Err(Refusal::NotNewer {
+                    offered: older,
+                    running
+                })
+            );
+            assert_eq!(check(older, Some(older)), Ok(BroughtBundle::NamedDowngrade));
+        }
+        assert_eq!(
+            check(Version(1, 3, 0), None),
+            Err(Refusal::FailedBefore(Version(1, 3, 0)))
+        );
+        assert_eq!(
+            check(Version(1, 3, 0), Some(Version(1, 3, 0))),
+            Ok(BroughtBundle::NamedDowngrade)
+        );
+        // Naming one version does not let another one in.
+        assert_eq!(
+            check(Version(1, 1, 0), Some(Version(1, 1, 9))),
+            Err(Refusal::NotTheNamedVersion {
+                offered: Version(1, 1, 0),
+                named: Version(1, 1, 9)
+            })
+        );
+        assert_eq!(
+            check(Version(1, 4, 0), Some(Version(1, 4, 0))),
+            Ok(BroughtBundle::Newer)
+        );
+    }
+
     #[allow(clippy::disallowed_methods)]
     fn t0() -> Instant {
         Instant::now()
@@ -623,6 +936,7 @@ mod tests {
                 failed: None,
             },
             t,
+            TimeFloor::default(),
         )
     }
 
@@ -638,7 +952,7 @@ mod tests {
             a.handle_timeout(t);
             assert_eq!(drain(&mut a), vec![UpdateEvent::FetchManifest]);
             let m = manifest(&key(1), &payload(BOARD, offered, NOW + 3600));
-            a.handle_manifest(t, NOW, Ok(&m));
+            a.handle_manifest(t, synced(NOW), Ok(&m));
             let events = drain(&mut a);
             assert_eq!(
                 matches!(
@@ -661,7 +975,7 @@ mod tests {
         a.handle_timeout(t);
         assert_eq!(drain(&mut a), vec![UpdateEvent::FetchManifest]);
         let m = manifest(&key(1), &payload(BOARD, "1.3.0", NOW + 3600));
-        a.handle_manifest(t, NOW, Ok(&m));
+        a.handle_manifest(t, synced(NOW), Ok(&m));
         assert!(matches!(
             drain(&mut a).as_slice(),
             [UpdateEvent::Download { resume_from: 0, .. }]
@@ -713,7 +1027,7 @@ mod tests {
         a.handle_timeout(t);
         let _ = drain(&mut a);
         let m = manifest(&key(1), &payload(BOARD, "1.3.0", NOW + 3600));
-        a.handle_manifest(t, NOW, Ok(&m));
+        a.handle_manifest(t, synced(NOW), Ok(&m));
         let _ = drain(&mut a);
         // More than announced: cut off.
         a.handle_download_progress(t, 5000);
@@ -725,7 +1039,7 @@ mod tests {
         // Again, with the wrong hash.
         a.handle_timeout(t + Duration::from_secs(3600));
         let _ = drain(&mut a);
-        a.handle_manifest(t, NOW, Ok(&m));
+        a.handle_manifest(t, synced(NOW), Ok(&m));
         let _ = drain(&mut a);
         a.handle_downloaded(t, Ok((1000, [0; 32])));
         assert_eq!(
@@ -757,7 +1071,7 @@ mod tests {
         a.handle_timeout(t);
         let _ = drain(&mut a);
         let m = manifest(&key(1), &payload(BOARD, "1.3.0", NOW + 3600));
-        a.handle_manifest(t, NOW, Ok(&m));
+        a.handle_manifest(t, synced(NOW), Ok(&m));
         let _ = drain(&mut a);
         a.handle_downloaded(t, Ok((1000, [0xab; 32])));
         let _ = drain(&mut a);
@@ -781,13 +1095,13 @@ mod tests {
         a.handle_timeout(t);
         let _ = drain(&mut a);
         let m = manifest(&key(1), &payload(BOARD, "1.3.0", NOW + 3600));
-        a.handle_manifest(t, NOW, Ok(&m));
+        a.handle_manifest(t, synced(NOW), Ok(&m));
         assert_eq!(drain(&mut a), vec![]);
         assert!(matches!(a.state(), UpdateState::Idle { .. }));
         a.handle_timeout(t + Duration::from_secs(3600));
         let _ = drain(&mut a);
         let m = manifest(&key(1), &payload(BOARD, "1.3.1", NOW + 3600));
-        a.handle_manifest(t, NOW, Ok(&m));
+        a.handle_manifest(t, synced(NOW), Ok(&m));
         assert!(matches!(
             drain(&mut a).as_slice(),
             [UpdateEvent::Download { .. }]

@@ -155,6 +155,14 @@ pub struct FirmwareStatus {
     /// The last refusal or failure, for a person (at most [`MAX_DETAIL_LEN`] bytes).
     #[serde(default)]
     pub last_problem: Option<String>,
+    /// The station's clock is not synchronized (no NTP answer yet: a Raspberry Pi has no
+    /// real-time clock); update expiry is then judged against its time floor. Absent: false.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub clock_unsynchronized: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// The longest `last_problem` accepted.

@@ -28,6 +28,7 @@ pub mod notify;
 pub mod realtime;
 pub mod report;
 pub mod system_settings;
+pub mod time_floor;
 pub mod tls;
 pub mod udp;
 pub mod updater;

@@ -10,7 +10,9 @@
 //! - `trial.json`: written after an install — the version on trial, the version it replaces
 //!   and the boot it was installed in. The next boot of that version is a trial; a later boot
 //!   of another version means the trial failed and U-Boot fell back;
-//! - `failed-version`: the last version that failed its trial (offered again, not installed).
+//! - `failed-version`: the last version that failed its trial (offered again, not installed);
+//! - `time-floor`: no earlier time than this can be now, and the newest manifest's signing
+//!   time ([`crate::time_floor`]): expiry holds on a station whose clock is wrong.
 //!
 //! `marked_file` (on a tmpfs, so once per boot) says this boot's mark-good is done.
 
@@ -18,7 +20,7 @@ use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use rustls::ClientConfig;
 use serde::{Deserialize, Serialize};
@@ -32,7 +34,11 @@ use stagebox_proto::signal::{FirmwareStatus, MAX_DETAIL_LEN};
 
 use crate::https::{Body, HttpError};
 use crate::input::Input;
+use crate::time_floor::{self, FloorFile};
 
+/// The wall clock is looked at this often (to raise the time floor once it is synchronized,
+/// and to say whether it is).
+const CLOCK_RECHECK: Duration = Duration::from_secs(60);
 /// Download progress is reported at most this often (in bytes).
 const PROGRESS_STEP: u64 = 256 * 1024;
 /// The longest RAUC may take to install a bundle.
@@ -91,6 +97,12 @@ pub struct Updater {
     fell_back: bool,
     /// While a reboot waits for the maintenance window: when to look at the clock again.
     next_clock_check: Instant,
+    /// The time floor on the data partition.
+    floor_file: FloorFile,
+    /// The system's clock is synchronized (as last seen).
+    clock_synchronized: bool,
+    /// When to look at the wall clock again.
+    next_wall_check: Instant,
 }
 
 impl Updater {
@@ -142,12 +154,22 @@ impl Updater {
         let failed = std::fs::read_to_string(settings.dir.join("failed-version"))
             .ok()
             .and_then(|s| Version::parse(s.trim()));
+        let (floor_file, floor) = FloorFile::load(settings.dir.join("time-floor"));
+        let clock = time_floor::wall_clock();
+        if !clock.synchronized {
+            log::warn!(
+                "the clock is not synchronized (it says {} s after the epoch): update manifests \
+                 are judged against no earlier than {} s",
+                clock.unix,
+                floor.trusted_now(clock.unix)
+            );
+        }
         let (manifest_url, agent) = match settings.agent.take() {
             Some((url, mut cfg)) => {
                 cfg.failed = failed;
                 // The first look a little after start, when the station has settled.
                 let first = now + Duration::from_secs(5);
-                (url, Some(UpdateAgent::new(cfg, first)))
+                (url, Some(UpdateAgent::new(cfg, first, floor)))
             }
             None => (String::new(), None),
         };
@@ -162,6 +184,9 @@ impl Updater {
             last_problem,
             fell_back,
             next_clock_check: now,
+            floor_file,
+            clock_synchronized: clock.synchronized,
+            next_wall_check: now + CLOCK_RECHECK,
         }
     }
 
@@ -174,6 +199,15 @@ impl Updater {
         self.health.handle_timeout(now);
         while let Some(ev) = self.health.poll_event() {
             self.apply_health(ev);
+        }
+        if now >= self.next_wall_check {
+            self.next_wall_check = now + CLOCK_RECHECK;
+            let clock = time_floor::wall_clock();
+            self.clock_synchronized = clock.synchronized;
+            if let Some(agent) = &mut self.agent {
+                agent.handle_clock(clock);
+                self.floor_file.keep(agent.time_floor());
+            }
         }
         if let Some(agent) = &mut self.agent {
             agent.handle_stage(now, station.may_reboot());
@@ -226,7 +260,10 @@ impl Updater {
                 };
                 match other {
                     UpdateInput::Manifest(r) => {
-                        agent.handle_manifest(now, unix_now(), r.as_deref().map_err(Clone::clone));
+                        let clock = time_floor::wall_clock();
+                        self.clock_synchronized = clock.synchronized;
+                        agent.handle_manifest(now, clock, r.as_deref().map_err(Clone::clone));
+                        self.floor_file.keep(agent.time_floor());
                     }
                     UpdateInput::Progress(have) => agent.handle_download_progress(now, have),
                     UpdateInput::Downloaded(r) => agent.handle_downloaded(now, r),
@@ -258,6 +295,7 @@ impl Updater {
             self.health.poll_timeout(),
             self.agent.as_ref().and_then(UpdateAgent::poll_timeout),
             window_recheck,
+            self.agent.as_ref().map(|_| self.next_wall_check),
         ]
         .into_iter()
         .flatten()
@@ -289,6 +327,7 @@ impl Updater {
             target: target.map(|v| v.to_string()),
             percent,
             last_problem: self.last_problem.clone(),
+            clock_unsynchronized: !self.clock_synchronized,
         }
     }
 
@@ -590,20 +629,18 @@ fn read_trial(dir: &Path) -> Option<Trial> {
 }
 
 /// Writes `path` whole (through a temporary file, so a power cut leaves the old or the new).
-fn write_quietly(path: &Path, bytes: &[u8]) {
+pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
-    let r = std::fs::File::create(&tmp)
+    std::fs::File::create(&tmp)
         .and_then(|mut f| f.write_all(bytes).and_then(|()| f.sync_all()))
-        .and_then(|()| std::fs::rename(&tmp, path));
-    if let Err(e) = r {
-        log::error!("{}: {e}", path.display());
-    }
+        .and_then(|()| std::fs::rename(&tmp, path))
 }
 
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+/// [`write_file`], a failure logged.
+fn write_quietly(path: &Path, bytes: &[u8]) {
+    if let Err(e) = write_file(path, bytes) {
+        log::error!("{}: {e}", path.display());
+    }
 }
 
 /// Minutes after local midnight (the system's time zone).

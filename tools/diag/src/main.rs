@@ -151,9 +151,19 @@ enum UpdateCmd {
         /// Install it once it is there.
         #[arg(long)]
         install: bool,
+        /// With --install: install it even though it is not newer than the running version
+        /// (or already failed here) — name the bundle's own version; the station logs it.
+        #[arg(long, value_name = "VERSION", requires = "install")]
+        downgrade: Option<String>,
     },
-    /// Install the pushed bundle, or the one the server offers.
-    Install,
+    /// Install the pushed bundle (only a newer version than the running one), or look for
+    /// the one the server offers.
+    Install {
+        /// Install the pushed bundle even though it is older than the running version (or
+        /// already failed here): name the bundle's own version; the station logs it.
+        #[arg(long, value_name = "VERSION")]
+        downgrade: Option<String>,
+    },
     /// Mark the running system good.
     MarkGood,
     /// Start the other system at the next boot.
@@ -281,15 +291,21 @@ fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Update(UpdateCmd::Status) => out.simple(&mut link, "update status"),
         Cmd::Update(UpdateCmd::Check) => out.simple(&mut link, "update check"),
-        Cmd::Update(UpdateCmd::Push { bundle, install }) => {
+        Cmd::Update(UpdateCmd::Push {
+            bundle,
+            install,
+            downgrade,
+        }) => {
             transfer::push(&mut link, &bundle, &interrupted())?;
             if install {
-                out.live(&mut link, "update install")
+                out.live(&mut link, &install_line(downgrade.as_deref()))
             } else {
                 Ok(())
             }
         }
-        Cmd::Update(UpdateCmd::Install) => out.live(&mut link, "update install"),
+        Cmd::Update(UpdateCmd::Install { downgrade }) => {
+            out.live(&mut link, &install_line(downgrade.as_deref()))
+        }
         Cmd::Update(UpdateCmd::MarkGood) => out.simple(&mut link, "update mark-good"),
         Cmd::Update(UpdateCmd::Rollback) => out.simple(&mut link, "update rollback"),
         Cmd::Reboot => out.simple(&mut link, "reboot"),
@@ -383,4 +399,12 @@ fn ask_hidden(prompt: &str) -> Result<String> {
     let _ = writeln!(w);
     read?;
     Ok(line.trim_end_matches(['\r', '\n']).to_string())
+}
+
+/// The console's install command, with the version a downgrade names.
+fn install_line(downgrade: Option<&str>) -> String {
+    match downgrade {
+        Some(v) => format!("update install downgrade {}", quote(v)),
+        None => "update install".into(),
+    }
 }

@@ -40,6 +40,8 @@ pub struct Release {
     pub bundle_url: String,
     pub bundle_sha256: [u8; 32],
     pub bundle_size: u64,
+    /// When it is signed: stations refuse a manifest signed before one they have seen.
+    pub issued_unix: u64,
     pub expires_unix: u64,
 }
 
@@ -73,6 +75,7 @@ pub fn sign_manifest(key: &Ed25519KeyPair, release: &Release) -> Result<String> 
         "bundle_url": release.bundle_url,
         "bundle_sha256": hex::encode(release.bundle_sha256),
         "bundle_size": release.bundle_size,
+        "issued": release.issued_unix,
         "expires": release.expires_unix,
     })
     .to_string();

@@ -97,6 +97,7 @@ fn main() -> Result<()> {
                 bundle_url: url,
                 bundle_sha256,
                 bundle_size,
+                issued_unix: now,
                 expires_unix: now + valid_days * 86_400,
             };
             let manifest = sign_manifest(&key_pair(&pkcs8)?, &release)?;

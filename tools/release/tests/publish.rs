@@ -6,7 +6,7 @@
 use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use stagebox_core::update::{Refusal, Version, check_manifest};
+use stagebox_core::update::{Refusal, TimeFloor, Version, check_manifest};
 
 fn tool() -> Command {
     Command::new(env!("CARGO_BIN_EXE_stagebox-release"))
@@ -56,7 +56,15 @@ fn a_published_manifest_is_accepted_by_the_station_and_only_as_published() {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    let offer = check_manifest(&bytes, &[public_key], "qemu", Version(1, 2, 0), now).unwrap();
+    let offer = check_manifest(
+        &bytes,
+        &[public_key],
+        "qemu",
+        Version(1, 2, 0),
+        TimeFloor::default(),
+        now,
+    )
+    .unwrap();
     assert_eq!(offer.version, Version(1, 3, 0));
     assert_eq!(offer.bundle_size, 100_000);
     let (sha, _) = stagebox_release::digest_file(&bundle).unwrap();
@@ -64,15 +72,36 @@ fn a_published_manifest_is_accepted_by_the_station_and_only_as_published() {
     assert!(offer.expires_unix > now + 29 * 86_400);
     // Only as published: another board, another trusted key, a station already on 1.3.0.
     assert!(matches!(
-        check_manifest(&bytes, &[public_key], "pi4", Version(1, 2, 0), now),
+        check_manifest(
+            &bytes,
+            &[public_key],
+            "pi4",
+            Version(1, 2, 0),
+            TimeFloor::default(),
+            now
+        ),
         Err(Refusal::OtherBoard(_))
     ));
     assert_eq!(
-        check_manifest(&bytes, &[[9; 32]], "qemu", Version(1, 2, 0), now),
+        check_manifest(
+            &bytes,
+            &[[9; 32]],
+            "qemu",
+            Version(1, 2, 0),
+            TimeFloor::default(),
+            now
+        ),
         Err(Refusal::BadSignature)
     );
     assert!(matches!(
-        check_manifest(&bytes, &[public_key], "qemu", Version(1, 3, 0), now),
+        check_manifest(
+            &bytes,
+            &[public_key],
+            "qemu",
+            Version(1, 3, 0),
+            TimeFloor::default(),
+            now
+        ),
         Err(Refusal::NotNewer { .. })
     ));
     let _ = std::fs::remove_dir_all(&dir);

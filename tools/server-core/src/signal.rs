@@ -668,6 +668,7 @@ mod tests {
             target: Some("1.3.0".into()),
             percent: Some(40),
             last_problem: None,
+            clock_unsynchronized: true,
         };
         s.handle_open(t, ConnId(1));
         s.handle_message(t, ConnId(1), ClientMsg::Firmware(status.clone()));
