@@ -19,6 +19,36 @@ pub fn read_wav(path: &Path) -> Result<Vec<f64>> {
         .collect())
 }
 
+/// The samples of a 16-bit PCM WAV that is still being written (its header does not give the
+/// final length yet): everything after the `data` chunk's header, channels averaged.
+pub fn read_growing_wav(path: &Path) -> Result<Vec<f64>> {
+    let bytes = std::fs::read(path).with_context(|| format!("{}", path.display()))?;
+    let (mut at, mut channels) = (12usize, 1usize);
+    while at + 8 <= bytes.len() {
+        let id = &bytes[at..at + 4];
+        let size = u32::from_le_bytes([bytes[at + 4], bytes[at + 5], bytes[at + 6], bytes[at + 7]])
+            as usize;
+        if id == b"fmt " && at + 12 <= bytes.len() {
+            channels = usize::from(u16::from_le_bytes([bytes[at + 10], bytes[at + 11]]).max(1));
+        }
+        if id == b"data" {
+            let data = &bytes[at + 8..];
+            return Ok(data
+                .chunks_exact(2 * channels)
+                .map(|frame| {
+                    frame
+                        .chunks_exact(2)
+                        .map(|s| f64::from(i16::from_le_bytes([s[0], s[1]])))
+                        .sum::<f64>()
+                        / channels as f64
+                })
+                .collect());
+        }
+        at += 8 + size + size % 2;
+    }
+    bail!("{}: no data chunk yet", path.display())
+}
+
 pub struct Alignment {
     /// Piecewise-aligned normalized cross-correlation (see `stagebox-judge`).
     pub correlation: f64,

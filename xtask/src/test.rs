@@ -49,63 +49,122 @@ pub const FUZZ_TARGETS: &[&str] = &[
 /// aarch64 builds, the qemu image and its test disk), rounded up.
 const SUITE_DISK_BYTES: u64 = 18 << 30;
 
-fn run_all() -> Result<()> {
+/// The suite's steps as they ran: each step's name and its wall time, printed at the end
+/// (also when a step fails), so a slow day shows where the time went.
+struct Steps {
+    done: Vec<(&'static str, std::time::Duration)>,
+    started: std::time::Instant,
+}
+
+impl Steps {
+    fn new() -> Steps {
+        Steps {
+            done: Vec::new(),
+            started: std::time::Instant::now(),
+        }
+    }
+
+    /// Runs step `name`, timed.
+    fn run<T>(&mut self, name: &'static str, step: impl FnOnce() -> Result<T>) -> Result<T> {
+        let t = std::time::Instant::now();
+        let result = step();
+        self.done.push((name, t.elapsed()));
+        result
+    }
+
+    fn print(&self) {
+        println!("xtask test: time per step");
+        for (name, took) in &self.done {
+            println!("  {name:<48} {:>7.1} min", took.as_secs_f64() / 60.0);
+        }
+        println!(
+            "  {:<48} {:>7.1} min",
+            "whole run",
+            self.started.elapsed().as_secs_f64() / 60.0
+        );
+    }
+}
+
+fn run_all(steps: &mut Steps) -> Result<()> {
     warn_if_disk_short();
-    setup::ensure_all()?;
-    sh(cargo().args(["fmt", "--all", "--", "--check"]))?;
-    sh(cargo().args([
-        "clippy",
-        "--workspace",
-        "--all-targets",
-        "--",
-        "-D",
-        "warnings",
-    ]))?;
-    sh(cargo().args(["test", "--workspace"]))?;
+    steps.run("install what is missing", setup::ensure_all)?;
+    steps.run("cargo fmt --check", || {
+        sh(cargo().args(["fmt", "--all", "--", "--check"]))
+    })?;
+    steps.run("cargo clippy -D warnings", || {
+        sh(cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]))
+    })?;
+    steps.run("cargo test --workspace", || {
+        sh(cargo().args(["test", "--workspace"]))
+    })?;
     // The fuzz targets must keep building; `cargo xtask fuzz` runs them.
-    sh(nightly_cargo().args(["fuzz", "build", "--dev"]))?;
+    steps.run("fuzz targets build", || {
+        sh(nightly_cargo().args(["fuzz", "build", "--dev"]))
+    })?;
     // The Yocto layer: its crate list matches Cargo.lock, oelint-adv is clean.
-    crate::yocto::check()?;
+    steps.run("yocto layer checks", crate::yocto::check)?;
     // The demo, as a test: real processes on loopback, judged by what B played.
-    let outcome = demo::run_demo(&DemoOptions::new("target/demo-test"))?;
-    check_demo(&outcome, Judge::RealTime)?;
-    println!(
-        "demo check: PESQ {:.2}, every frame sent was played, none concealed, RTP streams clean",
-        outcome.pesq.as_ref().unwrap_or(&0.0)
-    );
+    steps.run("demo", || {
+        let outcome = demo::run_demo(&DemoOptions::new("target/demo-test"))?;
+        check_demo(&outcome, Judge::RealTime)?;
+        println!(
+            "demo check: PESQ {:.2}, every frame sent was played, none concealed, RTP streams clean",
+            outcome.pesq.as_ref().unwrap_or(&0.0)
+        );
+        Ok(())
+    })?;
     // The same over a link that loses 10 % of the packets towards the listener: the speaker
     // learns it from the listener's reports and sends redundant audio, the listener plays
     // the lost frames from the copies.
-    let outcome = demo::run_demo(&DemoOptions {
-        impairment: LOSSY_LINK.iter().map(|s| s.to_string()).collect(),
-        ..DemoOptions::new("target/demo-test-lossy")
+    steps.run("demo over 10 % loss", || {
+        let outcome = demo::run_demo(&DemoOptions {
+            impairment: LOSSY_LINK.iter().map(|s| s.to_string()).collect(),
+            ..DemoOptions::new("target/demo-test-lossy")
+        })?;
+        let (pesq, repaired, lost) = check_lossy_demo(&outcome)?;
+        println!(
+            "demo check over 10 % loss: PESQ {pesq:.2}, {repaired} of {lost} lost frames played \
+             from redundant copies"
+        );
+        Ok(())
     })?;
-    let (pesq, repaired, lost) = check_lossy_demo(&outcome)?;
-    println!(
-        "demo check over 10 % loss: PESQ {pesq:.2}, {repaired} of {lost} lost frames played \
-         from redundant copies"
-    );
     // The firmware on its target architecture: aarch64 build, tests under qemu.
-    crate::cross::run_cross(true)?;
-    // The same demo with the stations as aarch64 binaries under qemu, judged the same way.
-    let outcome = demo::run_demo(&DemoOptions {
-        aarch64_stations: true,
-        ..DemoOptions::new("target/demo-test-aarch64")
+    steps.run("aarch64 build and tests under qemu", || {
+        crate::cross::run_cross(true)
     })?;
-    check_demo(&outcome, Judge::Emulated)?;
-    println!(
-        "demo check (aarch64 stations under qemu): PESQ {:.2}, at most 1 % of frames concealed",
-        outcome.pesq.as_ref().unwrap_or(&0.0)
-    );
+    // The same demo with the stations as aarch64 binaries under qemu, judged the same way.
+    steps.run("demo with aarch64 stations", || {
+        let outcome = demo::run_demo(&DemoOptions {
+            aarch64_stations: true,
+            ..DemoOptions::new("target/demo-test-aarch64")
+        })?;
+        check_demo(&outcome, Judge::Emulated)?;
+        println!(
+            "demo check (aarch64 stations under qemu): PESQ {:.2}, at most 1 % of frames concealed",
+            outcome.pesq.as_ref().unwrap_or(&0.0)
+        );
+        Ok(())
+    })?;
     // The hobbyist's package: built, installed into an arm64 bookworm root, upgraded,
     // removed and purged there.
-    crate::deb::test()?;
+    steps.run("package test", crate::deb::test)?;
     // The appliance: the qemu image booted for real, updated while live, refusing what it
-    // must, rolling back a broken version, and cut off at random moments.
-    crate::image_test::run_test(crate::image_test::TestOptions {
-        power_cuts: 5,
-        healthy_reboots: 2,
-        reuse_image: false,
+    // must, rolling back a broken version, and cut off at moments spread over an update
+    // (one cut each while downloading, installing and in the first boot: what proves the
+    // point; `cargo xtask image --test --power-cuts 50` is the campaign).
+    steps.run("SD image test under qemu", || {
+        crate::image_test::run_test(crate::image_test::TestOptions {
+            power_cuts: 3,
+            healthy_reboots: 1,
+            reuse_image: false,
+        })
     })?;
     Ok(())
 }
@@ -252,7 +311,10 @@ fn check_demo(outcome: &DemoOutcome, judge: Judge) -> Result<()> {
 }
 
 pub fn run() -> Result<()> {
-    run_all()?;
+    let mut steps = Steps::new();
+    let result = run_all(&mut steps);
+    steps.print();
+    result?;
     println!("xtask test: all checks passed");
     Ok(())
 }

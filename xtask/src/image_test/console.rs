@@ -78,11 +78,24 @@ pub(super) fn check(rig: &Rig) -> Result<Value> {
         if config.contains("token-") {
             bail!("console config get showed the station's token:\n{config}");
         }
-        let wrong = diag(&tty, "00000000", &["logs"]);
+        // A wrong PIN is refused, and says so; the station's count of misses is one more.
+        let wrong = match diag(&tty, "00000000", &["logs"]) {
+            Ok(text) => bail!("a wrong PIN was let in: {text}"),
+            Err(e) => format!("{e:#}"),
+        };
+        if !wrong.contains("wrong PIN") {
+            bail!("a wrong PIN was refused, but not as a wrong PIN: {wrong}");
+        }
+        let tries = rig.guest("cat /var/lib/stagebox-console/pin-tries")?;
+        if !tries.contains("\"misses\":1") {
+            bail!("the station did not keep the wrong PIN's count: {tries:?}");
+        }
+        // The right PIN clears it for every line.
+        diag(&tty, &pin, &["status"])?;
         Ok(json!({
             "status": status,
             "update_status": update,
-            "logs_before_login_refused": wrong.is_err(),
+            "wrong_pin_refused": wrong.trim(),
         }))
     })();
     let _ = socat.kill();
