@@ -1,7 +1,9 @@
-//! The audio thread allocates nothing once started: a counting global allocator counts every
-//! allocation made on that thread after `on_started`, while the thread captures, processes
-//! (echo cancellation, noise suppression, gain control), encodes, decodes two incoming
-//! speakers, mixes and plays for 3000 periods (30 s of audio, unpaced).
+//! The audio thread allocates nothing once started: every allocation made on that thread after
+//! `on_started` is counted — Rust's (a counting global allocator) and the C libraries'
+//! (libopus, the WebRTC processing module: `malloc` and its kin stand in for glibc's, see
+//! `stagebox-alloc-count`) — while the thread captures, processes (echo cancellation, noise
+//! suppression, gain control), encodes, decodes two incoming speakers, mixes and plays for
+//! 3000 periods (30 s of audio, unpaced).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::atomic::Ordering;
@@ -14,6 +16,10 @@ static ALLOCATOR: stagebox_alloc_count::CountingAllocator = stagebox_alloc_count
 
 #[test]
 fn audio_thread_allocates_nothing_after_start_up() {
+    assert!(
+        stagebox_alloc_count::c_library_is_counted(),
+        "the C library's allocations would not be counted: the test would prove nothing"
+    );
     let mut rig = AudioRig::start(|| stagebox_alloc_count::count_this_thread(true));
     rig.serve_until(3000);
     let shared = rig.shared.clone();
@@ -23,8 +29,13 @@ fn audio_thread_allocates_nothing_after_start_up() {
     assert!(sent > 100, "the capture path sent {sent} frames");
     assert!(played > 200, "the playout path played {played} frames");
     assert_eq!(
+        stagebox_alloc_count::rust_allocations(),
+        0,
+        "the audio thread allocated (Rust) after start-up"
+    );
+    assert_eq!(
         stagebox_alloc_count::allocations(),
         0,
-        "the audio thread allocated after start-up"
+        "the audio thread allocated (malloc: Rust, libopus or the processing module) after start-up"
     );
 }
