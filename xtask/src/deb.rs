@@ -132,8 +132,13 @@ fi
 
 /// Builds the package; returns its path.
 pub fn build() -> Result<PathBuf> {
+    build_as(&version()?)
+}
+
+/// The package of this tree, labelled `version` (the package test also builds it as an
+/// earlier release, to upgrade from).
+fn build_as(version: &str) -> Result<PathBuf> {
     let stationd = crate::cross::build_release()?;
-    let version = version()?;
     let out = Path::new("target/deb");
     let root = out.join(format!("{PACKAGE}_{version}_arm64"));
     if root.exists() {
@@ -274,8 +279,17 @@ pub fn test() -> Result<()> {
     if !crate::setup::is_root() {
         bail!("the package test builds a Debian root and needs root (binfmt_misc, chroot)");
     }
-    crate::setup::ensure_packages(&["mmdebstrap", "arch-test", "qemu-user-static", "dpkg-dev"])?;
-    let deb = fs::canonicalize(build()?)?;
+    crate::setup::ensure_packages(&[
+        "mmdebstrap",
+        "arch-test",
+        "qemu-user-static",
+        "dpkg-dev",
+        "systemd-container",
+    ])?;
+    // The release an owner upgrades from: this tree labelled as an earlier version.
+    let version = version()?;
+    let previous = fs::canonicalize(build_as(&previous_version(&version))?)?;
+    let deb = fs::canonicalize(build_as(&version)?)?;
     ensure_binfmt()?;
     let rootfs = fs::canonicalize("target/deb")?.join("rootfs");
     if rootfs.exists() {
@@ -283,7 +297,7 @@ pub fn test() -> Result<()> {
     }
     // The package's dependencies come from the mirror with the root; the package itself is
     // copied in and installed by dpkg inside the root, its maintainer scripts under qemu.
-    let name = deb
+    let name = previous
         .file_name()
         .and_then(|n| n.to_str())
         .context("package file name")?;
@@ -380,15 +394,24 @@ pub fn test() -> Result<()> {
         }
     }
     println!("package installs and runs in an arm64 bookworm root: ok");
-    upgrade_remove_purge(&rootfs, &deb, &in_root)?;
+    upgrade_keeps_owner_choices(&rootfs, &deb, &version, &in_root)?;
+    runs_under_systemd(&rootfs, &in_root)?;
+    remove_and_purge(&rootfs, &in_root)?;
     Ok(())
 }
 
+/// The release the package test upgrades from: this tree as an earlier version (`~` sorts
+/// before anything in Debian's version order).
+fn previous_version(version: &str) -> String {
+    format!("{version}~previous")
+}
+
 /// What an owner does after installing: disables the unit and edits the configuration, then
-/// upgrades (both must survive), removes (the configuration stays) and purges (all goes).
-fn upgrade_remove_purge(
+/// upgrades from the earlier release to this one; both choices must survive.
+fn upgrade_keeps_owner_choices(
     rootfs: &Path,
     deb: &Path,
+    version: &str,
     in_root: &dyn Fn(&[&str]) -> Result<String>,
 ) -> Result<()> {
     let enabled = "etc/systemd/system/multi-user.target.wants/stagebox-stationd.service";
@@ -400,14 +423,143 @@ fn upgrade_remove_purge(
     }
     let edited = fs::read_to_string(&config)? + "\n# edited by the owner\n";
     fs::write(&config, &edited)?;
+    let before = in_root(&["dpkg-query", "-W", "-f=${Version}", PACKAGE])?;
+    if before.trim() != previous_version(version) {
+        bail!("the earlier release is not what is installed: {before}");
+    }
     fs::copy(deb, rootfs.join("tmp/stagebox.deb"))?;
     in_root(&["dpkg", "-i", "/tmp/stagebox.deb"])?;
+    let after = in_root(&["dpkg-query", "-W", "-f=${Version}", PACKAGE])?;
+    if after.trim() != version {
+        bail!("after the upgrade dpkg says {after}, not {version}");
+    }
     if exists(enabled) {
-        bail!("reinstalling the package enabled a unit the owner had disabled");
+        bail!("upgrading the package enabled a unit the owner had disabled");
     }
     if fs::read_to_string(&config)? != edited {
-        bail!("reinstalling the package replaced the owner's edited configuration");
+        bail!("upgrading the package replaced the owner's edited configuration");
     }
+    println!("package upgrade from {before} to {after} keeps the owner's choices: ok");
+    Ok(())
+}
+
+/// The upgraded package's daemon started by systemd, as on a Raspberry Pi: the arm64 root
+/// booted in a container (systemd-nspawn, its programs under qemu-user) on the host's
+/// network, configured for the sim board and a stage server on the host's loopback. Up means
+/// systemd took its `READY=1` (the unit's ExecStartPost ran) and the server sees it joined.
+fn runs_under_systemd(rootfs: &Path, in_root: &dyn Fn(&[&str]) -> Result<String>) -> Result<()> {
+    let bin = crate::demo::build_binaries()?;
+    let work = fs::canonicalize("target/deb")?.join("systemd-run");
+    if work.exists() {
+        fs::remove_dir_all(&work)?;
+    }
+    fs::create_dir_all(&work)?;
+    let (gateway, media, admin_port) = (
+        crate::demo::free_tcp_port()?,
+        crate::demo::free_port()?,
+        crate::demo::free_tcp_port()?,
+    );
+    let server_cfg = work.join("server.toml");
+    fs::write(
+        &server_cfg,
+        format!(
+            "[listen]\ngateway = \"127.0.0.1:{gateway}\"\nmedia = \"127.0.0.1:{media}\"\n\
+             admin = \"127.0.0.1:{admin_port}\"\n\n\
+             [tls]\ncert = \"{dir}/cert.pem\"\nkey = \"{dir}/key.pem\"\n\n\
+             [admin]\ntoken = \"{token}\"\n\n[[stage]]\nid = \"hall\"\n\n\
+             [[station]]\nid = \"packaged-1\"\ntoken = \"token-packaged-1-test\"\n",
+            dir = work.display(),
+            token = crate::demo::ADMIN_TOKEN,
+        ),
+    )?;
+    let (_server, pin) = crate::demo::start_server(&bin, &work, &server_cfg)?;
+    // The owner's configuration for this run (the upgrade's check is done).
+    fs::write(
+        rootfs.join("etc/stagebox/station.toml"),
+        format!(
+            "[station]\nid = \"packaged-1\"\ntoken = \"token-packaged-1-test\"\n\n\
+             [server]\ngateway = \"wss://127.0.0.1:{gateway}/signal\"\nstage = \"hall\"\n\
+             pin_sha256 = \"{pin}\"\n\n[board]\nprofile = \"sim\"\n\n[sim]\ndraw_leds = false\n"
+        ),
+    )?;
+    in_root(&["systemctl", "enable", "stagebox-stationd.service"])?;
+    // Once systemd has the daemon's READY=1 it runs ExecStartPost: its note is the proof.
+    let up_note = rootfs.join("var/lib/stagebox-package-test-up");
+    let _ = fs::remove_file(&up_note);
+    let dropin = rootfs.join("etc/systemd/system/stagebox-stationd.service.d");
+    fs::create_dir_all(&dropin)?;
+    fs::write(
+        dropin.join("package-test.conf"),
+        "[Service]\nExecStartPost=+/bin/sh -c 'systemctl show -p ActiveState -p SubState \
+         -p StatusText stagebox-stationd.service > /var/lib/stagebox-package-test-up'\n",
+    )?;
+    let log = fs::File::create(work.join("container.log"))?;
+    let container = Command::new("systemd-nspawn")
+        .args([
+            "--quiet",
+            "--register=no",
+            "--boot",
+            "--machine=stagebox-package",
+        ])
+        .arg("--directory")
+        .arg(rootfs)
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .context("systemd-nspawn")?;
+    let mut container = crate::demo::Proc(container, "systemd-nspawn");
+    let joined = crate::demo::wait_for(
+        "the packaged daemon, started by systemd, to join the stage",
+        std::time::Duration::from_secs(300),
+        || {
+            let all = crate::demo::admin(admin_port, &serde_json::json!({"action": "stations"}))?;
+            Ok(up_note.exists()
+                && all["stations"].as_array().is_some_and(|s| {
+                    s.iter()
+                        .any(|s| s["station_id"] == "packaged-1" && s["connected"] == true)
+                }))
+        },
+    );
+    let state = fs::read_to_string(&up_note).unwrap_or_default();
+    // A clean shutdown of the container (systemd-nspawn passes SIGTERM on as a poweroff).
+    let _ = Command::new("kill")
+        .args(["-TERM", &container.0.id().to_string()])
+        .status();
+    let stopped = crate::demo::wait_for(
+        "the container to stop",
+        std::time::Duration::from_secs(90),
+        || Ok(container.0.try_wait()?.is_some()),
+    );
+    if stopped.is_err() {
+        let _ = container.0.kill();
+    }
+    let _ = container.0.wait();
+    fs::remove_dir_all(&dropin)?;
+    let _ = fs::remove_file(&up_note);
+    if let Err(e) = joined {
+        bail!(
+            "{e:#}: systemd said {state:?}; the container's console is in {}",
+            work.join("container.log").display()
+        );
+    }
+    // After READY=1, in ExecStartPost: activating (start-post), and the daemon's own status.
+    if !state.contains("SubState=start-post") || !state.contains("StatusText=running") {
+        bail!("systemd's view of the daemon: {state}");
+    }
+    println!(
+        "the packaged daemon under systemd (arm64 root in a container, under qemu-user): up \
+         ({}), joined the stage",
+        state.split_whitespace().collect::<Vec<_>>().join(" ")
+    );
+    Ok(())
+}
+
+/// Removing keeps the configuration; purging takes everything.
+fn remove_and_purge(rootfs: &Path, in_root: &dyn Fn(&[&str]) -> Result<String>) -> Result<()> {
+    let enabled = "etc/systemd/system/multi-user.target.wants/stagebox-stationd.service";
+    let config = rootfs.join("etc/stagebox/station.toml");
+    let exists = |rel: &str| fs::symlink_metadata(rootfs.join(rel)).is_ok();
     in_root(&["dpkg", "--remove", PACKAGE])?;
     if exists("usr/bin/stationd") || !config.exists() {
         bail!("dpkg --remove must remove the daemon and keep the configuration");
@@ -418,6 +570,6 @@ fn upgrade_remove_purge(
             bail!("dpkg --purge left {rel} behind");
         }
     }
-    println!("package upgrade keeps the owner's choices; remove and purge clean up: ok");
+    println!("package remove keeps the configuration, purge cleans up: ok");
     Ok(())
 }

@@ -104,11 +104,12 @@ enum Task {
         /// Build the qemu image and test it: boot, update, refusals, rollback, power cuts.
         #[arg(long)]
         test: bool,
-        /// With --test: how many times the power is cut (CI runs 5).
-        #[arg(long, default_value_t = 5, requires = "test")]
+        /// With --test: how many times the power is cut (CI runs 3: one each while
+        /// downloading, installing and in a first boot).
+        #[arg(long, default_value_t = 3, requires = "test")]
         power_cuts: u32,
-        /// With --test: healthy reboots that must stay on their slot.
-        #[arg(long, default_value_t = 2, requires = "test")]
+        /// With --test: healthy reboots that must stay on their slot (CI runs 1).
+        #[arg(long, default_value_t = 1, requires = "test")]
         healthy_reboots: u32,
         /// With --test: the image is built already (target/image/stagebox-qemu.img).
         #[arg(long, requires = "test")]
