@@ -326,8 +326,13 @@ pub fn run_inside(opts: TestOptions) -> Result<()> {
     let first = rig.joined(&v.v1, None)?;
     rig.expect_slot("A")?;
     let heard = rig.speak_and_listen(&listener)?;
+    println!(
+        "image test: slot A joined; the listener heard what the station said (correlation \
+         {:.2}, PESQ {:.2})",
+        heard["correlation"].as_f64().unwrap_or(0.0),
+        heard["pesq_wb"].as_f64().unwrap_or(0.0)
+    );
     report["heard"] = heard;
-    println!("image test: slot A joined; the listener heard the station");
     report["console"] = console::check(&rig)?;
     println!(
         "image test: the console on its serial line answers stagebox-diag with the label's PIN"

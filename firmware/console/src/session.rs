@@ -12,7 +12,8 @@
 //! Machine mode: a frame's body is a JSON request, `{"id": 7, "line": "update status"}`
 //! (`"pin"` with `login`, `{"id": 8, "stop": true}` ends a live view); the answers are frames
 //! `{"id": 7, "ok": true, "text": "…"}`, and `{"id": 7, "progress": "…"}` while a live view
-//! runs.
+//! runs. An answer too long for one frame comes as `{"id": 7, "more": "…"}` frames, whose
+//! pieces go before the final answer's text.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -30,6 +31,10 @@ use crate::input::{Input, InputSorter};
 /// The most bytes waiting for the line: past it, live updates are dropped (the line is slower
 /// than the view), and a long answer is cut.
 pub const MAX_OUTPUT: usize = 64 * 1024;
+
+/// Bytes of a long answer's text per `more` frame: escaped as JSON (at most six bytes a byte,
+/// for control characters) it still fits one frame.
+const ANSWER_PIECE: usize = 600;
 
 #[derive(Debug, Clone)]
 pub struct ConsoleConfig {
@@ -610,7 +615,36 @@ impl Console {
             Ok(text) => serde_json::json!({"id": id, "ok": true, "text": text}),
             Err(e) => serde_json::json!({"id": id, "ok": false, "error": e}),
         };
-        self.send_frame(&value);
+        if value.to_string().len() <= frame::MAX_BODY {
+            return self.send_frame(&value);
+        }
+        // Too long for one frame (the journal's last lines, say): the text goes ahead in
+        // `more` frames, which the host joins, and the last piece in the answer itself.
+        let key = if value["ok"] == true { "text" } else { "error" };
+        let text = value[key].as_str().unwrap_or_default().to_string();
+        let mut pieces = Vec::new();
+        let mut rest = text.as_str();
+        while !rest.is_empty() {
+            let mut end = rest.len().min(ANSWER_PIECE);
+            while !rest.is_char_boundary(end) {
+                end -= 1;
+            }
+            let (piece, after) = rest.split_at(end);
+            pieces.push(piece);
+            rest = after;
+        }
+        let last = pieces.pop().unwrap_or_default();
+        for piece in pieces {
+            if self.out.len() + frame::MAX_BODY * 2 > MAX_OUTPUT {
+                // The line is behind: what is left is said to be cut, not queued without end.
+                let cut = serde_json::json!({"id": id, "ok": false, "error": "the answer is longer than the line can take now; it was cut"});
+                return self.send_frame(&cut);
+            }
+            self.send_frame(&serde_json::json!({"id": id, "more": piece}));
+        }
+        let mut end = value;
+        end[key] = serde_json::json!(last);
+        self.send_frame(&end);
     }
 
     /// A JSON value as frames; one too long for a frame is cut to an error.
@@ -908,6 +942,39 @@ mod tests {
         assert_eq!(a.len(), 2);
         assert!(a.iter().all(|v| v["ok"] == false));
         assert_eq!(events(&mut c), vec![]);
+    }
+
+    #[test]
+    fn an_answer_longer_than_a_frame_comes_in_pieces_the_host_joins() {
+        let (mut c, t) = console(true);
+        request(&mut c, t, serde_json::json!({"id": 3, "line": "logs"}));
+        let [ConsoleEvent::Run { ticket, .. }] = events(&mut c)[..] else {
+            panic!("no command run");
+        };
+        // The journal's last lines: longer than a frame, with quotes and a control character
+        // that JSON escapes.
+        let journal: String = (0..90)
+            .map(|i| {
+                format!(
+                    "2026-12-07T03:{i:02}:00 station stagebox-stationd[7]: \"line\" {i}\u{1}é\n"
+                )
+            })
+            .collect();
+        assert!(journal.len() > frame::MAX_BODY);
+        c.handle_reply(ticket, Reply::Done(Ok(journal.clone())));
+        let got = answers(&c.poll_output().unwrap());
+        let (last, pieces) = got.split_last().unwrap();
+        assert!(!pieces.is_empty());
+        let mut joined: String = pieces
+            .iter()
+            .map(|p| {
+                assert_eq!(p["id"], 3);
+                p["more"].as_str().unwrap()
+            })
+            .collect();
+        assert_eq!(last["ok"], true);
+        joined.push_str(last["text"].as_str().unwrap());
+        assert_eq!(joined, journal);
     }
 
     #[test]

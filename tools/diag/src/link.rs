@@ -14,6 +14,8 @@ use stagebox_console::input::{Input, InputSorter};
 pub const ANSWER_LIMIT: Duration = Duration::from_secs(30);
 /// How often a request is sent again when the station says a frame arrived damaged.
 const RESENDS: u32 = 3;
+/// The longest answer joined from `more` frames (the console queues at most 64 KiB).
+const LONGEST_ANSWER: usize = 256 * 1024;
 
 pub struct Link {
     port: Box<dyn serialport::SerialPort>,
@@ -75,6 +77,8 @@ impl Link {
         self.send(&body)?;
         let mut deadline = Instant::now() + limit;
         let mut stopping = false;
+        // A long answer's text, ahead of its final frame.
+        let mut ahead = String::new();
         loop {
             let Some(answer) = self.next_answer(deadline)? else {
                 bail!(
@@ -85,6 +89,14 @@ impl Link {
             };
             match answer.get("id").and_then(Value::as_u64) {
                 Some(got) if got == id => {
+                    if let Some(piece) = answer.get("more").and_then(Value::as_str) {
+                        deadline = Instant::now() + limit;
+                        if ahead.len() + piece.len() > LONGEST_ANSWER {
+                            bail!("the station's answer is over {LONGEST_ANSWER} bytes");
+                        }
+                        ahead.push_str(piece);
+                        continue;
+                    }
                     if let Some(text) = answer.get("progress").and_then(Value::as_str) {
                         deadline = Instant::now() + limit;
                         if !stopping && !progress(text) {
@@ -94,6 +106,14 @@ impl Link {
                             self.send(&stop)?;
                         }
                         continue;
+                    }
+                    let mut answer = answer;
+                    for key in ["text", "error"] {
+                        if !ahead.is_empty()
+                            && let Some(last) = answer.get(key).and_then(Value::as_str)
+                        {
+                            answer[key] = json!(std::mem::take(&mut ahead) + last);
+                        }
                     }
                     return Ok(answer);
                 }

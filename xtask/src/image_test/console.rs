@@ -78,7 +78,21 @@ pub(super) fn check(rig: &Rig) -> Result<Value> {
         if config.contains("token-") {
             bail!("console config get showed the station's token:\n{config}");
         }
-        // A wrong PIN is refused, and says so; the station's count of misses is one more.
+        // The journal's last lines: longer than one frame, joined by the host.
+        let logs = diag(&tty, &pin, &["logs"])?;
+        if logs.lines().count() < 10 {
+            bail!(
+                "console logs showed {} lines:\n{logs}",
+                logs.lines().count()
+            );
+        }
+        // A break on the line ends the login (the console reads it as a NUL); then a wrong
+        // PIN is refused, and says so, and the station's count of misses is one more.
+        std::io::Write::write_all(
+            &mut std::fs::OpenOptions::new().write(true).open(&tty)?,
+            &[0],
+        )?;
+        std::thread::sleep(Duration::from_millis(500));
         let wrong = match diag(&tty, "00000000", &["logs"]) {
             Ok(text) => bail!("a wrong PIN was let in: {text}"),
             Err(e) => format!("{e:#}"),
@@ -95,6 +109,7 @@ pub(super) fn check(rig: &Rig) -> Result<Value> {
         Ok(json!({
             "status": status,
             "update_status": update,
+            "log_lines": logs.lines().count(),
             "wrong_pin_refused": wrong.trim(),
         }))
     })();
