@@ -161,9 +161,6 @@ pub struct Apm {
 // shared state, so moving it to the audio thread is sound.
 unsafe impl Send for Apm {}
 
-/// 10 ms frames processed at construction ([`Apm::warm_up`]).
-const WARM_UP_FRAMES: usize = 25;
-
 impl Apm {
     pub fn new(config: ApmConfig) -> Result<Apm, ApmError> {
         let init = ffi::InitializationConfig {
@@ -178,29 +175,7 @@ impl Apm {
         let inner = NonNull::new(raw).ok_or(ApmError::Create(code))?;
         let mut apm = Apm { inner, config };
         apm.set_config(config);
-        apm.warm_up()?;
         Ok(apm)
-    }
-
-    /// Frames a new module processes before it is handed out: its gain control's voice
-    /// detector grows two buffers the first time it has a frame's features (after a few
-    /// frames), which would be an allocation on the audio thread (seen with the counting
-    /// allocator's `malloc`). A quarter of a second of quiet noise, about −70 dBFS, gets that
-    /// done here.
-    fn warm_up(&mut self) -> Result<(), ApmError> {
-        let mut seed = 0x2545_f491_u32;
-        for _ in 0..WARM_UP_FRAMES {
-            let mut frame = [0.0f32; FRAME];
-            for s in &mut frame {
-                seed ^= seed << 13;
-                seed ^= seed >> 17;
-                seed ^= seed << 5;
-                *s = (seed as f32 / u32::MAX as f32 - 0.5) * 0.0006;
-            }
-            self.process_render(&mut [0.0; FRAME])?;
-            self.process_capture(&mut frame)?;
-        }
-        Ok(())
     }
 
     pub fn config(&self) -> ApmConfig {
