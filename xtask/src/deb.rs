@@ -391,8 +391,7 @@ pub fn test() -> Result<()> {
         }
     }
     println!("package installs and runs in an arm64 bookworm root: ok");
-    upgrade_keeps_owner_choices(&rootfs, &deb, &release, &in_root)?;
-    remove_and_purge(&rootfs, &in_root)?;
+    upgrade_remove_purge(&rootfs, &deb, &release, &in_root)?;
     Ok(())
 }
 
@@ -403,8 +402,9 @@ fn previous_version(version: &str) -> String {
 }
 
 /// What an owner does after installing: disables the unit and edits the configuration, then
-/// upgrades from the earlier release to this one; both choices must survive.
-fn upgrade_keeps_owner_choices(
+/// upgrades from the earlier release to this one (both choices must survive), removes (the
+/// configuration stays) and purges (all goes).
+fn upgrade_remove_purge(
     rootfs: &Path,
     deb: &Path,
     version: &str,
@@ -413,20 +413,25 @@ fn upgrade_keeps_owner_choices(
     let enabled = "etc/systemd/system/multi-user.target.wants/stagebox-stationd.service";
     let config = rootfs.join("etc/stagebox/station.toml");
     let exists = |rel: &str| fs::symlink_metadata(rootfs.join(rel)).is_ok();
+    let installed = || -> Result<String> {
+        Ok(in_root(&["dpkg-query", "-W", "-f=${Version}", PACKAGE])?
+            .trim()
+            .to_string())
+    };
     in_root(&["systemctl", "disable", "stagebox-stationd.service"])?;
     if exists(enabled) {
         bail!("systemctl disable left the unit enabled");
     }
     let edited = fs::read_to_string(&config)? + "\n# edited by the owner\n";
     fs::write(&config, &edited)?;
-    let before = in_root(&["dpkg-query", "-W", "-f=${Version}", PACKAGE])?;
-    if before.trim() != previous_version(version) {
+    let before = installed()?;
+    if before != previous_version(version) {
         bail!("the earlier release is not what is installed: {before}");
     }
     fs::copy(deb, rootfs.join("tmp/stagebox.deb"))?;
     in_root(&["dpkg", "-i", "/tmp/stagebox.deb"])?;
-    let after = in_root(&["dpkg-query", "-W", "-f=${Version}", PACKAGE])?;
-    if after.trim() != version {
+    let after = installed()?;
+    if after != version {
         bail!("after the upgrade dpkg says {after}, not {version}");
     }
     if exists(enabled) {
@@ -436,14 +441,6 @@ fn upgrade_keeps_owner_choices(
         bail!("upgrading the package replaced the owner's edited configuration");
     }
     println!("package upgrade from {before} to {after} keeps the owner's choices: ok");
-    Ok(())
-}
-
-/// Removing keeps the configuration; purging takes everything.
-fn remove_and_purge(rootfs: &Path, in_root: &dyn Fn(&[&str]) -> Result<String>) -> Result<()> {
-    let enabled = "etc/systemd/system/multi-user.target.wants/stagebox-stationd.service";
-    let config = rootfs.join("etc/stagebox/station.toml");
-    let exists = |rel: &str| fs::symlink_metadata(rootfs.join(rel)).is_ok();
     in_root(&["dpkg", "--remove", PACKAGE])?;
     if exists("usr/bin/stationd") || !config.exists() {
         bail!("dpkg --remove must remove the daemon and keep the configuration");

@@ -171,6 +171,23 @@ pub struct PinTries {
     pub wait_left: Duration,
 }
 
+impl PinTries {
+    /// `misses` kept from an earlier boot: the station has no clock to tell how much of their
+    /// wait passed, so it starts again in full — a power cycle never shortens it.
+    pub fn from_an_earlier_boot(misses: u32) -> PinTries {
+        PinTries {
+            misses,
+            wait_left: wait_after(misses),
+        }
+    }
+
+    /// A kept count that cannot be read: as many misses as are free, with their wait — a
+    /// garbled count must not hand out fresh tries.
+    pub fn unreadable() -> PinTries {
+        PinTries::from_an_earlier_boot(FREE_TRIES)
+    }
+}
+
 /// The rate-limited door in front of the changing commands.
 #[derive(Debug)]
 pub struct PinGate {

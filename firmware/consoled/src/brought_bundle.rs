@@ -9,7 +9,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use stagebox_core::update::{BroughtBundle, Version, check_brought_bundle};
+use stagebox_core::update::{
+    BroughtBundle, DEFAULT_UPDATE_DIR, DEFAULT_VERSION_FILE, FAILED_VERSION_FILE, Version,
+    check_brought_bundle,
+};
 
 use crate::system;
 
@@ -36,8 +39,8 @@ impl UpdateFiles {
             )
         };
         UpdateFiles {
-            version_file: key("version_file", "/etc/stagebox/version"),
-            dir: key("dir", "/var/lib/stagebox/update"),
+            version_file: key("version_file", DEFAULT_VERSION_FILE),
+            dir: key("dir", DEFAULT_UPDATE_DIR),
         }
     }
 
@@ -56,7 +59,7 @@ impl UpdateFiles {
     }
 
     fn failed(&self) -> Option<Version> {
-        std::fs::read_to_string(self.dir.join("failed-version"))
+        std::fs::read_to_string(self.dir.join(FAILED_VERSION_FILE))
             .ok()
             .and_then(|s| Version::parse(s.trim()))
     }

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rustix::fs::{FlockOperation, flock};
-use stagebox_console::auth::{self, PinTries};
+use stagebox_console::auth::PinTries;
 
 /// Where the count is kept for the PIN verifier at `pin_file`.
 pub fn path_for(pin_file: &Path) -> PathBuf {
@@ -70,13 +70,7 @@ impl LockedTries {
             .take(4096)
             .read_to_string(&mut text)
             .unwrap_or(0);
-        let tries = parse(&text, clock).unwrap_or_else(|| {
-            let misses = auth::FREE_TRIES;
-            PinTries {
-                misses,
-                wait_left: auth::wait_after(misses),
-            }
-        });
+        let tries = parse(&text, clock).unwrap_or_else(PinTries::unreadable);
         Ok(LockedTries { file, tries })
     }
 
@@ -119,13 +113,12 @@ fn parse(text: &str, clock: &BootClock) -> Option<PinTries> {
     let misses = u32::try_from(v["misses"].as_u64()?).ok()?;
     let boot_id = v["boot_id"].as_str()?;
     let not_before = Duration::from_millis(v["not_before_ms"].as_u64()?);
-    let wait_left = if boot_id == clock.boot_id && !clock.boot_id.is_empty() {
-        not_before.saturating_sub(clock.since_boot)
+    if boot_id == clock.boot_id && !clock.boot_id.is_empty() {
+        let wait_left = not_before.saturating_sub(clock.since_boot);
+        Some(PinTries { misses, wait_left })
     } else {
-        // Another boot: the wait these misses earned starts again now.
-        auth::wait_after(misses)
-    };
-    Some(PinTries { misses, wait_left })
+        Some(PinTries::from_an_earlier_boot(misses))
+    }
 }
 
 #[cfg(test)]
@@ -170,7 +163,7 @@ mod tests {
         // A damaged count hands out no fresh tries.
         std::fs::write(&path, "{garbage").unwrap();
         let kept = LockedTries::open(&path, &at("boot-2", 3)).unwrap();
-        assert_eq!(kept.tries().misses, auth::FREE_TRIES);
+        assert_eq!(kept.tries().misses, stagebox_console::auth::FREE_TRIES);
         assert!(!kept.tries().wait_left.is_zero());
         let _ = std::fs::remove_dir_all(&dir);
     }

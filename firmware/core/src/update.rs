@@ -110,27 +110,36 @@ pub enum BroughtBundle {
     NamedDowngrade,
 }
 
-/// The agent's version checks for a bundle brought by hand, whose signature RAUC has checked:
-/// `offered` must be newer than `running` and not the version that `failed` its trial here,
-/// unless the technician `named` exactly `offered` (an explicit, logged downgrade). A named
-/// version that is not the bundle's is refused, newer or not.
+/// The agent's version rule, for an offer and a bundle brought by hand alike: `offered` must
+/// be newer than `running`, and newer than the version that `failed` its trial here.
+pub fn check_version(
+    offered: Version,
+    running: Version,
+    failed: Option<Version>,
+) -> Result<(), Refusal> {
+    if offered <= running {
+        return Err(Refusal::NotNewer { offered, running });
+    }
+    match failed {
+        Some(f) if offered <= f => Err(Refusal::FailedBefore(f)),
+        _ => Ok(()),
+    }
+}
+
+/// [`check_version`] for a bundle brought by hand, whose signature RAUC has checked — unless
+/// the technician `named` exactly `offered` (an explicit, logged downgrade). A named version
+/// that is not the bundle's is refused, newer or not.
 pub fn check_brought_bundle(
     offered: Version,
     running: Version,
     failed: Option<Version>,
     named: Option<Version>,
 ) -> Result<BroughtBundle, Refusal> {
+    let rule = check_version(offered, running, failed);
     match named {
         Some(named) if named != offered => Err(Refusal::NotTheNamedVersion { offered, named }),
-        Some(_) if offered > running && failed.is_none_or(|f| offered > f) => {
-            Ok(BroughtBundle::Newer)
-        }
-        Some(_) => Ok(BroughtBundle::NamedDowngrade),
-        None if offered <= running => Err(Refusal::NotNewer { offered, running }),
-        None => match failed {
-            Some(f) if offered <= f => Err(Refusal::FailedBefore(f)),
-            _ => Ok(BroughtBundle::Newer),
-        },
+        Some(_) if rule.is_err() => Ok(BroughtBundle::NamedDowngrade),
+        _ => rule.map(|()| BroughtBundle::Newer),
     }
 }
 
@@ -176,6 +185,13 @@ impl TimeFloor {
             self.floor_unix = self.floor_unix.max(clock.unix);
         }
     }
+
+    /// A manifest signed at `issued` by the release key was accepted: nothing signed earlier is
+    /// taken from now on, and no earlier time can be now.
+    pub fn handle_signed(&mut self, issued: u64) {
+        self.newest_issued_unix = self.newest_issued_unix.max(issued);
+        self.floor_unix = self.floor_unix.max(issued);
+    }
 }
 
 /// The wall clock as the plumbing reads it.
@@ -192,8 +208,6 @@ pub struct WallClock {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Manifest {
     pub version: Version,
-    /// When it was signed (Unix seconds): the floor rises to it once it is accepted.
-    pub issued_unix: u64,
     payload: Payload,
 }
 
@@ -242,22 +256,21 @@ pub fn verify_manifest(
     }
     Ok(Manifest {
         version,
-        issued_unix: p.issued,
         payload: p,
     })
 }
 
 impl Manifest {
+    /// When it was signed (Unix seconds): the floor rises to it once it is accepted.
+    pub fn issued_unix(&self) -> u64 {
+        self.payload.issued
+    }
+
     /// What it offers a station running `running`: a newer version, a bundle of a sane size
     /// over HTTPS.
     pub fn offer(self, running: Version) -> Result<Offer, Refusal> {
         let (version, p) = (self.version, self.payload);
-        if version <= running {
-            return Err(Refusal::NotNewer {
-                offered: version,
-                running,
-            });
-        }
+        check_version(version, running, None)?;
         if p.bundle_size == 0 || p.bundle_size > MAX_BUNDLE_LEN {
             return Err(Refusal::BundleTooLarge(p.bundle_size));
         }
@@ -341,6 +354,14 @@ impl MaintenanceWindow {
         }
     }
 }
+
+/// Where a station keeps its update state unless its configuration says otherwise (the daemon
+/// and the technician's console read the same files).
+pub const DEFAULT_UPDATE_DIR: &str = "/var/lib/stagebox/update";
+/// The running version's file (`MAJOR.MINOR.PATCH`), unless the configuration says otherwise.
+pub const DEFAULT_VERSION_FILE: &str = "/etc/stagebox/version";
+/// In the update directory: the last version that failed its trial here.
+pub const FAILED_VERSION_FILE: &str = "failed-version";
 
 /// While a reboot waits for a maintenance window, the local time is asked for this often.
 pub const WINDOW_RECHECK: Duration = Duration::from_secs(60);
@@ -516,13 +537,10 @@ impl UpdateAgent {
         let c = &self.cfg;
         let verified = verify_manifest(bytes, &c.keys, &c.board, self.floor, clock.unix);
         if let Ok(m) = &verified {
-            // Signed by the release key: nothing signed earlier is taken from now on, and no
-            // earlier time can be now.
-            self.floor.newest_issued_unix = self.floor.newest_issued_unix.max(m.issued_unix);
-            self.floor.floor_unix = self.floor.floor_unix.max(m.issued_unix);
+            self.floor.handle_signed(m.issued_unix());
         }
         match verified.and_then(|m| m.offer(c.running)) {
-            Ok(offer) if c.failed.is_some_and(|f| offer.version <= f) => {
+            Ok(offer) if check_version(offer.version, c.running, c.failed).is_err() => {
                 self.idle(now, self.cfg.poll_every);
             }
             Ok(offer) => {

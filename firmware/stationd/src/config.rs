@@ -403,10 +403,10 @@ fn default_health_within() -> u64 {
     300
 }
 pub(crate) fn default_update_dir() -> PathBuf {
-    PathBuf::from("/var/lib/stagebox/update")
+    PathBuf::from(stagebox_core::update::DEFAULT_UPDATE_DIR)
 }
 pub(crate) fn default_version_file() -> PathBuf {
-    PathBuf::from("/etc/stagebox/version")
+    PathBuf::from(stagebox_core::update::DEFAULT_VERSION_FILE)
 }
 fn default_board_file() -> PathBuf {
     PathBuf::from("/etc/stagebox/board")

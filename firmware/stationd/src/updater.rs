@@ -27,7 +27,8 @@ use serde::{Deserialize, Serialize};
 use stagebox_core::Station;
 use stagebox_core::health::{HealthCheck, HealthEvent};
 use stagebox_core::update::{
-    MAX_MANIFEST_LEN, Offer, UpdateAgent, UpdateConfig, UpdateEvent, UpdateState, Version,
+    FAILED_VERSION_FILE, MAX_MANIFEST_LEN, Offer, UpdateAgent, UpdateConfig, UpdateEvent,
+    UpdateState, Version,
 };
 use stagebox_logging::Untrusted;
 use stagebox_proto::signal::{FirmwareStatus, MAX_DETAIL_LEN};
@@ -142,7 +143,7 @@ impl Updater {
                 fell_back = true;
                 if let Some(v) = Version::parse(&t.version) {
                     write_quietly(
-                        &settings.dir.join("failed-version"),
+                        &settings.dir.join(FAILED_VERSION_FILE),
                         v.to_string().as_bytes(),
                     );
                 }
@@ -151,7 +152,7 @@ impl Updater {
             }
             None => false,
         };
-        let failed = std::fs::read_to_string(settings.dir.join("failed-version"))
+        let failed = std::fs::read_to_string(settings.dir.join(FAILED_VERSION_FILE))
             .ok()
             .and_then(|s| Version::parse(s.trim()));
         let (floor_file, floor) = FloorFile::load(settings.dir.join("time-floor"));
@@ -202,8 +203,7 @@ impl Updater {
         }
         if now >= self.next_wall_check {
             self.next_wall_check = now + CLOCK_RECHECK;
-            let clock = time_floor::wall_clock();
-            self.clock_synchronized = clock.synchronized;
+            let clock = read_clock(&mut self.clock_synchronized);
             if let Some(agent) = &mut self.agent {
                 agent.handle_clock(clock);
                 self.floor_file.keep(agent.time_floor());
@@ -260,8 +260,7 @@ impl Updater {
                 };
                 match other {
                     UpdateInput::Manifest(r) => {
-                        let clock = time_floor::wall_clock();
-                        self.clock_synchronized = clock.synchronized;
+                        let clock = read_clock(&mut self.clock_synchronized);
                         agent.handle_manifest(now, clock, r.as_deref().map_err(Clone::clone));
                         self.floor_file.keep(agent.time_floor());
                     }
@@ -634,6 +633,14 @@ pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::File::create(&tmp)
         .and_then(|mut f| f.write_all(bytes).and_then(|()| f.sync_all()))
         .and_then(|()| std::fs::rename(&tmp, path))
+}
+
+/// The wall clock, noting in `synchronized` whether the system says it is synchronized (for
+/// the status).
+fn read_clock(synchronized: &mut bool) -> stagebox_core::update::WallClock {
+    let clock = time_floor::wall_clock();
+    *synchronized = clock.synchronized;
+    clock
 }
 
 /// [`write_file`], a failure logged.

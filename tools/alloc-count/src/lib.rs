@@ -66,15 +66,10 @@ fn counting() -> bool {
     EVERYWHERE.load(Ordering::Relaxed) || THIS_THREAD.try_with(Cell::get).unwrap_or(false)
 }
 
-fn count() {
+/// One more allocation on `counter`, while counting is on.
+fn count(counter: &AtomicU64) {
     if counting() {
-        RUST_ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-fn count_c() {
-    if counting() {
-        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
+        counter.fetch_add(1, Ordering::SeqCst);
     }
 }
 
@@ -116,7 +111,7 @@ mod c {
 /// As the C library's `malloc`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn malloc(size: usize) -> *mut std::ffi::c_void {
-    count_c();
+    count(&ALLOCATIONS);
     // SAFETY: passed on unchanged to glibc's allocator.
     unsafe { c::__libc_malloc(size) }
 }
@@ -127,7 +122,7 @@ pub unsafe extern "C" fn malloc(size: usize) -> *mut std::ffi::c_void {
 /// As the C library's `calloc`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn calloc(n: usize, size: usize) -> *mut std::ffi::c_void {
-    count_c();
+    count(&ALLOCATIONS);
     // SAFETY: passed on unchanged to glibc's allocator.
     unsafe { c::__libc_calloc(n, size) }
 }
@@ -138,7 +133,7 @@ pub unsafe extern "C" fn calloc(n: usize, size: usize) -> *mut std::ffi::c_void 
 /// As the C library's `realloc`: `ptr` is null or came from this allocator.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn realloc(ptr: *mut std::ffi::c_void, size: usize) -> *mut std::ffi::c_void {
-    count_c();
+    count(&ALLOCATIONS);
     // SAFETY: passed on unchanged to glibc's allocator, which made `ptr`.
     unsafe { c::__libc_realloc(ptr, size) }
 }
@@ -149,7 +144,7 @@ pub unsafe extern "C" fn realloc(ptr: *mut std::ffi::c_void, size: usize) -> *mu
 /// As the C library's `memalign`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn memalign(align: usize, size: usize) -> *mut std::ffi::c_void {
-    count_c();
+    count(&ALLOCATIONS);
     // SAFETY: passed on unchanged to glibc's allocator.
     unsafe { c::__libc_memalign(align, size) }
 }
@@ -160,7 +155,7 @@ pub unsafe extern "C" fn memalign(align: usize, size: usize) -> *mut std::ffi::c
 /// As the C library's `aligned_alloc`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn aligned_alloc(align: usize, size: usize) -> *mut std::ffi::c_void {
-    count_c();
+    count(&ALLOCATIONS);
     // SAFETY: passed on unchanged to glibc's allocator.
     unsafe { c::__libc_memalign(align, size) }
 }
@@ -180,7 +175,7 @@ pub unsafe extern "C" fn posix_memalign(
     if !align.is_power_of_two() || align % std::mem::size_of::<usize>() != 0 {
         return EINVAL;
     }
-    count_c();
+    count(&ALLOCATIONS);
     // SAFETY: passed on to glibc's allocator; `out` is the caller's to be written.
     unsafe {
         let p = c::__libc_memalign(align, size);
@@ -199,19 +194,19 @@ pub struct CountingAllocator;
 // atomics and a const-initialised thread-local, neither of which allocates.
 unsafe impl GlobalAlloc for CountingAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count();
+        count(&RUST_ALLOCATIONS);
         // SAFETY: the caller's contract for `alloc` is passed on as is.
         unsafe { System.alloc(layout) }
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        count();
+        count(&RUST_ALLOCATIONS);
         // SAFETY: as for `alloc`.
         unsafe { System.alloc_zeroed(layout) }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count();
+        count(&RUST_ALLOCATIONS);
         // SAFETY: `ptr` and `layout` come from this allocator, which is the system's.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
