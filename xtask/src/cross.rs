@@ -38,6 +38,8 @@ const EMULATED_TEST_CRATES: &[&str] = &[
 ];
 
 pub fn ensure_cross_tools() -> Result<()> {
+    // The host side of a cross build: the bindings' generator (libclang) and build scripts.
+    crate::setup::ensure_apt()?;
     if CROSS_PACKAGES.iter().all(|p| crate::setup::installed(p)) {
         return Ok(());
     }

@@ -7,7 +7,8 @@
 //! qemu-user through binfmt_misc), installs the package into it with dpkg, and checks the
 //! files, the user, the enabled unit, and `stationd --version` / `--check-config` running in
 //! that root under emulation; then that an upgrade keeps a disabled unit and an edited
-//! configuration, and that remove and purge clean up.
+//! configuration; then boots that root under systemd and waits for the packaged daemon to
+//! come up and join a stage (`deb_boot`); and that remove and purge clean up.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -279,7 +280,13 @@ pub fn test() -> Result<()> {
     if !crate::setup::is_root() {
         bail!("the package test builds a Debian root and needs root (binfmt_misc, chroot)");
     }
-    crate::setup::ensure_packages(&["mmdebstrap", "arch-test", "qemu-user-static", "dpkg-dev"])?;
+    crate::setup::ensure_packages(&[
+        "mmdebstrap",
+        "arch-test",
+        "qemu-user-static",
+        "dpkg-dev",
+        "systemd-container",
+    ])?;
     // The release an owner upgrades from: this tree labelled as an earlier version.
     let release = version()?;
     let previous = fs::canonicalize(build_as(&previous_version(&release))?)?;
@@ -441,6 +448,9 @@ fn upgrade_remove_purge(
         bail!("upgrading the package replaced the owner's edited configuration");
     }
     println!("package upgrade from {before} to {after} keeps the owner's choices: ok");
+    // The owner turns the station on again; it runs under systemd as it will on a Pi.
+    in_root(&["systemctl", "enable", "stagebox-stationd.service"])?;
+    crate::deb_boot::daemon_comes_up(rootfs, version)?;
     in_root(&["dpkg", "--remove", PACKAGE])?;
     if exists("usr/bin/stationd") || !config.exists() {
         bail!("dpkg --remove must remove the daemon and keep the configuration");

@@ -23,6 +23,7 @@ mod bench;
 mod bundle;
 mod cross;
 mod deb;
+mod deb_boot;
 mod demo;
 mod image;
 mod image_test;
