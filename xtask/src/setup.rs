@@ -33,12 +33,32 @@ pub const APT_PACKAGES: &[&str] = &[
     "gcc",
 ];
 
-/// Whether a Debian package is installed.
+/// Whether a Debian package is installed: `name:arch` for that architecture, a bare name
+/// for this machine's own (or `all`) — the cross tool chain's `libopus-dev:arm64` is not the
+/// host's `libopus-dev`.
 pub fn installed(package: &str) -> bool {
+    let (name, arch) = match package.split_once(':') {
+        Some((name, arch)) => (name, arch.to_string()),
+        None => (package, native_architecture()),
+    };
     Command::new("dpkg-query")
-        .args(["-W", "-f=${Status}", package])
+        .args(["-W", "-f=${Architecture} ${Status}\n", name])
         .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+        .is_ok_and(|o| {
+            String::from_utf8_lossy(&o.stdout).lines().any(|l| {
+                l.strip_suffix(" install ok installed")
+                    .is_some_and(|a| a == arch || a == "all")
+            })
+        })
+}
+
+/// dpkg's architecture of this machine (`amd64`, `arm64`).
+fn native_architecture() -> String {
+    Command::new("dpkg")
+        .arg("--print-architecture")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
 }
 
 pub fn is_root() -> bool {
