@@ -60,6 +60,9 @@ pub fn make_signer(name: &str) -> Result<Signer> {
     })
 }
 
+/// What making a bundle runs.
+pub const TOOLS: &[&str] = &["rauc", "squashfs-tools", "e2fsprogs", "openssl"];
+
 /// A file put into the bundle's root over what the built root has (the image test's broken
 /// daemon), as `(path in the root, file on the host)`.
 pub type Overlay<'a> = (&'a str, &'a Path);
@@ -72,7 +75,7 @@ pub fn make(
     overlay: &[Overlay<'_>],
     out: &Path,
 ) -> Result<PathBuf> {
-    crate::setup::ensure_packages(&["rauc", "squashfs-tools", "e2fsprogs", "openssl"])?;
+    crate::setup::ensure_packages(TOOLS)?;
     let name = board.name();
     let root = fs::canonicalize(format!("target/image/{name}/root")).with_context(|| {
         format!("no built root for {name}: run `cargo xtask image --board {name}`")

@@ -91,10 +91,14 @@ fn stripped(name: &str) -> Result<std::path::PathBuf> {
         .join("release")
         .join(name);
     let out = std::path::Path::new("target/cross").join(format!("{name}.stripped"));
+    // Written beside and renamed into place: the image's build, in a thread of its own, may
+    // strip and copy the same binary while a step of the suite does.
+    let partial = crate::sh::unique_sibling(&out);
     run(Command::new("aarch64-linux-gnu-strip")
         .arg("-o")
-        .arg(&out)
+        .arg(&partial)
         .arg(&bin))?;
+    std::fs::rename(&partial, &out)?;
     Ok(out)
 }
 

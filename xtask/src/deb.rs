@@ -20,6 +20,15 @@ use crate::sh::run;
 
 const PACKAGE: &str = "stagebox-stationd";
 
+/// What the package test runs: the root's builder, the emulator, systemd-nspawn.
+pub const TEST_TOOLS: &[&str] = &[
+    "mmdebstrap",
+    "arch-test",
+    "qemu-user-static",
+    "dpkg-dev",
+    "systemd-container",
+];
+
 pub fn version() -> Result<String> {
     let text = fs::read_to_string("Cargo.toml")?;
     text.lines()
@@ -141,10 +150,11 @@ pub fn build() -> Result<PathBuf> {
 fn build_as(version: &str) -> Result<PathBuf> {
     let stationd = crate::cross::build_release()?;
     let out = Path::new("target/deb");
-    let root = out.join(format!("{PACKAGE}_{version}_arm64"));
-    if root.exists() {
-        fs::remove_dir_all(&root)?;
-    }
+    let deb = out.join(format!("{PACKAGE}_{version}_arm64.deb"));
+    // The package's tree and the .deb are made beside and the .deb renamed into place: the
+    // image's build (in a thread of its own during `cargo xtask test`) builds the same package
+    // while the package test reads it.
+    let root = crate::sh::unique_sibling(&out.join(format!("{PACKAGE}_{version}_arm64")));
     copy(&stationd, &root.join("usr/bin/stationd"), 0o755)?;
     copy(
         &crate::cross::stripped_console()?,
@@ -226,11 +236,13 @@ fn build_as(version: &str) -> Result<PathBuf> {
     write(&debian.join("postinst"), POSTINST, 0o755)?;
     write(&debian.join("prerm"), PRERM, 0o755)?;
     write(&debian.join("postrm"), POSTRM, 0o755)?;
-    let deb = out.join(format!("{PACKAGE}_{version}_arm64.deb"));
+    let partial = crate::sh::unique_sibling(&deb);
     run(Command::new("dpkg-deb")
         .args(["--root-owner-group", "-Zxz", "--build"])
         .arg(&root)
-        .arg(&deb))?;
+        .arg(&partial))?;
+    fs::rename(&partial, &deb)?;
+    fs::remove_dir_all(&root)?;
     let size = fs::metadata(&deb)?.len();
     println!(
         "{}: {size} bytes ({:.2} MiB)",
@@ -280,13 +292,7 @@ pub fn test() -> Result<()> {
     if !crate::setup::is_root() {
         bail!("the package test builds a Debian root and needs root (binfmt_misc, chroot)");
     }
-    crate::setup::ensure_packages(&[
-        "mmdebstrap",
-        "arch-test",
-        "qemu-user-static",
-        "dpkg-dev",
-        "systemd-container",
-    ])?;
+    crate::setup::ensure_packages(TEST_TOOLS)?;
     // The release an owner upgrades from: this tree labelled as an earlier version.
     let release = version()?;
     let previous = fs::canonicalize(build_as(&previous_version(&release))?)?;

@@ -133,21 +133,24 @@ fn chroot(root: &Path, args: &[&str]) -> Result<()> {
 
 /// Builds the image for `board`, trusting bundles signed by `keyring` (the development
 /// key's certificate when `None`); returns its path.
+/// What building an image runs.
+pub const TOOLS: &[&str] = &[
+    "mmdebstrap",
+    "arch-test",
+    "qemu-user-static",
+    "genimage",
+    "mtools",
+    "dosfstools",
+    "e2fsprogs",
+    "u-boot-tools",
+    "zstd",
+];
+
 pub fn build(board: Board, keyring: Option<&Path>) -> Result<PathBuf> {
     if !crate::setup::is_root() {
         bail!("building the image needs root (mmdebstrap, chroot, binfmt_misc)");
     }
-    crate::setup::ensure_packages(&[
-        "mmdebstrap",
-        "arch-test",
-        "qemu-user-static",
-        "genimage",
-        "mtools",
-        "dosfstools",
-        "e2fsprogs",
-        "u-boot-tools",
-        "zstd",
-    ])?;
+    crate::setup::ensure_packages(TOOLS)?;
     let f = board.flavour();
     let deb = fs::canonicalize(crate::deb::build()?)?;
     crate::deb::ensure_binfmt()?;

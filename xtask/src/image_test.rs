@@ -64,11 +64,35 @@ const LIVE_HOLD: Duration = Duration::from_secs(5);
 /// Prepares everything that needs the network or the host (packages, the image, bundles,
 /// binaries), then runs the test itself inside a new network namespace.
 pub fn run_test(opts: TestOptions) -> Result<()> {
+    ensure_tools()?;
+    prepare_all(opts)?;
+    run_prepared(opts)
+}
+
+/// Installs what the image's build and its test run (the Debian packages, binfmt_misc for
+/// arm64): done before [`prepare_all`] runs beside other steps, which must not both call
+/// apt-get.
+pub fn ensure_tools() -> Result<()> {
     if !crate::setup::is_root() {
         bail!("the image test needs root (image build, network namespace)");
     }
     ensure_qemu()?;
     crate::setup::ensure_packages(&["openssh-client", "mtools", "iproute2", "util-linux"])?;
+    for tools in [
+        crate::image::TOOLS,
+        crate::uboot::TOOLS,
+        crate::bundle::TOOLS,
+        crate::deb::TEST_TOOLS,
+    ] {
+        crate::setup::ensure_packages(tools)?;
+    }
+    crate::cross::ensure_cross_tools()?;
+    crate::deb::ensure_binfmt()
+}
+
+/// The image (unless reused), the bundles, the binaries, the keys and the disk: everything
+/// the test needs from the host and the network, before its namespace.
+pub fn prepare_all(opts: TestOptions) -> Result<()> {
     let built = Path::new("target/image/stagebox-qemu.img");
     let img = if opts.reuse_image && built.exists() {
         built.to_path_buf()
@@ -76,7 +100,11 @@ pub fn run_test(opts: TestOptions) -> Result<()> {
         crate::image::build(Board::Qemu, None)?
     };
     let work = fresh_dir(WORK)?;
-    prepare(&work, &img, opts.power_cuts)?;
+    prepare(&work, &img, opts.power_cuts)
+}
+
+/// The test itself, in a network namespace of its own, once [`prepare_all`] is done.
+pub fn run_prepared(opts: TestOptions) -> Result<()> {
     let exe = std::env::current_exe()?;
     run(Command::new("unshare")
         .args(["--net", "--"])

@@ -54,3 +54,13 @@ pub fn nightly_cargo() -> Command {
     cmd.args(["run", "nightly", "cargo"]);
     cmd
 }
+
+/// A path beside `path` that no other build in this process uses (`path.partial-PID-N`), for
+/// writing a file whole and renaming it into place.
+pub fn unique_sibling(path: &std::path::Path) -> std::path::PathBuf {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut name = path.as_os_str().to_os_string();
+    name.push(format!(".partial-{}-{n}", std::process::id()));
+    name.into()
+}

@@ -135,11 +135,8 @@ fn run_all(steps: &mut Steps) -> Result<()> {
         );
         Ok(())
     })?;
-    // The firmware on its target architecture: aarch64 build, tests under qemu.
-    steps.run("aarch64 build and tests under qemu", || {
-        crate::cross::run_cross(true)
-    })?;
-    // The same demo with the stations as aarch64 binaries under qemu, judged the same way.
+    // The same demo with the stations as aarch64 binaries under qemu, judged the same way
+    // (before the builds below: nothing runs beside a demo).
     steps.run("demo with aarch64 stations", || {
         let outcome = demo::run_demo(&DemoOptions {
             aarch64_stations: true,
@@ -152,19 +149,46 @@ fn run_all(steps: &mut Steps) -> Result<()> {
         );
         Ok(())
     })?;
-    // The hobbyist's package: built, installed into an arm64 bookworm root, upgraded,
-    // removed and purged there.
+    // The appliance's test: one cut each while downloading, installing and in the first boot
+    // (what proves the point; `cargo xtask image --test --power-cuts 50` is the campaign).
+    let image_test = crate::image_test::TestOptions {
+        power_cuts: 3,
+        healthy_reboots: 1,
+        reuse_image: false,
+    };
+    // Nothing is judged by its timing from here until the image test's qemu part, so the SD
+    // image, its test's bundles and binaries are built in a thread beside the next two steps
+    // (much of each is downloads, and emulated maintainer scripts on one core). Its tools are
+    // installed first: two apt-gets at once would fail on dpkg's lock.
+    steps.run(
+        "install what the image and package tests use",
+        crate::image_test::ensure_tools,
+    )?;
+    let image_build = std::thread::spawn(move || {
+        let started = std::time::Instant::now();
+        let built = crate::image_test::prepare_all(image_test);
+        (built, started.elapsed())
+    });
+    // The firmware on its target architecture: aarch64 build, tests under qemu.
+    steps.run("aarch64 build and tests under qemu", || {
+        crate::cross::run_cross(true)
+    })?;
+    // The hobbyist's package: built, installed into an arm64 bookworm root, upgraded, run
+    // under systemd there, removed and purged.
     steps.run("package test", crate::deb::test)?;
+    let (built, took) = steps.run("SD image and bundles: what was left to wait for", || {
+        image_build
+            .join()
+            .map_err(|_| anyhow::anyhow!("the image's build thread panicked"))
+    })?;
+    steps
+        .done
+        .push(("SD image and bundles (built beside the above)", took));
+    built?;
     // The appliance: the qemu image booted for real, updated while live, refusing what it
-    // must, rolling back a broken version, and cut off at moments spread over an update
-    // (one cut each while downloading, installing and in the first boot: what proves the
-    // point; `cargo xtask image --test --power-cuts 50` is the campaign).
+    // must, rolling back a broken version, and cut off at moments spread over an update.
     steps.run("SD image test under qemu", || {
-        crate::image_test::run_test(crate::image_test::TestOptions {
-            power_cuts: 3,
-            healthy_reboots: 1,
-            reuse_image: false,
-        })
+        crate::image_test::run_prepared(image_test)
     })?;
     Ok(())
 }

@@ -79,18 +79,21 @@ fn source() -> Result<PathBuf> {
     Ok(dir)
 }
 
+/// What building U-Boot from Debian's source runs.
+pub const TOOLS: &[&str] = &[
+    "dpkg-dev",
+    "bison",
+    "flex",
+    "bc",
+    "libssl-dev",
+    "libgnutls28-dev",
+    "gcc-aarch64-linux-gnu",
+    "u-boot-tools",
+];
+
 /// Builds U-Boot for `recipe` (again only when its fragment changed).
 pub fn build(recipe: Recipe) -> Result<Built> {
-    crate::setup::ensure_packages(&[
-        "dpkg-dev",
-        "bison",
-        "flex",
-        "bc",
-        "libssl-dev",
-        "libgnutls28-dev",
-        "gcc-aarch64-linux-gnu",
-        "u-boot-tools",
-    ])?;
+    crate::setup::ensure_packages(TOOLS)?;
     let src = source()?;
     let out = fs::canonicalize(WORK)?.join(recipe.defconfig);
     let built = Built {
