@@ -135,11 +135,18 @@ fn run_all(steps: &mut Steps) -> Result<()> {
         );
         Ok(())
     })?;
-    // The same demo with the stations as aarch64 binaries under qemu, judged the same way
-    // (before the builds below: nothing runs beside a demo).
+    // The same demo with the stations as aarch64 binaries under qemu (before the builds
+    // below: nothing runs beside a demo). Emulation stalls the stations for tens of ms at a
+    // time (a 1 s gap and 70 ms between packets seen), and a listener that adapts to that
+    // stretches the speech around it: 7 to 17 frames concealed and PESQ 2.4 to 2.8 on a slow
+    // day, against 3.9 with every frame played when it may hold 140 ms. What is judged here is
+    // the aarch64 build's audio (codec, processing, packets, playout), so its listener holds
+    // at least 7 frames beyond the fastest packet (`jitter_frames = 8`); the native demo
+    // above judges the adaptive buffer.
     steps.run("demo with aarch64 stations", || {
         let outcome = demo::run_demo(&DemoOptions {
             aarch64_stations: true,
+            jitter_frames: EMULATED_JITTER_FRAMES,
             ..DemoOptions::new("target/demo-test-aarch64")
         })?;
         check_demo(&outcome, Judge::Emulated)?;
@@ -246,6 +253,9 @@ enum Judge {
     Emulated,
 }
 
+/// The emulated demo's least buffering, in frames (see its step).
+const EMULATED_JITTER_FRAMES: u32 = 8;
+
 /// What the demo must show for the test to pass.
 fn check_demo(outcome: &DemoOutcome, judge: Judge) -> Result<()> {
     let r = &outcome.report;
@@ -263,10 +273,10 @@ fn check_demo(outcome: &DemoOutcome, judge: Judge) -> Result<()> {
         );
     }
     // Under emulation the stations' periods overrun now and then and the listener's jitter
-    // buffer stretches and gives back around them, which the sample-by-sample correlation
-    // feels far more than PESQ does (seen 2026-12-07, one machine, one tree: 0.67 to 0.89
-    // with PESQ 3.5 to 3.85 and at most 4 frames concealed): there it only has to show it is
-    // the same speech.
+    // buffer gives back the delay that piles up behind a stall, which the window-by-window
+    // correlation feels far more than PESQ does (seen 2026-12-07 with 140 ms held: 0.65 to
+    // 0.68 with PESQ 3.93 to 3.99 and none concealed): there it only has to show it is the
+    // same speech.
     let min_correlation = match judge {
         Judge::RealTime => 0.8,
         Judge::Emulated => 0.6,
