@@ -136,13 +136,13 @@ fn run_all(steps: &mut Steps) -> Result<()> {
         Ok(())
     })?;
     // The same demo with the stations as aarch64 binaries under qemu (before the builds
-    // below: nothing runs beside a demo). Emulation stalls the stations for tens of ms at a
-    // time (a 1 s gap and 70 ms between packets seen), and a listener that adapts to that
-    // stretches the speech around it: 7 to 17 frames concealed and PESQ 2.4 to 2.8 on a slow
-    // day, against 3.9 with every frame played when it may hold 140 ms. What is judged here is
-    // the aarch64 build's audio (codec, processing, packets, playout), so its listener holds
-    // at least 7 frames beyond the fastest packet (`jitter_frames = 8`); the native demo
-    // above judges the adaptive buffer.
+    // below: nothing runs beside a demo). Emulation stalls the stations, most of all when
+    // code runs for the first time (qemu translates it then): 70 ms between packets and a
+    // 1 s gap seen. A listener that adapts to that stretches the speech around it: 7 to 17
+    // frames concealed and PESQ 2.4 to 2.8 on a slow day. What is judged here is the aarch64
+    // build's audio (codec, processing, packets, playout), so its listener holds the most the
+    // configuration allows (`jitter_frames = 10`, 180 ms beyond the fastest packet); the
+    // native demo above judges the adaptive buffer.
     steps.run("demo with aarch64 stations", || {
         let outcome = demo::run_demo(&DemoOptions {
             aarch64_stations: true,
@@ -247,21 +247,27 @@ enum Judge {
     RealTime,
     /// Stations under qemu's user-mode emulation, ten times slower than native: a period's
     /// processing can overrun its 10 ms, so a few frames may be concealed. What is checked is
-    /// that the aarch64 build works end to end, not its timing: PESQ ≥ 3.5, correlation ≥ 0.6
+    /// that the aarch64 build works end to end, not its timing: PESQ ≥ 3.0, correlation ≥ 0.6
     /// (the same speech) and at most 1 %
     /// of the frames concealed or left out.
     Emulated,
 }
 
+/// The emulated demo's least PESQ: a broken aarch64 audio path (a wrong sample format, a
+/// codec mix-up) scores near 1; emulation's stalls alone took it from 3.9 down to 3.53 with
+/// 140 ms held (2026-12-07: 3.53 to 3.99 over four runs; with 180 ms, 3.93 and 3.98, none
+/// concealed, correlation 0.65 and 0.68). The native demo keeps its own gate.
+const EMULATED_MIN_PESQ: f64 = 3.0;
+
 /// The emulated demo's least buffering, in frames (see its step).
-const EMULATED_JITTER_FRAMES: u32 = 8;
+const EMULATED_JITTER_FRAMES: u32 = 10;
 
 /// What the demo must show for the test to pass.
 fn check_demo(outcome: &DemoOutcome, judge: Judge) -> Result<()> {
     let r = &outcome.report;
     let min_pesq = match judge {
         Judge::RealTime => DEMO_MIN_PESQ,
-        Judge::Emulated => 3.5,
+        Judge::Emulated => EMULATED_MIN_PESQ,
     };
     judged_pesq(outcome, min_pesq, "listener quality")?;
     let latency = r["mouth_to_ear_latency_ms"].as_f64().unwrap_or(0.0);
