@@ -124,6 +124,12 @@ fn wait_until_up(container: &Container, admin_port: u16, version: &str) -> Resul
             "stagebox-stationd.service",
         ],
     )?;
+    // The unit's promises, as systemd holds them: its own user, and the daemon's status line.
+    for promised in ["User=stagebox", "StatusText=running"] {
+        if !status.lines().any(|l| l.trim() == promised) {
+            bail!("systemd does not show {promised} for the packaged daemon: {status}");
+        }
+    }
     println!(
         "in the arm64 root under systemd (systemd-nspawn, qemu-user): the packaged daemon came \
          up in {:.0} s from the container's start ({}); {version} joined the stage",
