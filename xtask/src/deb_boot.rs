@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::demo::{self, Proc};
 
@@ -98,7 +98,7 @@ fn wait_until_up(container: &Container, admin_port: u16, version: &str) -> Resul
                 .ok()
                 .and_then(|s| serde_json::from_str::<Value>(&s).ok())
                 .is_some_and(|s| s["milestones"]["ready_unix_ns"].as_u64().unwrap_or(0) > 0);
-            let view = station_view(admin_port)?;
+            let view = demo::station_view(admin_port, STATION)?.unwrap_or(Value::Null);
             last = format!(
                 "systemd: {active}; daemon joined: {joined}; server: connected {}, stage {}",
                 view["connected"], view["stage"]
@@ -139,22 +139,10 @@ fn wait_until_up(container: &Container, admin_port: u16, version: &str) -> Resul
     Ok(())
 }
 
-/// The station's entry in the stage server's admin view (`null` until it connects once).
-fn station_view(admin_port: u16) -> Result<Value> {
-    let all = demo::admin(admin_port, &json!({"action": "stations"}))?;
-    Ok(all["stations"]
-        .as_array()
-        .and_then(|s| s.iter().find(|s| s["station_id"] == STATION).cloned())
-        .unwrap_or(Value::Null))
-}
-
 /// The daemon's lines of the container's console, for a failure's message.
 fn container_journal_tail(log: &Path) -> String {
     let text = fs::read_to_string(log).unwrap_or_default();
-    let lines: Vec<&str> = text
-        .lines()
-        .filter(|l| l.contains("stagebox-stationd") || l.contains("stationd"))
-        .collect();
+    let lines: Vec<&str> = text.lines().filter(|l| l.contains("stationd")).collect();
     let tail = &lines[lines.len().saturating_sub(10)..];
     if tail.is_empty() {
         String::new()

@@ -182,6 +182,14 @@ pub fn admin(port: u16, body: &Value) -> Result<Value> {
     Ok(serde_json::from_str(&reply)?)
 }
 
+/// Station `id`'s entry in the stage server's admin view (`None` until it first connects).
+pub fn station_view(admin_port: u16, id: &str) -> Result<Option<Value>> {
+    let all = admin(admin_port, &json!({"action": "stations"}))?;
+    Ok(all["stations"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["station_id"] == id).cloned()))
+}
+
 pub fn control(socket: &Path, command: &str) -> Result<String> {
     let mut s = UnixStream::connect(socket)
         .with_context(|| format!("control socket {}", socket.display()))?;

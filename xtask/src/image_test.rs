@@ -891,11 +891,7 @@ impl Rig {
 
     /// This station's entry in the server's admin view.
     fn station_view(&self) -> Result<Value> {
-        let all = admin(self.admin_port, &json!({"action": "stations"}))?;
-        all["stations"]
-            .as_array()
-            .and_then(|s| s.iter().find(|s| s["station_id"] == GUEST).cloned())
-            .context("the server does not list the station")
+        demo::station_view(self.admin_port, GUEST)?.context("the server does not list the station")
     }
 
     fn firmware(&self) -> Result<Value> {

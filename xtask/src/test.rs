@@ -248,8 +248,7 @@ enum Judge {
     /// Stations under qemu's user-mode emulation, ten times slower than native: a period's
     /// processing can overrun its 10 ms, so a few frames may be concealed. What is checked is
     /// that the aarch64 build works end to end, not its timing: PESQ ≥ 3.0, correlation ≥ 0.6
-    /// (the same speech) and at most 1 %
-    /// of the frames concealed or left out.
+    /// (the same speech) and at most 1 % of the frames concealed or left out.
     Emulated,
 }
 
