@@ -104,9 +104,20 @@ impl StationProgram {
     fn command(&self) -> Command {
         match self {
             StationProgram::Host(bin) => Command::new(bin),
+            // At normal priority: the station asks for SCHED_FIFO for its audio thread, and
+            // under emulation that thread is ten times slower than on the board, so when it
+            // catches up after a stall it holds a core for as long as it runs, and with both
+            // stations doing so on a 2-core machine their network tasks and the server wait
+            // behind them (packets handed to the listener's jitter buffer hundreds of ms late,
+            // frames concealed: a fresh-clone CI run failed on it). The real-time limit is
+            // set to 0 and, as root, the capability that overrides it is dropped.
             StationProgram::Emulated(bin) => {
-                let mut cmd = Command::new(crate::cross::QEMU);
-                cmd.arg(bin);
+                let mut cmd = Command::new("prlimit");
+                cmd.arg("--rtprio=0:0");
+                if crate::setup::is_root() {
+                    cmd.args(["setpriv", "--bounding-set", "-sys_nice"]);
+                }
+                cmd.arg(crate::cross::QEMU).arg(bin);
                 cmd
             }
         }

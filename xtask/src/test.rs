@@ -248,7 +248,9 @@ enum Judge {
     /// Stations under qemu's user-mode emulation, ten times slower than native: a period's
     /// processing can overrun its 10 ms, so a few frames may be concealed. What is checked is
     /// that the aarch64 build works end to end, not its timing: PESQ ≥ 3.0, correlation ≥ 0.6
-    /// (the same speech) and at most 1 % of the frames concealed or left out.
+    /// (the same speech), nothing lost or late, every frame played or (a quiet one) left out,
+    /// at most 1 % of the frames concealed. The stations run at normal priority there (see
+    /// `StationProgram::command`).
     Emulated,
 }
 
@@ -304,7 +306,11 @@ fn check_demo(outcome: &DemoOutcome, judge: Judge) -> Result<()> {
     let concealed = frames["concealed"].as_u64().unwrap_or(u64::MAX);
     let late = frames["late"].as_u64().unwrap_or(u64::MAX);
     let flawless = played == sent && concealed == 0 && late == 0;
-    let tolerable = late == 0 && concealed <= sent / 100 && played + sent / 100 >= sent;
+    // Under emulation the buffer may also give back delay piled up behind a stall by leaving
+    // out quiet frames: every frame is still played or was a quiet one left out.
+    let left_out = frames["quiet_frames_left_out"].as_u64().unwrap_or(0);
+    let lost = frames["lost"].as_u64().unwrap_or(u64::MAX);
+    let tolerable = late == 0 && lost == 0 && concealed <= sent / 100 && played + left_out == sent;
     if !(flawless || judge == Judge::Emulated && tolerable) {
         bail!(
             "speaker sent {sent} frames; the listener played {played}, concealed {concealed}, \
