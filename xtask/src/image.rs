@@ -110,6 +110,16 @@ const ROOT_PACKAGES: &[&str] = &[
     "libwebrtc-audio-processing1",
 ];
 
+/// dpkg's path filters for the root (see `dpkg --path-exclude`).
+const DPKG_EXCLUDES: &[&str] = &[
+    "path-exclude=/usr/share/man/*",
+    "path-exclude=/usr/share/info/*",
+    "path-exclude=/usr/share/locale/*",
+    "path-include=/usr/share/locale/locale.alias",
+    "path-exclude=/usr/share/doc/*",
+    "path-include=/usr/share/doc/*/copyright",
+];
+
 /// What the initramfs loads to find the root: virtio (qemu), the Pi 4's and the Zero 2 W's
 /// SD controllers, ext4.
 const INITRAMFS_MODULES: &str =
@@ -175,6 +185,9 @@ pub fn build(board: Board, keyring: Option<&Path>) -> Result<PathBuf> {
         .args(["--arch=arm64", "--variant=minbase", "--mode=root"])
         .arg(format!("--include={packages}"))
         .arg("--components=main,non-free-firmware")
+        // No manuals, documentation or translations on a station (its console speaks
+        // English): 63 MiB less in every slot and every update. The licences stay.
+        .args(DPKG_EXCLUDES.iter().map(|rule| format!("--dpkgopt={rule}")))
         // The slot's initramfs: only the modules that find the root (virtio under qemu, the
         // SD card on a Pi), made once at the end instead of at every kernel trigger — under
         // qemu-user each run takes minutes.

@@ -109,7 +109,9 @@ enum Task {
         /// downloading, installing and in a first boot).
         #[arg(long, default_value_t = 3, requires = "test")]
         power_cuts: u32,
-        /// With --test: healthy reboots that must stay on their slot (CI runs 1).
+        /// With --test: plain healthy reboots that must stay on their slot (CI runs 0: its
+        /// reboot with both slots' tries spent and its power-on after the environment is
+        /// garbled each stay on the slot already).
         #[arg(long, default_value_t = 1, requires = "test")]
         healthy_reboots: u32,
         /// With --test: the image is built already (target/image/stagebox-qemu.img).

@@ -157,10 +157,12 @@ fn run_all(steps: &mut Steps) -> Result<()> {
         Ok(())
     })?;
     // The appliance's test: one cut each while downloading, installing and in the first boot
-    // (what proves the point; `cargo xtask image --test --power-cuts 50` is the campaign).
+    // (what proves the point; `cargo xtask image --test --power-cuts 50` is the campaign). No
+    // plain healthy reboot: the reboot with both slots' tries spent and the power-on after
+    // the environment is garbled each already come back on B, marked good.
     let image_test = crate::image_test::TestOptions {
         power_cuts: 3,
-        healthy_reboots: 1,
+        healthy_reboots: 0,
         reuse_image: false,
     };
     // Nothing is judged by its timing from here until the image test's qemu part, so the SD
@@ -279,15 +281,8 @@ fn check_demo(outcome: &DemoOutcome, judge: Judge) -> Result<()> {
              the measurement is wrong"
         );
     }
-    // Under emulation the stations' periods overrun now and then and the listener's jitter
-    // buffer gives back the delay that piles up behind a stall, which the window-by-window
-    // correlation feels far more than PESQ does (seen 2026-12-07 with 140 ms held: 0.65 to
-    // 0.68 with PESQ 3.93 to 3.99 and none concealed): there it only has to show it is the
-    // same speech.
-    let min_correlation = match judge {
-        Judge::RealTime => 0.8,
-        Judge::Emulated => 0.6,
-    };
+    // Under emulation it only has to show the same speech (see the demo's threshold).
+    let min_correlation = outcome.least_match_correlation;
     if outcome.correlation < min_correlation {
         bail!(
             "listener output does not match speaker input: correlation {:.3} < {min_correlation}",
