@@ -91,10 +91,25 @@ fn run_all(steps: &mut Steps) -> Result<()> {
     steps.run("cargo fmt --check", || {
         sh(cargo().args(["fmt", "--all", "--", "--check"]))
     })?;
-    // The workspace's tests, on a quiet machine: the system tests run real processes.
+    steps.run("cargo clippy -D warnings", || {
+        sh(cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]))
+    })?;
     steps.run("cargo test --workspace", || {
         sh(cargo().args(["test", "--workspace"]))
     })?;
+    // The fuzz targets must keep building; `cargo xtask fuzz` runs them.
+    steps.run("fuzz targets build", || {
+        sh(nightly_cargo().args(["fuzz", "build", "--dev"]))
+    })?;
+    // The Yocto layer: its crate list matches Cargo.lock, oelint-adv is clean.
+    steps.run("yocto layer checks", crate::yocto::check)?;
     // The demo, as a test: real processes on loopback, judged by what B played.
     steps.run("demo", || {
         let outcome = demo::run_demo(&DemoOptions::new("target/demo-test"))?;
@@ -151,9 +166,8 @@ fn run_all(steps: &mut Steps) -> Result<()> {
         reuse_image: false,
     };
     // Nothing is judged by its timing from here until the image test's qemu part, so the SD
-    // image, its test's bundles and binaries are built in a thread beside the next steps
-    // (clippy, the fuzz targets' build, the aarch64 tests, the package test: much of the
-    // image is downloads, and emulated maintainer scripts on one core). Its tools are
+    // image, its test's bundles and binaries are built in a thread beside the next two steps
+    // (much of each is downloads, and emulated maintainer scripts on one core). Its tools are
     // installed first: two apt-gets at once would fail on dpkg's lock.
     steps.run(
         "install what the image and package tests use",
@@ -164,22 +178,6 @@ fn run_all(steps: &mut Steps) -> Result<()> {
         let built = crate::image_test::prepare_all(image_test);
         (built, started.elapsed())
     });
-    steps.run("cargo clippy -D warnings", || {
-        sh(cargo().args([
-            "clippy",
-            "--workspace",
-            "--all-targets",
-            "--",
-            "-D",
-            "warnings",
-        ]))
-    })?;
-    // The fuzz targets must keep building; `cargo xtask fuzz` runs them.
-    steps.run("fuzz targets build", || {
-        sh(nightly_cargo().args(["fuzz", "build", "--dev"]))
-    })?;
-    // The Yocto layer: its crate list matches Cargo.lock, oelint-adv is clean.
-    steps.run("yocto layer checks", crate::yocto::check)?;
     // The firmware on its target architecture: aarch64 build, tests under qemu.
     steps.run("aarch64 build and tests under qemu", || {
         crate::cross::run_cross(true)
