@@ -20,8 +20,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
 use common::{Stage, control, stats, wait_until};
-use ring::signature::{Ed25519KeyPair, KeyPair};
 use serde_json::{Value, json};
 
 /// What the source serves at a path.
@@ -174,7 +174,8 @@ impl Release {
         bundle: &[u8],
         expires: u64,
     ) -> Vec<u8> {
-        let sha = hex::encode(ring::digest::digest(&ring::digest::SHA256, bundle).as_ref());
+        let sha =
+            hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bundle).as_ref());
         let payload = json!({
             "board": board, "version": version, "bundle_url": url,
             "bundle_sha256": sha, "bundle_size": bundle.len(), "expires": expires,
@@ -374,7 +375,7 @@ fn a_lying_source_changes_nothing_and_a_good_update_waits_for_the_speaker() {
         None,
     );
     control(&sock, "update check");
-    let sha = hex::encode(ring::digest::digest(&ring::digest::SHA256, &bundle).as_ref());
+    let sha = hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &bundle).as_ref());
     wait_until(
         "the resumed download to be installed",
         Duration::from_secs(40),

@@ -18,7 +18,7 @@ pub const FREE_TRIES: u32 = 3;
 const FIRST_WAIT: Duration = Duration::from_secs(30);
 const LONGEST_WAIT: Duration = Duration::from_secs(3600);
 
-static ALGORITHM: ring::pbkdf2::Algorithm = ring::pbkdf2::PBKDF2_HMAC_SHA256;
+static ALGORITHM: aws_lc_rs::pbkdf2::Algorithm = aws_lc_rs::pbkdf2::PBKDF2_HMAC_SHA256;
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum AuthError {
@@ -46,11 +46,11 @@ impl PinVerifier {
     /// The verifier of `pin` with a fresh random salt.
     pub fn new(pin: &str, iterations: u32) -> Result<PinVerifier, AuthError> {
         let mut salt = vec![0u8; 16];
-        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut salt)
+        aws_lc_rs::rand::SecureRandom::fill(&aws_lc_rs::rand::SystemRandom::new(), &mut salt)
             .map_err(|_| AuthError::Random)?;
         let iterations = NonZeroU32::new(iterations).ok_or(AuthError::BadVerifier)?;
         let mut hash = [0u8; 32];
-        ring::pbkdf2::derive(ALGORITHM, iterations, &salt, pin.as_bytes(), &mut hash);
+        aws_lc_rs::pbkdf2::derive(ALGORITHM, iterations, &salt, pin.as_bytes(), &mut hash);
         Ok(PinVerifier {
             iterations,
             salt,
@@ -98,7 +98,7 @@ impl PinVerifier {
 
     /// Whether `pin` is the one (constant time in what matches).
     pub fn verify(&self, pin: &str) -> bool {
-        ring::pbkdf2::verify(
+        aws_lc_rs::pbkdf2::verify(
             ALGORITHM,
             self.iterations,
             &self.salt,
@@ -126,11 +126,11 @@ fn hex_decode(text: &str) -> Option<Vec<u8>> {
 /// A new random PIN of [`PIN_DIGITS`] digits (uniform: bytes over the last whole multiple
 /// of ten are drawn again).
 pub fn new_pin() -> Result<String, AuthError> {
-    let rng = ring::rand::SystemRandom::new();
+    let rng = aws_lc_rs::rand::SystemRandom::new();
     let mut pin = String::with_capacity(PIN_DIGITS);
     while pin.len() < PIN_DIGITS {
         let mut b = [0u8; 1];
-        ring::rand::SecureRandom::fill(&rng, &mut b).map_err(|_| AuthError::Random)?;
+        aws_lc_rs::rand::SecureRandom::fill(&rng, &mut b).map_err(|_| AuthError::Random)?;
         if b[0] < 250 {
             pin.push(char::from(b'0' + b[0] % 10));
         }

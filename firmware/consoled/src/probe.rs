@@ -31,7 +31,7 @@ impl ServerCertVerifier for Recorder {
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
         if let Ok(mut seen) = self.seen.lock() {
-            let digest = ring::digest::digest(&ring::digest::SHA256, end_entity);
+            let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, end_entity);
             let mut fingerprint = [0u8; 32];
             fingerprint.copy_from_slice(digest.as_ref());
             *seen = Some(fingerprint);
@@ -98,7 +98,7 @@ pub fn server_fingerprint(host: &str, port: u16) -> Result<[u8; 32], String> {
     tcp.set_write_timeout(Some(STEP))
         .map_err(|e| e.to_string())?;
     // The station's one crypto provider.
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let recorder = Arc::new(Recorder {
         seen: Mutex::new(None),
         schemes: provider

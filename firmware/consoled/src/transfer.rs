@@ -134,7 +134,7 @@ fn answer(have: u64, complete: bool) -> String {
 /// The SHA-256 of a file, hex.
 pub fn sha256_of(path: &Path) -> Result<String, String> {
     let mut f = fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         match f.read(&mut buf) {
@@ -151,7 +151,7 @@ mod tests {
     use super::*;
 
     fn sha(data: &[u8]) -> String {
-        hex::encode(ring::digest::digest(&ring::digest::SHA256, data))
+        hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data))
     }
 
     fn chunk(all: &[u8], offset: usize, len: usize) -> PushChunk {

@@ -230,7 +230,7 @@ pub fn verify_manifest(
     hex::decode_to_slice(&envelope.signature, &mut signature)
         .map_err(|_| Refusal::Malformed("the signature is not 128 hex digits".into()))?;
     let signed = keys.iter().any(|key| {
-        ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, key)
+        aws_lc_rs::signature::UnparsedPublicKey::new(&aws_lc_rs::signature::ED25519, key)
             .verify(envelope.payload.as_bytes(), &signature)
             .is_ok()
     });
@@ -680,7 +680,7 @@ impl UpdateAgent {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ring::signature::{Ed25519KeyPair, KeyPair};
+    use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
 
     const BOARD: &str = "qemu";
     const NOW: u64 = 1_800_000_000;

@@ -6,7 +6,7 @@
 //! | RTP header (12+, AAD) | ciphertext of payload (n) | Poly1305 tag (16) | counter (4, BE) |
 //! ```
 //!
-//! The AEAD is ChaCha20-Poly1305 (RFC 8439) from `ring`, the same provider the TLS stack
+//! The AEAD is ChaCha20-Poly1305 (RFC 8439) from `aws-lc-rs`, the same provider the TLS stack
 //! uses. The 96-bit nonce is the 32-bit counter big-endian in bytes 0..4 followed by eight
 //! zero bytes. Each direction of a session has its own key, so counters may overlap between
 //! directions without reusing a nonce. A sender never wraps its counter: when it is used up
@@ -16,7 +16,7 @@
 use core::fmt;
 use core::ops::Range;
 
-use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, Tag, UnboundKey};
+use aws_lc_rs::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, UnboundKey};
 use thiserror::Error;
 
 use crate::replay::ReplayWindow;
@@ -156,18 +156,9 @@ pub fn open_in_place(key: &LessSafeKey, packet: &mut [u8]) -> Result<Opened, Med
     let len = packet.len();
     let (head, rest) = packet.split_at_mut(header.header_len);
     let (body, trailer) = rest.split_at_mut(len - header.header_len - SEAL_OVERHEAD);
-    let tag_bytes: [u8; TAG_LEN] = trailer
-        .get(..TAG_LEN)
-        .and_then(|t| t.try_into().ok())
-        .ok_or(MediaError::Truncated)?;
-    key.open_in_place_separate_tag(
-        nonce(counter),
-        Aad::from(&*head),
-        Tag::from(tag_bytes),
-        body,
-        0..,
-    )
-    .map_err(|_| MediaError::Unauthenticated)?;
+    let tag = trailer.get(..TAG_LEN).ok_or(MediaError::Truncated)?;
+    key.open_in_place_separate_tag(nonce(counter), Aad::from(&*head), tag, body)
+        .map_err(|_| MediaError::Unauthenticated)?;
     let start = header.header_len;
     Ok(Opened {
         header,

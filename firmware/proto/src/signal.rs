@@ -137,7 +137,27 @@ pub enum ClientMsg {
     /// The station's firmware and its update agent: after each login and whenever the
     /// update state changes. The server keeps the latest per station for its admin view.
     Firmware(FirmwareStatus),
+    /// A person in a browser joins a stage with the stage's link (instead of `identify`).
+    /// Its media is standard WebRTC, negotiated with `web_offer` once joined.
+    JoinWeb {
+        v: u32,
+        stage: String,
+        /// The stage's link token (from the listener link).
+        link: String,
+        /// What the person calls themselves, shown to the stage (at most [`MAX_NAME_LEN`]).
+        name: String,
+    },
+    /// A joined browser's WebRTC offer (SDP, at most [`MAX_SDP_LEN`] bytes); again after a
+    /// network change (an ICE restart keeps the participant).
+    WebOffer {
+        sdp: String,
+    },
 }
+
+/// Longest display name a browser participant may give, in bytes.
+pub const MAX_NAME_LEN: usize = 64;
+/// Longest SDP offer or answer carried in signaling, in bytes.
+pub const MAX_SDP_LEN: usize = 32 * 1024;
 
 /// What a station runs and where its update agent is (see docs/updates.md).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -211,6 +231,17 @@ pub enum ServerMsg {
     LossFeedback {
         loss_percent: u8,
     },
+    /// Answer to `join_web`: the browser is on the stage (as audience) under
+    /// `participant_id`, which stands where a station id does in stage messages.
+    WebReady {
+        session_id: String,
+        participant_id: String,
+        resume_window_ms: u32,
+    },
+    /// The server's WebRTC answer to `web_offer` (SDP).
+    WebAnswer {
+        sdp: String,
+    },
     /// Sent just before the server closes with `code`.
     Error {
         code: u16,
@@ -253,6 +284,8 @@ const CLIENT_OPS: &[&str] = &[
     "firmware",
     "step_down",
     "reception_report",
+    "join_web",
+    "web_offer",
 ];
 const SERVER_OPS: &[&str] = &[
     "hello",
@@ -266,6 +299,8 @@ const SERVER_OPS: &[&str] = &[
     "speaking",
     "reconnect",
     "loss_feedback",
+    "web_ready",
+    "web_answer",
     "error",
 ];
 
@@ -330,6 +365,21 @@ impl ClientMsg {
                 check_id("station_id", station_id)?;
                 check_id("session_id", session_id)?;
                 check_id("token", token)?;
+            }
+            ClientMsg::JoinWeb {
+                stage, link, name, ..
+            } => {
+                check_id("stage", stage)?;
+                check_id("link", link)?;
+                if name.trim().is_empty()
+                    || name.len() > MAX_NAME_LEN
+                    || name.chars().any(char::is_control)
+                {
+                    return Err(SignalError::BadField("name"));
+                }
+            }
+            ClientMsg::WebOffer { sdp } if sdp.is_empty() || sdp.len() > MAX_SDP_LEN => {
+                return Err(SignalError::BadField("sdp"));
             }
             ClientMsg::Firmware(f) => {
                 check_id("running", &f.running)?;

@@ -306,7 +306,7 @@ fn check_board(board_name: Option<String>, config_path: &std::path::Path) -> Exi
 fn random_u64() -> u64 {
     let mut b = [0u8; 8];
     // The OS generator; if it fails, the clock still makes stations differ.
-    if ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b).is_err() {
+    if aws_lc_rs::rand::SecureRandom::fill(&aws_lc_rs::rand::SystemRandom::new(), &mut b).is_err() {
         let t = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());

@@ -1,6 +1,6 @@
 //! TLS trust for the signaling connection: a CA (normal WebPKI validation) or a pinned
 //! certificate fingerprint (self-hosted servers). Both verify the handshake signature; there
-//! is no way to accept an arbitrary certificate. One crypto provider: ring.
+//! is no way to accept an arbitrary certificate. One crypto provider: aws-lc-rs.
 
 use std::fmt;
 use std::sync::Arc;
@@ -24,7 +24,7 @@ pub enum TlsSetupError {
 
 /// SHA-256 of a certificate's DER, as pinned.
 pub fn fingerprint(cert: &[u8]) -> [u8; 32] {
-    let d = ring::digest::digest(&ring::digest::SHA256, cert);
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, cert);
     let mut out = [0u8; 32];
     out.copy_from_slice(d.as_ref());
     out
@@ -102,7 +102,7 @@ impl ServerCertVerifier for PinVerifier {
 }
 
 pub fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 
 pub fn client_config(trust: &Trust) -> Result<Arc<ClientConfig>, TlsSetupError> {

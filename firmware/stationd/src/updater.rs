@@ -486,7 +486,7 @@ async fn download(
         from = 0; // the source does not resume: start again
     }
     file.set_len(from).map_err(named)?;
-    let mut hash = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut hash = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
     // The kept part is hashed again from the file: what counts is what is on the card.
     file.rewind().map_err(named)?;
     let mut buf = vec![0u8; 64 * 1024];

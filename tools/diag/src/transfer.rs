@@ -27,7 +27,7 @@ fn bar(len: u64, what: &str) -> ProgressBar {
 }
 
 fn sha256(data: &[u8]) -> String {
-    hex::encode(ring::digest::digest(&ring::digest::SHA256, data))
+    hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data))
 }
 
 /// One piece (empty: just "where are we"); the station's figure back.

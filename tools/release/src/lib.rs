@@ -9,12 +9,12 @@ use std::io::Read;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use ring::signature::{Ed25519KeyPair, KeyPair};
+use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
 use stagebox_core::update::Version;
 
 /// A new Ed25519 release key, PKCS#8 (v2) DER bytes.
 pub fn generate_key() -> Result<Vec<u8>> {
-    let rng = ring::rand::SystemRandom::new();
+    let rng = aws_lc_rs::rand::SystemRandom::new();
     let doc = Ed25519KeyPair::generate_pkcs8(&rng)
         .map_err(|_| anyhow::anyhow!("the system random generator failed"))?;
     Ok(doc.as_ref().to_vec())
@@ -48,7 +48,7 @@ pub struct Release {
 /// SHA-256 and length of the bundle at `path`, read in pieces.
 pub fn digest_file(path: &Path) -> Result<([u8; 32], u64)> {
     let mut f = std::fs::File::open(path).with_context(|| format!("bundle {}", path.display()))?;
-    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
     let mut buf = vec![0u8; 1 << 16];
     let mut len = 0u64;
     loop {

@@ -1,6 +1,7 @@
 //! What a server core is configured with, and where its randomness comes from.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use stagebox_proto::signal::Role;
@@ -26,6 +27,10 @@ pub struct ServerConfig {
     /// UDP address advertised to stations in `ready`.
     pub media_host: String,
     pub media_port: u16,
+    /// Stage → its link token: a browser with the link joins that stage as audience.
+    pub stage_links: BTreeMap<String, String>,
+    /// Where browsers reach the media socket (their ICE host candidates; IPv4 and IPv6).
+    pub browser_addresses: Vec<SocketAddr>,
 }
 
 impl ServerConfig {
@@ -38,6 +43,11 @@ impl ServerConfig {
             auth_timeout: Duration::from_secs(10),
             media_host: media_host.into(),
             media_port,
+            stage_links: BTreeMap::new(),
+            browser_addresses: media_host
+                .parse::<std::net::IpAddr>()
+                .map(|ip| vec![SocketAddr::new(ip, media_port)])
+                .unwrap_or_default(),
         }
     }
 }

@@ -10,17 +10,21 @@
 //! - `media`: authenticate, latch addresses, forward speakers' audio with per-receiver keys,
 //!   counters and consecutive sequence numbers; drop and count the rest. Nothing is allocated
 //!   per datagram: sealed copies wait in the `outbox`'s reused buffers.
+//! - [`browser`]: a browser's media — one str0m WebRTC peer (ICE-lite, DTLS-SRTP, Opus in
+//!   RTP mode), a line per speaker it hears; `web`: `join_web` and `web_offer`.
 //! - `admin`: moderator actions (invite, move to audience, mute, priority) and moves.
 //! - [`admission`]: caps on connections that have not logged in, per source and in total.
 //! - [`config`]: stations, stages, timings, and the [`config::Entropy`] keys come from.
 
 pub mod admin;
 pub mod admission;
+pub mod browser;
 pub mod config;
 pub mod media;
 mod outbox;
 mod server;
 mod signal;
+mod web;
 
 pub use admin::{AdminCmd, AdminError, AdminReply};
 pub use config::{Entropy, SeededEntropy, ServerConfig, StationCredential};

@@ -7,6 +7,7 @@
 //! plain Opus.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use stagebox_proto::media::{MediaError, peek};
@@ -14,7 +15,7 @@ use stagebox_proto::red::{PT_RED, RedPayload};
 use stagebox_proto::rtp::RtpHeader;
 use stagebox_proto::{PT_KEEPALIVE, PT_OPUS};
 
-use crate::server::StageServer;
+use crate::server::{MediaLink, StageServer};
 
 /// What became of one datagram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,17 +31,24 @@ pub enum MediaOutcome {
     /// Authenticated, but its sender may not speak now (audience, muted) or its payload type
     /// is not audio.
     DroppedNotAllowed,
+    /// A datagram of a browser's WebRTC peer (ICE, DTLS, SRTP, RTCP), carrying this many
+    /// audio packets: forwarded to so many receivers in all, or not allowed.
+    Browser {
+        audio: u32,
+        forwarded: usize,
+        not_allowed: u32,
+    },
 }
 
 impl StageServer {
     /// A datagram arrived from `from`. `packet` is decrypted in place.
     pub fn handle_datagram(
         &mut self,
-        _now: Instant,
+        now: Instant,
         from: SocketAddr,
         packet: &mut [u8],
     ) -> MediaOutcome {
-        let outcome = self.route(from, packet);
+        let outcome = self.route(now, from, packet);
         let s = &mut self.stats;
         match outcome {
             MediaOutcome::Forwarded(n) => {
@@ -53,21 +61,33 @@ impl StageServer {
             MediaOutcome::DroppedUnauthenticated => s.dropped_unauthenticated += 1,
             MediaOutcome::DroppedReplayed => s.dropped_replayed += 1,
             MediaOutcome::DroppedNotAllowed => s.dropped_not_allowed += 1,
+            MediaOutcome::Browser {
+                audio,
+                forwarded,
+                not_allowed,
+            } => {
+                s.media_received += u64::from(audio - not_allowed);
+                s.media_forwarded += forwarded as u64;
+                s.dropped_not_allowed += u64::from(not_allowed);
+            }
         }
         outcome
     }
 
-    fn route(&mut self, from: SocketAddr, packet: &mut [u8]) -> MediaOutcome {
+    fn route(&mut self, now: Instant, from: SocketAddr, packet: &mut [u8]) -> MediaOutcome {
+        if let Some(key) = self.browser_for(now, from, packet) {
+            return self.route_browser(now, key, from, packet);
+        }
         let Ok((header, counter)) = peek(packet) else {
             return MediaOutcome::DroppedMalformed;
         };
         let Some(&key) = self.by_ssrc.get(&header.ssrc) else {
             return MediaOutcome::DroppedUnknownSsrc;
         };
-        let Some(sender) = self.sessions.get_mut(&key) else {
+        let Some(MediaLink::Station(media)) = self.sessions.get_mut(&key).map(|s| &mut s.media)
+        else {
             return MediaOutcome::DroppedUnknownSsrc;
         };
-        let media = &mut sender.media;
         let sender_red = media.red;
         let opened = match media.opener.open(packet) {
             Ok(o) => o,
@@ -88,6 +108,93 @@ impl StageServer {
             PT_RED if sender_red => {}
             _ => return MediaOutcome::DroppedNotAllowed,
         }
+        let payload = packet.get(opened.payload.clone()).unwrap_or(&[]);
+        // What a receiver without redundancy gets: the primary frame alone.
+        let primary = if header.payload_type == PT_RED {
+            match RedPayload::parse(payload, header.timestamp) {
+                Ok(red) if red.all_of_type(PT_OPUS) => payload.get(red.primary_range()),
+                _ => return MediaOutcome::DroppedMalformed,
+            }
+        } else {
+            Some(payload)
+        }
+        .unwrap_or(&[]);
+        self.fan_out(now, key, &header, payload, primary)
+    }
+
+    /// The browser session a datagram belongs to: its latched address, else the browser
+    /// whose ICE credentials a STUN request carries.
+    fn browser_for(&self, now: Instant, from: SocketAddr, packet: &[u8]) -> Option<u64> {
+        if let Some(key) = self.browser_addrs.get(&from) {
+            return Some(*key);
+        }
+        // STUN (first byte 0–3) opens a browser's path; stations never send it.
+        if packet.first().is_none_or(|b| *b > 3) {
+            return None;
+        }
+        self.sessions.iter().find_map(|(key, s)| match &s.media {
+            MediaLink::Browser(Some(link)) if link.accepts(now, from, packet) => Some(*key),
+            _ => None,
+        })
+    }
+
+    /// A datagram for a browser's WebRTC peer; the audio it carried goes to the stage.
+    fn route_browser(
+        &mut self,
+        now: Instant,
+        key: u64,
+        from: SocketAddr,
+        packet: &[u8],
+    ) -> MediaOutcome {
+        let StageServer {
+            sessions,
+            outbox,
+            browser_addrs,
+            ..
+        } = self;
+        let Some(MediaLink::Browser(Some(link))) = sessions.get_mut(&key).map(|s| &mut s.media)
+        else {
+            return MediaOutcome::DroppedUnknownSsrc;
+        };
+        link.handle_receive(now, from, packet, outbox);
+        if let Some(remote) = link.remote {
+            browser_addrs.insert(remote, key);
+        }
+        let ssrc = self.sessions.get(&key).map_or(0, |s| s.ssrc);
+        let (mut audio_in, mut forwarded, mut not_allowed) = (0, 0, 0);
+        while let Some(audio) = self.take_browser_audio(key) {
+            audio_in += 1;
+            let header = RtpHeader::new(PT_OPUS, audio.seq, audio.timestamp, ssrc, audio.marker);
+            match self.fan_out(now, key, &header, &audio.payload, &audio.payload) {
+                MediaOutcome::Forwarded(n) => forwarded += n,
+                _ => not_allowed += 1,
+            }
+        }
+        MediaOutcome::Browser {
+            audio: audio_in,
+            forwarded,
+            not_allowed,
+        }
+    }
+
+    fn take_browser_audio(&mut self, key: u64) -> Option<crate::browser::BrowserAudio> {
+        match &mut self.sessions.get_mut(&key)?.media {
+            MediaLink::Browser(Some(link)) => link.take_audio(),
+            _ => None,
+        }
+    }
+
+    /// Forwards one speaker's packet (`payload` as sent, `primary` its Opus frame alone) to
+    /// every other member of its stage, if the speaker may speak: sealed for stations, through
+    /// their WebRTC peer for browsers.
+    fn fan_out(
+        &mut self,
+        now: Instant,
+        key: u64,
+        header: &RtpHeader,
+        payload: &[u8],
+        primary: &[u8],
+    ) -> MediaOutcome {
         // Borrow the parts apart: the stage and sender are read while receivers are sealed.
         let StageServer {
             sessions,
@@ -108,17 +215,8 @@ impl StageServer {
         if !allowed {
             return MediaOutcome::DroppedNotAllowed;
         }
-        let payload = packet.get(opened.payload.clone()).unwrap_or(&[]);
-        // What a receiver without redundancy gets: the primary frame alone.
-        let primary = if header.payload_type == PT_RED {
-            match RedPayload::parse(payload, header.timestamp) {
-                Ok(red) if red.all_of_type(PT_OPUS) => payload.get(red.primary_range()),
-                _ => return MediaOutcome::DroppedMalformed,
-            }
-        } else {
-            Some(payload)
-        }
-        .unwrap_or(&[]);
+        // Browsers take the frame as shared bytes: made once per packet, when one listens.
+        let mut shared: Option<Arc<[u8]>> = None;
         let mut forwarded = 0;
         for member in stage.members.values() {
             // The sender does not hear itself.
@@ -128,27 +226,46 @@ impl StageServer {
             let Some(receiver) = sessions.get_mut(&member.session) else {
                 continue;
             };
-            let rm = &mut receiver.media;
-            let Some(addr) = rm.addr else {
-                continue;
-            };
-            let seq = rm.out_seq.entry(header.ssrc).or_insert(0);
-            let (pt, body) = if rm.red {
-                (header.payload_type, payload)
-            } else {
-                (PT_OPUS, primary)
-            };
-            let out_header = RtpHeader::new(pt, *seq, header.timestamp, header.ssrc, header.marker);
-            // A receiver whose counter is used up gets nothing more; it must re-identify.
-            let mut sealed = false;
-            outbox.push(addr, |buf| {
-                let n = rm.sealer.seal(&out_header, body, buf).ok();
-                sealed = n.is_some();
-                n
-            });
-            if sealed {
-                *seq = seq.wrapping_add(1);
-                forwarded += 1;
+            match &mut receiver.media {
+                MediaLink::Station(rm) => {
+                    let Some(addr) = rm.addr else {
+                        continue;
+                    };
+                    let seq = rm.out_seq.entry(header.ssrc).or_insert(0);
+                    let (pt, body) = if rm.red {
+                        (header.payload_type, payload)
+                    } else {
+                        (PT_OPUS, primary)
+                    };
+                    let out_header =
+                        RtpHeader::new(pt, *seq, header.timestamp, header.ssrc, header.marker);
+                    // A receiver whose counter is used up gets nothing more; it must
+                    // re-identify.
+                    let mut sealed = false;
+                    outbox.push(addr, |buf| {
+                        let n = rm.sealer.seal(&out_header, body, buf).ok();
+                        sealed = n.is_some();
+                        n
+                    });
+                    if sealed {
+                        *seq = seq.wrapping_add(1);
+                        forwarded += 1;
+                    }
+                }
+                MediaLink::Browser(Some(link)) => {
+                    let frame = shared.get_or_insert_with(|| Arc::from(primary));
+                    if link.send_audio(
+                        now,
+                        header.ssrc,
+                        header.timestamp,
+                        header.marker,
+                        frame,
+                        outbox,
+                    ) {
+                        forwarded += 1;
+                    }
+                }
+                MediaLink::Browser(None) => {}
             }
         }
         MediaOutcome::Forwarded(forwarded)

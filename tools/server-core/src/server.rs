@@ -9,6 +9,7 @@ use std::time::Instant;
 use stagebox_proto::media::{KEY_LEN, MediaKey, Opener, Sealer};
 use stagebox_proto::signal::{Member, Role, ServerMsg, StageSnapshot};
 
+use crate::browser::BrowserLink;
 use crate::config::{Entropy, ServerConfig};
 
 /// Identifies one signaling connection on the server.
@@ -69,14 +70,22 @@ pub(crate) struct MediaState {
     pub red: bool,
 }
 
+/// How a session's audio travels: a station's AEAD RTP, or a browser's WebRTC peer (none
+/// until its first offer).
+pub(crate) enum MediaLink {
+    Station(MediaState),
+    Browser(Option<Box<BrowserLink>>),
+}
+
 pub(crate) struct SessionRec {
     pub id: String,
+    /// The station's id, or a browser's participant id.
     pub station_id: String,
     pub stage: String,
     pub ssrc: u32,
     pub conn: Option<ConnId>,
     pub detached_at: Option<Instant>,
-    pub media: MediaState,
+    pub media: MediaLink,
 }
 
 #[derive(Debug, Clone)]
@@ -118,6 +127,10 @@ pub struct StageServer {
     /// Station id → its latest firmware report (only configured stations log in, so this
     /// holds at most one entry per configured station).
     pub(crate) firmware: BTreeMap<String, stagebox_proto::signal::FirmwareStatus>,
+    /// A browser's address (once its ICE check came from it) → its session.
+    pub(crate) browser_addrs: BTreeMap<SocketAddr, u64>,
+    /// Browser participant id → the name its person gave.
+    pub(crate) browser_names: BTreeMap<String, String>,
 }
 
 impl StageServer {
@@ -140,6 +153,8 @@ impl StageServer {
             outbox: crate::outbox::Outbox::default(),
             stats: ServerStats::default(),
             firmware: BTreeMap::new(),
+            browser_addrs: BTreeMap::new(),
+            browser_names: BTreeMap::new(),
         }
     }
 
@@ -174,7 +189,14 @@ impl StageServer {
             .sessions
             .values()
             .filter_map(|s| s.detached_at.map(|t| t + self.cfg.resume_window));
-        conn_deadlines.chain(session_deadlines).min()
+        let browser_deadlines = self.sessions.values().filter_map(|s| match &s.media {
+            MediaLink::Browser(Some(link)) => link.poll_timeout(),
+            _ => None,
+        });
+        conn_deadlines
+            .chain(session_deadlines)
+            .chain(browser_deadlines)
+            .min()
     }
 
     /// The stage as members see it.

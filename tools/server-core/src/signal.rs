@@ -10,7 +10,9 @@ use stagebox_proto::signal::{
 };
 
 use crate::config::{StationCredential, secrets_equal};
-use crate::server::{Conn, ConnId, ConnState, MediaState, MemberRec, SessionRec, StageServer};
+use crate::server::{
+    Conn, ConnId, ConnState, MediaLink, MediaState, MemberRec, SessionRec, StageServer,
+};
 
 /// The longest message before identify or resume: what those need (ids, token, stage and
 /// modes, each at most `MAX_ID_LEN`), with room to spare. A connection that has not logged in
@@ -120,7 +122,22 @@ impl StageServer {
             ) => {
                 self.resume(now, conn, v, &station_id, &session_id, &token);
             }
-            (ConnState::Authed { .. }, ClientMsg::Identify { .. } | ClientMsg::Resume { .. }) => {
+            (
+                ConnState::AwaitingAuth,
+                ClientMsg::JoinWeb {
+                    v,
+                    stage,
+                    link,
+                    name,
+                },
+            ) => self.join_web(now, conn, v, &stage, &link, &name),
+            (ConnState::Authed { session }, ClientMsg::WebOffer { sdp }) => {
+                self.web_offer(now, conn, session, &sdp);
+            }
+            (
+                ConnState::Authed { .. },
+                ClientMsg::Identify { .. } | ClientMsg::Resume { .. } | ClientMsg::JoinWeb { .. },
+            ) => {
                 self.refuse(
                     now,
                     conn,
@@ -188,6 +205,7 @@ impl StageServer {
         for key in gone {
             self.end_session(key);
         }
+        self.drive_browsers(now);
     }
 
     /// Sends `error`, closes, and forgets the connection.
@@ -346,14 +364,14 @@ impl StageServer {
                 ssrc,
                 conn: Some(conn),
                 detached_at: None,
-                media: MediaState {
+                media: MediaLink::Station(MediaState {
                     opener: Opener::new(&station_key),
                     sealer: Sealer::new(&server_key),
                     addr: None,
                     highest_counter: None,
                     out_seq: Default::default(),
                     red: req.red,
-                },
+                }),
             },
         );
         self.by_ssrc.insert(ssrc, key);
@@ -413,6 +431,13 @@ impl StageServer {
             return;
         };
         self.by_ssrc.remove(&s.ssrc);
+        self.browser_names.remove(&s.station_id);
+        self.browser_addrs.retain(|_, k| *k != key);
+        for other in self.sessions.values_mut() {
+            if let MediaLink::Browser(Some(link)) = &mut other.media {
+                link.forget_source(s.ssrc);
+            }
+        }
         let mut priority_cleared = false;
         if let Some(rec) = self.stages.get_mut(&s.stage) {
             if rec

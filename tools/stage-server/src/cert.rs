@@ -13,7 +13,7 @@ use crate::config::Tls;
 
 /// SHA-256 of a DER certificate, as lowercase hex.
 pub fn fingerprint_hex(der: &[u8]) -> String {
-    hex::encode(ring::digest::digest(&ring::digest::SHA256, der).as_ref())
+    hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der).as_ref())
 }
 
 fn generate(tls: &Tls) -> Result<()> {
@@ -66,7 +66,7 @@ pub fn server_tls(tls: &Tls) -> Result<(Arc<ServerConfig>, String)> {
     let fingerprint = fingerprint_hex(first);
     let key =
         PrivateKeyDer::from_pem_file(&tls.key).with_context(|| format!("{}", tls.key.display()))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()

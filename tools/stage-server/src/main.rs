@@ -22,11 +22,11 @@ use stagebox_stage_server::hub::Hub;
 use stagebox_stage_server::{admin, cert, gateway};
 
 /// Keys and ids from the operating system's generator.
-struct OsEntropy(ring::rand::SystemRandom);
+struct OsEntropy(aws_lc_rs::rand::SystemRandom);
 
 impl Entropy for OsEntropy {
     fn fill(&mut self, buf: &mut [u8]) {
-        if ring::rand::SecureRandom::fill(&self.0, buf).is_err() {
+        if aws_lc_rs::rand::SecureRandom::fill(&self.0, buf).is_err() {
             // Without randomness there are no safe keys: stop rather than serve weak ones.
             log::error!("the system random generator failed");
             std::process::abort();
@@ -115,7 +115,7 @@ fn run(cfg: Config) -> Result<()> {
     let udp_recv = async_net::UdpSocket::try_from(udp.try_clone()?)?;
     let core = StageServer::new(
         cfg.server_config(),
-        Box::new(OsEntropy(ring::rand::SystemRandom::new())),
+        Box::new(OsEntropy(aws_lc_rs::rand::SystemRandom::new())),
     );
     let hub = Arc::new(Hub::new(core, udp));
 

@@ -1,0 +1,625 @@
+//! Browser participants' media: one standard WebRTC peer per browser (str0m's `Rtc`: ICE-lite
+//! with host candidates, DTLS-SRTP, Opus), in RTP mode so the forwarding unit hands it the
+//! speakers' Opus packets as they came, without decoding.
+//!
+//! A browser's offer carries one audio line it sends its microphone on (send-only or
+//! send-receive from its side) and receive-only lines, one per speaker it can hear at once
+//! (up to [`MAX_SPEAKER_SLOTS`]). Each speaker's stream is kept on one line (a "slot") with
+//! that line's own SSRC and consecutive sequence numbers, so the browser's jitter buffer sees
+//! one clean stream per speaker; a speaker who has been quiet longest gives up its slot when
+//! every slot is taken.
+//!
+//! Like the rest of the core this has no clock and no socket: datagrams and time come in
+//! through [`BrowserLink::handle_receive`] and [`BrowserLink::handle_timeout`], datagrams to
+//! send go into the server's outbox, and the audio the browser sent waits in
+//! [`BrowserLink::take_audio`].
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use str0m::change::SdpOffer;
+use str0m::format::Codec;
+use str0m::media::{Direction, MediaKind, Mid, Pt};
+use str0m::net::{Protocol, Receive};
+use str0m::rtp::{RtpWrite, SeqNo, Ssrc};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
+
+use crate::outbox::Outbox;
+
+/// Most speakers one browser hears at once (receive-only audio lines taken from its offer).
+pub const MAX_SPEAKER_SLOTS: usize = 8;
+
+/// Audio packets from one browser waiting for the forwarding unit (taken after every input).
+const MAX_WAITING_AUDIO: usize = 64;
+
+/// Longest SDP offer read (a browser's audio-only offer is 2–6 kB).
+pub const MAX_OFFER_LEN: usize = 32 * 1024;
+
+/// Why a browser's offer was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BrowserError {
+    #[error("the offer is longer than {MAX_OFFER_LEN} bytes")]
+    OfferTooLong,
+    #[error("the offer is not SDP this server reads: {0}")]
+    BadOffer(String),
+    #[error("the offer has no Opus audio line the server can send on")]
+    NoAudio,
+    #[error("this server has no address for browsers' media")]
+    NoAddress,
+}
+
+/// One speaker's stream towards the browser.
+struct Slot {
+    mid: Mid,
+    pt: Pt,
+    /// The speaker (its SSRC on the stage) whose audio this line carries now.
+    source: Option<u32>,
+    /// When that speaker last sent, to give up the slot of the longest quiet.
+    last_used: Option<Instant>,
+    next_seq: u64,
+    /// The source's RTP time of the last packet and what it became here: a new speaker
+    /// continues this line's timeline instead of jumping to its own.
+    time_base: Option<(u32, u32)>,
+    last_out_time: u32,
+}
+
+/// An Opus packet a browser sent (its own timeline).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct BrowserAudio {
+    pub seq: u16,
+    pub timestamp: u32,
+    pub marker: bool,
+    pub payload: Arc<[u8]>,
+}
+
+/// Counters for one browser's media.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct BrowserStats {
+    pub datagrams_in: u64,
+    pub audio_in: u64,
+    pub audio_out: u64,
+    /// Speakers not forwarded because every slot carried someone who spoke more recently.
+    pub no_free_slot: u64,
+    /// Audio from the browser dropped because the forwarding unit had not taken the last.
+    pub audio_overflow: u64,
+    /// Datagrams str0m refused (malformed, wrong state).
+    pub rejected: u64,
+}
+
+/// One browser's WebRTC peer.
+pub(crate) struct BrowserLink {
+    rtc: Rtc,
+    /// Local addresses browsers may reach (the host candidates).
+    local: Vec<SocketAddr>,
+    /// The line the browser sends its microphone on, and its Opus payload type.
+    mic: Option<(Mid, Pt)>,
+    slots: Vec<Slot>,
+    audio: VecDeque<BrowserAudio>,
+    /// SSRCs for the server's lines, drawn at the offer from the server's entropy.
+    spare_ssrcs: Vec<u32>,
+    next_timeout: Option<Instant>,
+    /// The browser's address once ICE has chosen one (for the fast path of the demultiplexer).
+    pub(crate) remote: Option<SocketAddr>,
+    pub(crate) connected: bool,
+    /// ICE gave up or DTLS failed: the link is dead.
+    pub(crate) failed: bool,
+    pub(crate) stats: BrowserStats,
+}
+
+impl BrowserLink {
+    /// Accepts a browser's SDP offer: its answer and the link. `local` are the addresses the
+    /// server's media socket is reachable on (host candidates); `ssrc` gives a fresh SSRC for
+    /// each line the server sends on.
+    pub(crate) fn accept(
+        now: Instant,
+        offer: &str,
+        local: &[SocketAddr],
+        mut ssrc: impl FnMut() -> u32,
+    ) -> Result<(BrowserLink, String), BrowserError> {
+        if offer.len() > MAX_OFFER_LEN {
+            return Err(BrowserError::OfferTooLong);
+        }
+        if local.is_empty() {
+            return Err(BrowserError::NoAddress);
+        }
+        let offer =
+            SdpOffer::from_sdp_string(offer).map_err(|e| BrowserError::BadOffer(e.to_string()))?;
+        let mut rtc = Rtc::builder()
+            .set_ice_lite(true)
+            .set_rtp_mode(true)
+            .clear_codecs()
+            .enable_opus(true, false)
+            .build(now);
+        for addr in local {
+            let candidate =
+                Candidate::host(*addr, "udp").map_err(|e| BrowserError::BadOffer(e.to_string()))?;
+            rtc.add_local_candidate(candidate);
+        }
+        let answer = rtc
+            .sdp_api()
+            .accept_offer(offer)
+            .map_err(|e| BrowserError::BadOffer(e.to_string()))?;
+        let mut link = BrowserLink {
+            rtc,
+            local: local.to_vec(),
+            mic: None,
+            slots: Vec::new(),
+            audio: VecDeque::new(),
+            spare_ssrcs: Vec::new(),
+            next_timeout: Some(now),
+            remote: None,
+            connected: false,
+            failed: false,
+            stats: BrowserStats::default(),
+        };
+        let answer = answer.to_sdp_string();
+        // Lines the server answered with Opus (a refused line has port 0 and no codec).
+        if !answer
+            .lines()
+            .any(|l| l.starts_with("a=rtpmap:") && l.contains(" opus/48000"))
+        {
+            return Err(BrowserError::NoAudio);
+        }
+        // str0m names the lines (MediaAdded) once the peer is connected; the slots are made
+        // then, each with one of these SSRCs.
+        link.spare_ssrcs = (0..MAX_SPEAKER_SLOTS).map(|_| ssrc()).collect();
+        Ok((link, answer))
+    }
+
+    fn opus_pt(&self, mid: Mid) -> Option<Pt> {
+        let media = self.rtc.media(mid)?;
+        let config = self.rtc.codec_config();
+        media.remote_pts().iter().copied().find(|pt| {
+            config
+                .find(|p| p.pt() == *pt)
+                .is_some_and(|p| p.spec().codec == Codec::Opus)
+        })
+    }
+
+    /// Whether this datagram belongs to this browser (its ICE credentials, or its address).
+    pub(crate) fn accepts(&self, now: Instant, from: SocketAddr, packet: &[u8]) -> bool {
+        self.receive(now, from, packet)
+            .is_some_and(|input| self.rtc.accepts(&input))
+    }
+
+    fn receive<'a>(&self, now: Instant, from: SocketAddr, packet: &'a [u8]) -> Option<Input<'a>> {
+        let local = self
+            .local
+            .iter()
+            .find(|l| l.is_ipv4() == from.is_ipv4())
+            .or(self.local.first())?;
+        let receive = Receive::new(Protocol::Udp, from, *local, packet).ok()?;
+        Some(Input::Receive(now, receive))
+    }
+
+    /// A datagram from the browser.
+    pub(crate) fn handle_receive(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        packet: &[u8],
+        outbox: &mut Outbox,
+    ) {
+        self.stats.datagrams_in += 1;
+        let Some(input) = self.receive(now, from, packet) else {
+            self.stats.rejected += 1;
+            return;
+        };
+        if self.rtc.handle_input(input).is_err() {
+            self.stats.rejected += 1;
+        }
+        self.drain(outbox);
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) has work.
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
+        if self.failed {
+            return None;
+        }
+        self.next_timeout
+    }
+
+    pub(crate) fn handle_timeout(&mut self, now: Instant, outbox: &mut Outbox) {
+        if self.next_timeout.is_some_and(|t| t <= now) {
+            if self.rtc.handle_input(Input::Timeout(now)).is_err() {
+                self.failed = true;
+            }
+            self.drain(outbox);
+        }
+    }
+
+    /// Takes the browser's next audio packet.
+    pub(crate) fn take_audio(&mut self) -> Option<BrowserAudio> {
+        self.audio.pop_front()
+    }
+
+    /// Sends a speaker's Opus packet (`source` is its SSRC on the stage, `timestamp` its own
+    /// RTP time). `false` when no slot was free for that speaker.
+    pub(crate) fn send_audio(
+        &mut self,
+        now: Instant,
+        source: u32,
+        timestamp: u32,
+        marker: bool,
+        payload: &Arc<[u8]>,
+        outbox: &mut Outbox,
+    ) -> bool {
+        if !self.connected {
+            return false;
+        }
+        let Some(index) = self.slot_for(source) else {
+            self.stats.no_free_slot += 1;
+            return false;
+        };
+        let Some(slot) = self.slots.get_mut(index) else {
+            return false;
+        };
+        let changed = slot.source != Some(source);
+        if changed {
+            slot.source = Some(source);
+            // Continue the line's timeline one frame after its last packet.
+            slot.time_base = Some((timestamp, slot.last_out_time.wrapping_add(960)));
+        }
+        slot.last_used = Some(now);
+        let (source_base, out_base) = slot.time_base.unwrap_or((timestamp, timestamp));
+        let out_time = out_base.wrapping_add(timestamp.wrapping_sub(source_base));
+        slot.last_out_time = out_time;
+        let seq = SeqNo::from(slot.next_seq);
+        slot.next_seq += 1;
+        let (mid, pt) = (slot.mid, slot.pt);
+        let mut api = self.rtc.direct_api();
+        let Some(tx) = api.stream_tx_by_mid(mid, None) else {
+            return false;
+        };
+        tx.write_rtp(
+            RtpWrite::new(pt, seq, out_time, now, Arc::clone(payload)).marker(marker || changed),
+        );
+        self.stats.audio_out += 1;
+        // str0m queues what is written and sends it when time moves: now, so forwarding
+        // adds no wait.
+        if self.rtc.handle_input(Input::Timeout(now)).is_err() {
+            self.failed = true;
+        }
+        self.drain(outbox);
+        true
+    }
+
+    /// The slot carrying `source`, else a free one, else the one quiet the longest (taken
+    /// over only after a second of quiet: two speakers never alternate on one line).
+    fn slot_for(&self, source: u32) -> Option<usize> {
+        if let Some(i) = self.slots.iter().position(|s| s.source == Some(source)) {
+            return Some(i);
+        }
+        if let Some(i) = self.slots.iter().position(|s| s.source.is_none()) {
+            return Some(i);
+        }
+        let (i, quietest) = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| Some((i, s.last_used?)))
+            .min_by_key(|(_, t)| *t)?;
+        let newest = self.slots.iter().filter_map(|s| s.last_used).max()?;
+        (newest.saturating_duration_since(quietest) >= std::time::Duration::from_secs(1))
+            .then_some(i)
+    }
+
+    /// Frees the slot of a speaker who left the stage.
+    pub(crate) fn forget_source(&mut self, source: u32) {
+        for slot in self.slots.iter_mut().filter(|s| s.source == Some(source)) {
+            slot.source = None;
+            slot.last_used = None;
+        }
+    }
+
+    /// Moves what str0m has to say into the outbox, the audio queue and the link's state.
+    fn drain(&mut self, outbox: &mut Outbox) {
+        loop {
+            match self.rtc.poll_output() {
+                Ok(Output::Transmit(t)) => {
+                    self.remote = Some(t.destination);
+                    let bytes: &[u8] = &t.contents;
+                    outbox.push(t.destination, |buf| {
+                        let out = buf.get_mut(..bytes.len())?;
+                        out.copy_from_slice(bytes);
+                        Some(bytes.len())
+                    });
+                }
+                Ok(Output::Event(event)) => self.handle_event(event),
+                Ok(Output::Timeout(t)) => {
+                    self.next_timeout = Some(t);
+                    return;
+                }
+                Err(_) => {
+                    self.failed = true;
+                    self.next_timeout = None;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// A line of the offer, now negotiated: the microphone's, or a speaker slot.
+    fn add_line(&mut self, mid: Mid, direction: Direction) {
+        let Some(pt) = self.opus_pt(mid) else {
+            return;
+        };
+        match direction {
+            Direction::RecvOnly | Direction::SendRecv if self.mic.is_none() => {
+                self.mic = Some((mid, pt));
+            }
+            Direction::SendOnly if self.slots.len() < MAX_SPEAKER_SLOTS => {
+                let Some(ssrc) = self.spare_ssrcs.pop() else {
+                    return;
+                };
+                self.rtc
+                    .direct_api()
+                    .declare_stream_tx(Ssrc::from(ssrc), None, mid, None);
+                self.slots.push(Slot {
+                    mid,
+                    pt,
+                    source: None,
+                    last_used: None,
+                    next_seq: u64::from(ssrc & 0x7fff),
+                    time_base: None,
+                    last_out_time: 0,
+                });
+            }
+            _ => {}
+        }
+    }
+
+    fn handle_event(&mut self, event: Event) {
+        match event {
+            Event::MediaAdded(m) if m.kind == MediaKind::Audio => self.add_line(m.mid, m.direction),
+            Event::Connected => self.connected = true,
+            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                self.connected = false;
+            }
+            Event::Closed => {
+                self.connected = false;
+                self.failed = true;
+            }
+            Event::RtpPacket(p) => {
+                let from_mic = self.mic.is_some_and(|(_, pt)| p.header.payload_type == pt);
+                if !from_mic {
+                    return;
+                }
+                self.stats.audio_in += 1;
+                if self.audio.len() >= MAX_WAITING_AUDIO {
+                    self.stats.audio_overflow += 1;
+                    self.audio.pop_front();
+                }
+                self.audio.push_back(BrowserAudio {
+                    seq: p.header.sequence_number,
+                    timestamp: p.header.timestamp,
+                    marker: p.header.marker,
+                    payload: p.payload,
+                });
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    //! A browser played by a second str0m peer (a full ICE agent, as a browser is) over an
+    //! in-memory network, in virtual time.
+
+    use std::net::SocketAddr;
+    use std::time::{Duration, Instant};
+
+    use str0m::change::SdpAnswer;
+    use str0m::media::{Direction, MediaKind};
+    use str0m::net::{Protocol, Receive};
+    use str0m::{Candidate, Event, Input, Output, Rtc};
+
+    use super::{BrowserError, BrowserLink};
+    use crate::outbox::Outbox;
+
+    /// A browser: its peer, and what it received (payloads per line, in order).
+    pub(crate) struct FakeBrowser {
+        pub rtc: Rtc,
+        pub addr: SocketAddr,
+        pub received: Vec<(str0m::media::Mid, Vec<u8>, u16)>,
+        pub mic: str0m::media::Mid,
+    }
+
+    impl FakeBrowser {
+        /// A browser offering a microphone line and `listen_lines` receive-only lines.
+        pub(crate) fn offer(
+            now: Instant,
+            addr: SocketAddr,
+            listen_lines: usize,
+        ) -> (Self, String, str0m::change::SdpPendingOffer) {
+            let mut rtc = Rtc::builder().build(now);
+            rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
+            let mut api = rtc.sdp_api();
+            let mic = api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
+            for _ in 0..listen_lines {
+                api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
+            }
+            let (offer, pending) = api.apply().unwrap();
+            let browser = FakeBrowser {
+                rtc,
+                addr,
+                received: Vec::new(),
+                mic,
+            };
+            (browser, offer.to_sdp_string(), pending)
+        }
+
+        pub(crate) fn accept(&mut self, pending: str0m::change::SdpPendingOffer, answer: &str) {
+            let answer = SdpAnswer::from_sdp_string(answer).unwrap();
+            self.rtc.sdp_api().accept_answer(pending, answer).unwrap();
+        }
+
+        /// Datagrams the browser sends now (to `server`).
+        pub(crate) fn poll(&mut self, now: Instant) -> Vec<Vec<u8>> {
+            self.rtc.handle_input(Input::Timeout(now)).unwrap();
+            let mut out = Vec::new();
+            loop {
+                match self.rtc.poll_output().unwrap() {
+                    Output::Timeout(_) => return out,
+                    Output::Transmit(t) => out.push(t.contents.to_vec()),
+                    Output::Event(Event::MediaData(d)) => {
+                        let seq = *d.seq_range.start();
+                        self.received.push((d.mid, d.data.to_vec(), *seq as u16));
+                    }
+                    Output::Event(_) => {}
+                }
+            }
+        }
+
+        pub(crate) fn receive(&mut self, now: Instant, from: SocketAddr, packet: &[u8]) {
+            let r = Receive::new(Protocol::Udp, from, self.addr, packet).unwrap();
+            self.rtc.handle_input(Input::Receive(now, r)).unwrap();
+        }
+    }
+
+    /// Where virtual time starts (only the differences matter).
+    #[allow(clippy::disallowed_methods)]
+    pub(crate) fn start() -> Instant {
+        Instant::now()
+    }
+
+    const SERVER: &str = "127.0.0.1:50000";
+    const BROWSER: &str = "127.0.0.1:40000";
+
+    fn connected(listen_lines: usize) -> (BrowserLink, FakeBrowser, Instant, Outbox) {
+        let server: SocketAddr = SERVER.parse().unwrap();
+        let t0 = start();
+        let (mut browser, offer, pending) =
+            FakeBrowser::offer(t0, BROWSER.parse().unwrap(), listen_lines);
+        let mut n = 0x1000;
+        let (mut link, answer) = BrowserLink::accept(t0, &offer, &[server], || {
+            n += 1;
+            n
+        })
+        .unwrap();
+        browser.accept(pending, &answer);
+        let mut outbox = Outbox::default();
+        let mut now = t0;
+        for _ in 0..400 {
+            now += Duration::from_millis(10);
+            for d in browser.poll(now) {
+                link.handle_receive(now, browser.addr, &d, &mut outbox);
+            }
+            link.handle_timeout(now, &mut outbox);
+            while let Some((to, d)) = outbox.pop() {
+                assert_eq!(to, browser.addr);
+                let d = d.to_vec();
+                browser.receive(now, server, &d);
+            }
+            if link.connected && browser.rtc.is_connected() {
+                return (link, browser, now, outbox);
+            }
+        }
+        panic!("the browser never connected");
+    }
+
+    #[test]
+    fn a_browser_connects_and_hears_each_speaker_on_its_own_line() {
+        let (mut link, mut browser, mut now, mut outbox) = connected(2);
+        let server: SocketAddr = SERVER.parse().unwrap();
+        assert_eq!(link.slots.len(), 2);
+        assert!(link.mic.is_some());
+        for i in 0..20u32 {
+            now += Duration::from_millis(20);
+            for (source, byte) in [(7u32, 0xa0u8), (9, 0xb0)] {
+                let payload: std::sync::Arc<[u8]> = vec![byte, i as u8].into();
+                assert!(link.send_audio(
+                    now,
+                    source,
+                    1000 + i * 960,
+                    i == 0,
+                    &payload,
+                    &mut outbox
+                ));
+            }
+            while let Some((_, d)) = outbox.pop() {
+                let d = d.to_vec();
+                browser.receive(now, server, &d);
+            }
+            browser.poll(now);
+        }
+        // A third speaker finds no free line while both others talk.
+        let payload: std::sync::Arc<[u8]> = vec![0xc0].into();
+        assert!(!link.send_audio(now, 11, 5, false, &payload, &mut outbox));
+        assert_eq!(link.stats.no_free_slot, 1);
+        let lines: std::collections::BTreeSet<_> = browser.received.iter().map(|r| r.0).collect();
+        assert_eq!(lines.len(), 2, "one line per speaker");
+        for line in lines {
+            let got: Vec<_> = browser.received.iter().filter(|r| r.0 == line).collect();
+            assert_eq!(got.len(), 20, "every packet of each speaker arrived");
+            let first = got[0].1[0];
+            assert!(got.iter().all(|r| r.1[0] == first), "one speaker per line");
+            assert!(
+                got.windows(2).all(|w| w[1].2 == w[0].2.wrapping_add(1)),
+                "consecutive sequence numbers"
+            );
+            assert!(
+                got.iter().enumerate().all(|(i, r)| r.1[1] == i as u8),
+                "in order"
+            );
+        }
+    }
+
+    #[test]
+    fn what_the_browser_says_reaches_the_server_as_opus() {
+        let (mut link, mut browser, mut now, mut outbox) = connected(1);
+        let pt = browser.rtc.media(browser.mic).unwrap().remote_pts()[0];
+        for i in 0..10u64 {
+            now += Duration::from_millis(20);
+            let mut api = browser.rtc.direct_api();
+            let tx = api.stream_tx_by_mid(browser.mic, None).unwrap();
+            let payload: std::sync::Arc<[u8]> = vec![0x55, i as u8].into();
+            tx.write_rtp(str0m::rtp::RtpWrite::new(
+                pt,
+                str0m::rtp::SeqNo::from(100 + i),
+                960 * i as u32,
+                now,
+                payload,
+            ));
+            for d in browser.poll(now) {
+                link.handle_receive(now, browser.addr, &d, &mut outbox);
+            }
+        }
+        let mut got = Vec::new();
+        while let Some(a) = link.take_audio() {
+            got.push(a.payload[1]);
+        }
+        assert_eq!(got, (0..10u8).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn offers_that_are_not_webrtc_audio_are_refused_with_a_reason() {
+        let server: SocketAddr = SERVER.parse().unwrap();
+        let now = start();
+        let mut ssrc = || 5;
+        let mut err = |offer: &str, local: &[SocketAddr]| {
+            BrowserLink::accept(now, offer, local, &mut ssrc).err()
+        };
+        assert!(matches!(
+            err("hello", &[server]),
+            Some(BrowserError::BadOffer(_))
+        ));
+        assert_eq!(
+            err(&"v=0\r\n".repeat(10_000), &[server]),
+            Some(BrowserError::OfferTooLong)
+        );
+        let (_, offer, _) = FakeBrowser::offer(now, BROWSER.parse().unwrap(), 1);
+        assert_eq!(err(&offer, &[]), Some(BrowserError::NoAddress));
+        let mut rtc = Rtc::builder().build(now);
+        let mut api = rtc.sdp_api();
+        api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+        let (video, _) = api.apply().unwrap();
+        assert_eq!(
+            err(&video.to_sdp_string(), &[server]),
+            Some(BrowserError::NoAudio)
+        );
+    }
+}

@@ -1,0 +1,388 @@
+//! Browser participants' signaling: `join_web` with a stage's link puts a person on the stage
+//! as audience; `web_offer` negotiates (or renegotiates, after a network change) their WebRTC
+//! media. From then on a browser is a member like a station: the same stage ops, the same
+//! rules, the same forwarding.
+
+use std::time::Instant;
+
+use stagebox_proto::close::CloseCode;
+use stagebox_proto::signal::{PROTOCOL_VERSION, Role, ServerMsg};
+
+use crate::browser::BrowserLink;
+use crate::config::secrets_equal;
+use crate::server::{ConnId, ConnState, MediaLink, MemberRec, SessionRec, StageServer};
+
+impl StageServer {
+    pub(crate) fn join_web(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        v: u32,
+        stage: &str,
+        link: &str,
+        name: &str,
+    ) {
+        if v != PROTOCOL_VERSION {
+            return self.refuse(
+                now,
+                conn,
+                CloseCode::UnsupportedVersion,
+                "unsupported protocol version",
+            );
+        }
+        let link_ok = self
+            .cfg
+            .stage_links
+            .get(stage)
+            .is_some_and(|l| secrets_equal(l, link));
+        if !link_ok {
+            self.stats.auth_failures += 1;
+            return self.refuse(
+                now,
+                conn,
+                CloseCode::AuthenticationFailed,
+                "authentication failed",
+            );
+        }
+        if !self.stages.contains_key(stage) {
+            return self.refuse(now, conn, CloseCode::StageNotFound, "no such stage");
+        }
+        let key = self.next_session;
+        self.next_session += 1;
+        let ssrc = self.random_ssrc();
+        let session_id = self.random_hex(16);
+        let participant_id = format!("web-{}", self.random_hex(4));
+        self.sessions.insert(
+            key,
+            SessionRec {
+                id: session_id.clone(),
+                station_id: participant_id.clone(),
+                stage: stage.into(),
+                ssrc,
+                conn: Some(conn),
+                detached_at: None,
+                media: MediaLink::Browser(None),
+            },
+        );
+        self.by_ssrc.insert(ssrc, key);
+        self.browser_names
+            .insert(participant_id.clone(), name.into());
+        if let Some(rec) = self.stages.get_mut(stage) {
+            rec.members.insert(
+                participant_id.clone(),
+                MemberRec {
+                    role: Role::Audience,
+                    hand_raised: None,
+                    invited: false,
+                    server_muted: false,
+                    session: key,
+                    reported_loss: 0,
+                    loss_feedback: None,
+                },
+            );
+        }
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.state = ConnState::Authed { session: key };
+        }
+        self.stats.identified += 1;
+        let resume_window_ms =
+            u32::try_from(self.cfg.resume_window.as_millis()).unwrap_or(u32::MAX);
+        self.send(
+            conn,
+            ServerMsg::WebReady {
+                session_id,
+                participant_id: participant_id.clone(),
+                resume_window_ms,
+            },
+        );
+        if let Some(snapshot) = self.snapshot(stage) {
+            self.send(conn, ServerMsg::Stage(snapshot));
+        }
+        self.announce_member(stage, &participant_id);
+    }
+
+    pub(crate) fn web_offer(&mut self, now: Instant, conn: ConnId, session: u64, sdp: &str) {
+        let is_browser = self
+            .sessions
+            .get(&session)
+            .is_some_and(|s| matches!(s.media, MediaLink::Browser(_)));
+        if !is_browser {
+            self.stats.protocol_errors += 1;
+            return self.refuse(
+                now,
+                conn,
+                CloseCode::DecodeError,
+                "web_offer from a station",
+            );
+        }
+        let addresses = self.cfg.browser_addresses.clone();
+        let mut ssrcs = Vec::new();
+        for _ in 0..crate::browser::MAX_SPEAKER_SLOTS {
+            ssrcs.push(self.random_ssrc());
+        }
+        match BrowserLink::accept(now, sdp, &addresses, || ssrcs.pop().unwrap_or(1)) {
+            Ok((link, answer)) => {
+                if let Some(s) = self.sessions.get_mut(&session) {
+                    s.media = MediaLink::Browser(Some(Box::new(link)));
+                }
+                self.send(conn, ServerMsg::WebAnswer { sdp: answer });
+            }
+            Err(e) => {
+                self.stats.protocol_errors += 1;
+                self.refuse(now, conn, CloseCode::DecodeError, &e.to_string());
+            }
+        }
+    }
+
+    /// Moves every browser's WebRTC peer on to `now` (handshakes, keepalives, reports).
+    pub(crate) fn drive_browsers(&mut self, now: Instant) {
+        let StageServer {
+            sessions, outbox, ..
+        } = self;
+        for s in sessions.values_mut() {
+            if let MediaLink::Browser(Some(link)) = &mut s.media {
+                link.handle_timeout(now, outbox);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+    use std::time::{Duration, Instant};
+
+    use stagebox_proto::PT_OPUS;
+    use stagebox_proto::media::{MediaKey, Opener, Sealer};
+    use stagebox_proto::rtp::RtpHeader;
+    use stagebox_proto::signal::{ClientMsg, Role, ServerMsg};
+
+    use crate::browser::tests::{FakeBrowser, start};
+    use crate::{
+        AdminCmd, ConnId, MediaOutcome, SeededEntropy, ServerConfig, ServerTransmit, StageServer,
+        StationCredential,
+    };
+
+    const MEDIA: &str = "127.0.0.1:50000";
+
+    fn server() -> StageServer {
+        let mut cfg = ServerConfig::new("127.0.0.1", 50000);
+        cfg.stages.push("s".into());
+        cfg.stage_links.insert("s".into(), "link-s".into());
+        cfg.stations.insert(
+            "st".into(),
+            StationCredential {
+                token: "t-st".into(),
+                role: Role::Moderator,
+            },
+        );
+        StageServer::new(cfg, Box::new(SeededEntropy::new(3)))
+    }
+
+    fn messages(s: &mut StageServer, conn: u64) -> Vec<ServerMsg> {
+        let mut out = Vec::new();
+        while let Some(t) = s.poll_transmit() {
+            if let ServerTransmit::Text { conn: c, msg } = t
+                && c == ConnId(conn)
+            {
+                out.push(msg);
+            }
+        }
+        out
+    }
+
+    struct Station {
+        sealer: Sealer,
+        opener: Opener,
+        ssrc: u32,
+        addr: SocketAddr,
+    }
+
+    fn station(s: &mut StageServer, t: Instant) -> Station {
+        s.handle_open(t, ConnId(1));
+        s.handle_message(
+            t,
+            ConnId(1),
+            ClientMsg::Identify {
+                v: 1,
+                station_id: "st".into(),
+                token: "t-st".into(),
+                stage: "s".into(),
+                modes: vec!["chacha20_poly1305_rtpsize".into()],
+                audio_formats: vec![],
+            },
+        );
+        let media = messages(s, 1)
+            .into_iter()
+            .find_map(|m| match m {
+                ServerMsg::Ready { media, .. } => Some(media),
+                _ => None,
+            })
+            .unwrap();
+        Station {
+            sealer: Sealer::new(&MediaKey::from_hex(&media.station_key).unwrap()),
+            opener: Opener::new(&MediaKey::from_hex(&media.server_key).unwrap()),
+            ssrc: media.ssrc,
+            addr: "127.0.0.1:4001".parse().unwrap(),
+        }
+    }
+
+    /// A browser joined with the link and connected: its participant id.
+    fn browser(s: &mut StageServer, t: Instant) -> (FakeBrowser, String, Instant) {
+        s.handle_open(t, ConnId(2));
+        s.handle_message(
+            t,
+            ConnId(2),
+            ClientMsg::JoinWeb {
+                v: 1,
+                stage: "s".into(),
+                link: "link-s".into(),
+                name: "Ana <b>".into(),
+            },
+        );
+        let id = messages(s, 2)
+            .into_iter()
+            .find_map(|m| match m {
+                ServerMsg::WebReady { participant_id, .. } => Some(participant_id),
+                _ => None,
+            })
+            .unwrap();
+        let (mut b, offer, pending) = FakeBrowser::offer(t, "127.0.0.1:40000".parse().unwrap(), 2);
+        s.handle_message(t, ConnId(2), ClientMsg::WebOffer { sdp: offer });
+        let answer = messages(s, 2)
+            .into_iter()
+            .find_map(|m| match m {
+                ServerMsg::WebAnswer { sdp } => Some(sdp),
+                _ => None,
+            })
+            .unwrap();
+        b.accept(pending, &answer);
+        let mut now = t;
+        for _ in 0..300 {
+            now += Duration::from_millis(10);
+            exchange(s, &mut b, now);
+            if b.rtc.is_connected() {
+                return (b, id, now);
+            }
+        }
+        panic!("the browser never connected");
+    }
+
+    /// Moves datagrams both ways once; what was for stations is returned.
+    fn exchange(s: &mut StageServer, b: &mut FakeBrowser, now: Instant) -> Vec<Vec<u8>> {
+        for mut d in b.poll(now) {
+            s.handle_datagram(now, b.addr, &mut d);
+        }
+        s.handle_timeout(now);
+        let media: SocketAddr = MEDIA.parse().unwrap();
+        let mut for_stations = Vec::new();
+        while let Some((to, d)) = s.poll_datagram() {
+            if to == b.addr {
+                let d = d.to_vec();
+                b.receive(now, media, &d);
+            } else {
+                for_stations.push(d.to_vec());
+            }
+        }
+        // What the browser answers to that goes out at once (a DTLS flight must not wait).
+        for mut d in b.poll(now) {
+            s.handle_datagram(now, b.addr, &mut d);
+        }
+        for_stations
+    }
+
+    #[test]
+    fn a_browser_hears_a_station_and_speaks_to_it_only_once_invited() {
+        let t0 = start();
+        let mut s = server();
+        let mut st = station(&mut s, t0);
+        let (mut b, id, mut now) = browser(&mut s, t0);
+        // The station speaks (it is a moderator): the browser hears every frame.
+        for i in 0..10u16 {
+            now += Duration::from_millis(20);
+            let mut pkt = vec![0u8; 200];
+            let h = RtpHeader::new(PT_OPUS, i, u32::from(i) * 960, st.ssrc, i == 0);
+            let n = st.sealer.seal(&h, &[0xfc, i as u8], &mut pkt).unwrap();
+            pkt.truncate(n);
+            assert!(matches!(
+                s.handle_datagram(now, st.addr, &mut pkt),
+                MediaOutcome::Forwarded(1)
+            ));
+            exchange(&mut s, &mut b, now);
+        }
+        let heard: Vec<u8> = b.received.iter().map(|r| r.1[1]).collect();
+        assert_eq!(heard, (0..10u8).collect::<Vec<_>>());
+
+        // As audience, what the browser sends is dropped at the server and counted.
+        let pt = b.rtc.media(b.mic).unwrap().remote_pts()[0];
+        let say = |b: &mut FakeBrowser, s: &mut StageServer, now: Instant, i: u64| {
+            let mut api = b.rtc.direct_api();
+            let tx = api.stream_tx_by_mid(b.mic, None).unwrap();
+            let payload: std::sync::Arc<[u8]> = vec![0x77, i as u8].into();
+            tx.write_rtp(str0m::rtp::RtpWrite::new(
+                pt,
+                str0m::rtp::SeqNo::from(500 + i),
+                960 * i as u32,
+                now,
+                payload,
+            ));
+            exchange(s, b, now)
+        };
+        let before = s.stats().dropped_not_allowed;
+        for i in 0..5 {
+            now += Duration::from_millis(20);
+            assert!(say(&mut b, &mut s, now, i).is_empty(), "nothing forwarded");
+        }
+        assert_eq!(s.stats().dropped_not_allowed, before + 5);
+
+        // Invited, and accepted: the station hears the browser.
+        s.handle_admin(
+            now,
+            AdminCmd::Invite {
+                stage: "s".into(),
+                station: id.clone(),
+            },
+        )
+        .unwrap();
+        s.handle_message(now, ConnId(2), ClientMsg::InviteResponse { accept: true });
+        let mut heard = Vec::new();
+        for i in 5..15 {
+            now += Duration::from_millis(20);
+            for mut d in say(&mut b, &mut s, now, i) {
+                let o = st.opener.open(&mut d).unwrap();
+                assert_eq!(o.header.payload_type, PT_OPUS);
+                heard.push(d[o.payload][1]);
+            }
+        }
+        assert_eq!(heard, (5..15u8).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_wrong_link_or_a_station_offering_sdp_is_refused() {
+        let t = start();
+        let mut s = server();
+        s.handle_open(t, ConnId(5));
+        s.handle_message(
+            t,
+            ConnId(5),
+            ClientMsg::JoinWeb {
+                v: 1,
+                stage: "s".into(),
+                link: "guess".into(),
+                name: "x".into(),
+            },
+        );
+        assert!(
+            messages(&mut s, 5)
+                .iter()
+                .any(|m| matches!(m, ServerMsg::Error { code: 4004, .. }))
+        );
+        let _ = station(&mut s, t);
+        s.handle_message(t, ConnId(1), ClientMsg::WebOffer { sdp: "v=0".into() });
+        assert!(
+            messages(&mut s, 1)
+                .iter()
+                .any(|m| matches!(m, ServerMsg::Error { code: 4002, .. }))
+        );
+    }
+}
