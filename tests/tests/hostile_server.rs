@@ -179,6 +179,7 @@ fn stage_with_me(role: Role) -> ServerMsg {
             server_muted: false,
             ssrc: 7,
             connected: true,
+            name: None,
         }],
         priority_ssrc: None,
     })

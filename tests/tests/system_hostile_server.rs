@@ -254,6 +254,7 @@ fn flood_member(id: String) -> stagebox_proto::signal::Member {
         server_muted: false,
         ssrc: 1,
         connected: true,
+        name: None,
     }
 }
 

@@ -168,7 +168,7 @@ pub fn build_binaries() -> Result<PathBuf> {
     Ok(PathBuf::from("target/release"))
 }
 
-fn speech_sample(out: &Path) -> Result<PathBuf> {
+pub(crate) fn speech_sample(out: &Path) -> Result<PathBuf> {
     generated_speech(&out.join("speech.wav"), &["-s", "150"], SPEECH, 0.0)
 }
 
@@ -247,7 +247,7 @@ fn member<'a>(stage: &'a Value, station: &str) -> Option<&'a Value> {
         .find(|m| m["station_id"] == station)
 }
 
-fn station_config(
+pub(crate) fn station_config(
     dir: &Path,
     id: &str,
     gateway: u16,

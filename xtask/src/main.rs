@@ -16,10 +16,14 @@
 //!   verity RAUC bundle of the built root.
 //! - `cargo xtask yocto <crates|check>`: the Yocto layer's crate list from Cargo.lock, and
 //!   its checks (the list matches, oelint-adv is clean).
+//! - `cargo xtask browser [--out DIR]`: Debian's Chromium joins a stage from its listener
+//!   link, hears a sim station, raises its hand, is invited and speaks to another
+//!   (`browser_test.rs`).
 //! - `cargo xtask setup`: only installs what is missing.
 
 mod analysis;
 mod bench;
+mod browser_test;
 mod bundle;
 mod cross;
 mod deb;
@@ -145,6 +149,13 @@ enum Task {
     },
     /// Only install what is missing.
     Setup,
+    /// Debian's Chromium on a stage: joins from the listener link, hears a sim station, is
+    /// invited and speaks to another.
+    Browser {
+        /// Where the report, logs, recordings and screenshots go.
+        #[arg(long, default_value = "target/browser-test/run")]
+        out: std::path::PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -161,6 +172,11 @@ fn main() -> Result<()> {
     std::env::set_current_dir(&root)?;
     match cli.command {
         Task::Setup => setup::ensure_all(),
+        Task::Browser { out } => {
+            setup::ensure_apt()?;
+            quality::ensure_venv()?;
+            browser_test::run_browser_test(&out).map(|_| ())
+        }
         Task::Test => test::run(),
         Task::Demo {
             out,

@@ -156,6 +156,20 @@ fn run_all(steps: &mut Steps) -> Result<()> {
         );
         Ok(())
     })?;
+    // People in browsers: Debian's Chromium joins from the stage's listener link, hears a
+    // station, is invited and speaks to another (before the builds below: what each played
+    // is judged).
+    steps.run("people on the stage in Chromium", || {
+        let outcome =
+            crate::browser_test::run_browser_test(std::path::Path::new("target/browser-test/run"))?;
+        crate::browser_test::check(&outcome, BROWSER_MIN_PESQ)?;
+        println!(
+            "browser check: station → Chromium PESQ {:.2} (every frame received, none lost), \
+             Chromium → station PESQ {:.2}",
+            outcome.station_to_browser.pesq, outcome.browser_to_station.pesq
+        );
+        Ok(())
+    })?;
     // The appliance's test: one cut each while downloading, installing and in the first boot
     // (what proves the point; `cargo xtask image --test --power-cuts 50` is the campaign). No
     // plain healthy reboot: the reboot with both slots' tries spent and the power-on after
@@ -207,6 +221,9 @@ fn run_all(steps: &mut Steps) -> Result<()> {
 const DEMO_MIN_PESQ: f64 = 3.8;
 
 /// impair-relay's flags for the lossy demo: seeded random loss towards the listener.
+/// The least wideband PESQ of speech between a station and Chromium, either way.
+const BROWSER_MIN_PESQ: f64 = 3.0;
+
 const LOSSY_LINK: &[&str] = &["--loss", "10", "--direction", "down", "--seed", "7"];
 /// Least wideband PESQ over that link with the default protection (3.7 measured; in-band FEC
 /// alone gets about 2.7 there, plain libopus's PLC about 2.0).

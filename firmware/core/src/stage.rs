@@ -155,6 +155,7 @@ mod tests {
             server_muted: false,
             ssrc: id.len() as u32,
             connected: true,
+            name: None,
         }
     }
 

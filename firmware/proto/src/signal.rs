@@ -57,6 +57,10 @@ pub struct Member {
     /// Whether its signaling connection is up (a member stays listed while it may resume).
     #[serde(default)]
     pub connected: bool,
+    /// The name a person in a browser gave (`join_web`); absent for a station. Untrusted
+    /// text: shown as text, never as markup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 /// The whole stage, sent after `ready`/`resumed`; later changes come as `member_update`,
@@ -490,6 +494,7 @@ mod tests {
                     server_muted: false,
                     ssrc: 5,
                     connected: true,
+                    name: None,
                 }],
                 priority_ssrc: None,
             }),

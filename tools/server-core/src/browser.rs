@@ -351,12 +351,19 @@ impl BrowserLink {
                 self.mic = Some((mid, pt));
             }
             Direction::SendOnly if self.slots.len() < MAX_SPEAKER_SLOTS => {
-                let Some(ssrc) = self.spare_ssrcs.pop() else {
+                // str0m made the line's stream with the SSRC its answer signalled (a browser
+                // ties an unsignalled SSRC to the line's track only sometimes); one is
+                // declared here only if it did not.
+                let mut api = self.rtc.direct_api();
+                if api.stream_tx_by_mid(mid, None).is_none() {
+                    let Some(ssrc) = self.spare_ssrcs.pop() else {
+                        return;
+                    };
+                    api.declare_stream_tx(Ssrc::from(ssrc), None, mid, None);
+                }
+                let Some(ssrc) = api.stream_tx_by_mid(mid, None).map(|tx| *tx.ssrc()) else {
                     return;
                 };
-                self.rtc
-                    .direct_api()
-                    .declare_stream_tx(Ssrc::from(ssrc), None, mid, None);
                 self.slots.push(Slot {
                     mid,
                     pt,
@@ -514,7 +521,15 @@ pub(crate) mod tests {
                 let d = d.to_vec();
                 browser.receive(now, server, &d);
             }
-            if link.connected && browser.rtc.is_connected() {
+            if link.connected && browser.rtc.is_connected() && !link.slots.is_empty() {
+                // Each line sends with the SSRC the answer announced: a browser ties an
+                // unannounced one to the line's track only sometimes.
+                let mids: Vec<_> = link.slots.iter().map(|s| s.mid).collect();
+                for mid in mids {
+                    let mut api = link.rtc.direct_api();
+                    let ssrc = *api.stream_tx_by_mid(mid, None).unwrap().ssrc();
+                    assert!(answer.contains(&format!("a=ssrc:{ssrc} ")), "{answer}");
+                }
                 return (link, browser, now, outbox);
             }
         }

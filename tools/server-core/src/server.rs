@@ -229,6 +229,7 @@ impl StageServer {
             server_muted: m.server_muted,
             ssrc: s.ssrc,
             connected: s.conn.is_some(),
+            name: self.browser_names.get(station_id).cloned(),
         })
     }
 

@@ -279,11 +279,35 @@ impl StageServer {
         }
         self.replace_sessions_of(now, req.station_id);
         let (key, session_id, media) = self.open_session(conn, &req);
-        if let Some(rec) = self.stages.get_mut(req.stage) {
+        let resume_window_ms = self.seat(conn, key, req.stage, req.station_id, cred.role);
+        self.send(
+            conn,
+            ServerMsg::Ready {
+                session_id,
+                station_id: req.station_id.into(),
+                media,
+                resume_window_ms,
+            },
+        );
+        self.send_snapshot(conn, req.stage);
+        self.announce_member(req.stage, req.station_id);
+    }
+
+    /// Puts session `key` (logged in on `conn`) on `stage` as member `id` with `role`; the
+    /// resume window to announce, in milliseconds.
+    pub(crate) fn seat(
+        &mut self,
+        conn: ConnId,
+        key: u64,
+        stage: &str,
+        id: &str,
+        role: Role,
+    ) -> u32 {
+        if let Some(rec) = self.stages.get_mut(stage) {
             rec.members.insert(
-                req.station_id.into(),
+                id.into(),
                 MemberRec {
-                    role: cred.role,
+                    role,
                     hand_raised: None,
                     invited: false,
                     server_muted: false,
@@ -297,19 +321,7 @@ impl StageServer {
             c.state = ConnState::Authed { session: key };
         }
         self.stats.identified += 1;
-        let resume_window_ms =
-            u32::try_from(self.cfg.resume_window.as_millis()).unwrap_or(u32::MAX);
-        self.send(
-            conn,
-            ServerMsg::Ready {
-                session_id,
-                station_id: req.station_id.into(),
-                media,
-                resume_window_ms,
-            },
-        );
-        self.send_snapshot(conn, req.stage);
-        self.announce_member(req.stage, req.station_id);
+        u32::try_from(self.cfg.resume_window.as_millis()).unwrap_or(u32::MAX)
     }
 
     /// A station identifying afresh (it rebooted) replaces its old sessions.

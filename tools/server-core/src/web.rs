@@ -10,7 +10,7 @@ use stagebox_proto::signal::{PROTOCOL_VERSION, Role, ServerMsg};
 
 use crate::browser::BrowserLink;
 use crate::config::secrets_equal;
-use crate::server::{ConnId, ConnState, MediaLink, MemberRec, SessionRec, StageServer};
+use crate::server::{ConnId, MediaLink, SessionRec, StageServer};
 
 impl StageServer {
     pub(crate) fn join_web(
@@ -67,26 +67,7 @@ impl StageServer {
         self.by_ssrc.insert(ssrc, key);
         self.browser_names
             .insert(participant_id.clone(), name.into());
-        if let Some(rec) = self.stages.get_mut(stage) {
-            rec.members.insert(
-                participant_id.clone(),
-                MemberRec {
-                    role: Role::Audience,
-                    hand_raised: None,
-                    invited: false,
-                    server_muted: false,
-                    session: key,
-                    reported_loss: 0,
-                    loss_feedback: None,
-                },
-            );
-        }
-        if let Some(c) = self.conns.get_mut(&conn) {
-            c.state = ConnState::Authed { session: key };
-        }
-        self.stats.identified += 1;
-        let resume_window_ms =
-            u32::try_from(self.cfg.resume_window.as_millis()).unwrap_or(u32::MAX);
+        let resume_window_ms = self.seat(conn, key, stage, &participant_id, Role::Audience);
         self.send(
             conn,
             ServerMsg::WebReady {

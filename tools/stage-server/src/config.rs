@@ -22,6 +22,11 @@ pub struct Listen {
     /// Media port advertised to stations (default: the media listen port), for a server
     /// behind a port forward or an impairment relay.
     pub media_public_port: Option<u16>,
+    /// Where browsers reach the media socket: IP addresses and ports, IPv4 and IPv6, as
+    /// browsers see them (default: the advertised media host and port, if it is an address,
+    /// else the media listen address unless it is a wildcard).
+    #[serde(default)]
+    pub browser_addresses: Vec<SocketAddr>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -77,6 +82,10 @@ impl Default for Timing {
 #[serde(deny_unknown_fields)]
 pub struct StageEntry {
     pub id: String,
+    /// The stage's link token: a person with `https://GATEWAY/listen#stage=ID&link=TOKEN`
+    /// joins from a browser (at least 16 characters; change it to revoke the link). Without
+    /// one, browsers cannot join this stage.
+    pub link: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -132,6 +141,15 @@ impl Config {
                 path.display()
             );
         }
+        for stage in &cfg.stages {
+            if stage.link.as_ref().is_some_and(|l| l.len() < 16) {
+                bail!(
+                    "{}: stage {}: link must be at least 16 characters",
+                    path.display(),
+                    stage.id
+                );
+            }
+        }
         let mut seen = std::collections::BTreeSet::new();
         for s in &cfg.stations {
             if s.role == Role::Speaker {
@@ -181,6 +199,16 @@ impl Config {
                 )
             })
             .collect::<BTreeMap<_, _>>();
+        cfg.stage_links = self
+            .stages
+            .iter()
+            .filter_map(|s| Some((s.id.clone(), s.link.clone()?)))
+            .collect();
+        if !self.listen.browser_addresses.is_empty() {
+            cfg.browser_addresses = self.listen.browser_addresses.clone();
+        } else if cfg.browser_addresses.is_empty() && !self.listen.media.ip().is_unspecified() {
+            cfg.browser_addresses = vec![SocketAddr::new(self.listen.media.ip(), port)];
+        }
         cfg.heartbeat_interval = Duration::from_millis(self.timing.heartbeat_ms);
         cfg.resume_window = Duration::from_millis(self.timing.resume_window_ms);
         cfg

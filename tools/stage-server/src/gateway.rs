@@ -130,6 +130,11 @@ enum Accepted<W, T> {
         from: u64,
     },
     NoSuchUpdate(T),
+    /// A page of the web app (see [`crate::web`]).
+    Page {
+        tls: T,
+        page: crate::web::Page,
+    },
 }
 
 /// Accepts stations on `listener`; with `updates`, also serves that directory's files at
@@ -180,6 +185,9 @@ pub async fn serve(
                 let head = crate::updates::read_head(&mut tls)
                     .await
                     .map_err(|e| format!("request: {e}"))?;
+                if let Some(page) = crate::web::route(&head) {
+                    return Ok(Accepted::Page { tls, page });
+                }
                 match (crate::updates::route(&head), updates.is_some()) {
                     (Route::File { name, from }, true) => {
                         return Ok(Accepted::UpdateFile { tls, name, from });
@@ -213,6 +221,12 @@ pub async fn serve(
                     match crate::updates::serve(&mut tls, dir, &name, from).await {
                         Ok(()) => log::info!("{peer}: update file {name} from byte {from}"),
                         Err(e) => log::info!("{peer}: update file {name}: {e}"),
+                    }
+                    let _ = tls.close().await;
+                }
+                Ok(Accepted::Page { mut tls, page }) => {
+                    if let Err(e) = crate::web::serve(&mut tls, page).await {
+                        log::debug!("{peer}: page: {e}");
                     }
                     let _ = tls.close().await;
                 }

@@ -3,7 +3,7 @@
 //! Around the sans-IO [`stagebox_server_core::StageServer`]: the TLS + WebSocket [`gateway`],
 //! the UDP media loop and timer (in `main.rs`), the HTTP [`admin`] interface, the
 //! [`cert`]ificate and the [`config`] file; update files for stations on the gateway's port
-//! ([`updates`]). Every input goes through [`hub::Hub::with_core`], the one place the core
+//! ([`updates`]) and the web app for people in browsers ([`web`]). Every input goes through [`hub::Hub::with_core`], the one place the core
 //! lives and the clock is read. A library so that tests and fuzz targets reach the parts that
 //! read outside bytes.
 
@@ -43,3 +43,4 @@ pub mod config;
 pub mod gateway;
 pub mod hub;
 pub mod updates;
+pub mod web;

@@ -113,8 +113,21 @@ fn run(cfg: Config) -> Result<()> {
         .with_context(|| format!("media {}", cfg.listen.media))?;
     udp.set_nonblocking(true)?;
     let udp_recv = async_net::UdpSocket::try_from(udp.try_clone()?)?;
+    let server_cfg = cfg.server_config();
+    if !server_cfg.stage_links.is_empty() && server_cfg.browser_addresses.is_empty() {
+        log::warn!(
+            "stages have browser links, but browsers have no address for the media socket \
+             (it listens on a wildcard): set listen.browser_addresses"
+        );
+    }
+    for stage in server_cfg.stage_links.keys() {
+        log::info!(
+            "browsers join stage {stage} at https://{}/listen#stage={stage}&link=…",
+            cfg.listen.gateway
+        );
+    }
     let core = StageServer::new(
-        cfg.server_config(),
+        server_cfg,
         Box::new(OsEntropy(aws_lc_rs::rand::SystemRandom::new())),
     );
     let hub = Arc::new(Hub::new(core, udp));

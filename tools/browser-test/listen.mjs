@@ -1,0 +1,211 @@
+// A person on a stage from a browser, for `cargo xtask test`: Debian's Chromium opens the
+// stage's listener link and joins; then it does what the test says, one command per line on
+// standard input, answering each with one JSON line on standard output:
+//
+//   record        start recording what the page plays (WebAudio, from its audio elements)
+//   stop          stop; write the recording to OUT.wav (48 kHz, 16-bit) and say what the
+//                 browser's WebRTC statistics count as received
+//   raise         raise the hand
+//   accept        wait for the invitation, accept it (the microphone: Chromium's fake device
+//                 playing MIC.wav), and say when the microphone went on
+//   leave         leave the stage, take the screenshots, quit
+//
+// node listen.mjs URL OUT.wav MIC.wav SCREENSHOT_PREFIX
+
+import { writeFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { chromium } from 'playwright-core';
+
+const [url, wavPath, micPath, shotPrefix] = process.argv.slice(2);
+
+// Flags for a machine with no network beyond loopback (Chromium's background fetches would be
+// refused), as root in a test, with sound allowed to start without a click and a fake
+// microphone that plays a file.
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  args: [
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-quic',
+    '--no-first-run',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+    '--autoplay-policy=no-user-gesture-required',
+    '--use-fake-ui-for-media-stream',
+    '--use-fake-device-for-media-stream',
+    `--use-file-for-fake-audio-capture=${micPath}`,
+  ],
+});
+const quit = async (code, why) => {
+  if (why) {
+    console.error(why);
+  }
+  await browser.close();
+  process.exit(code);
+};
+const timer = setTimeout(() => quit(3, 'listen.mjs: gave up after 300 s'), 300_000);
+const answer = (value) => console.log(JSON.stringify(value));
+
+async function record(page) {
+  return page.evaluate(async () => {
+    const ctx = new AudioContext({ sampleRate: 48000 });
+    await ctx.resume();
+    const sink = ctx.createScriptProcessor(4096, 1, 1);
+    // A line's track is muted until its first packet; a source made from it before then may
+    // stay silent, so each joins the recording when its audio starts (the recording's clock
+    // runs from now either way).
+    for (const audio of document.querySelectorAll('#players audio')) {
+      const track = audio.srcObject.getAudioTracks()[0];
+      const join = () => ctx.createMediaStreamSource(new MediaStream([track])).connect(sink);
+      if (track.muted) {
+        track.addEventListener('unmute', join, { once: true });
+      } else {
+        join();
+      }
+    }
+    const chunks = [];
+    sink.onaudioprocess = (e) => chunks.push(new Float32Array(e.inputBuffer.getChannelData(0)));
+    sink.connect(ctx.destination);
+    window.stageboxRecording = { ctx, chunks };
+    return Date.now();
+  });
+}
+
+async function receiveStats(page) {
+  return page.evaluate(async () => {
+    const out = {
+      packets_received: 0,
+      packets_lost: 0,
+      concealed_samples: 0,
+      silent_concealed_samples: 0,
+      samples_received: 0,
+      jitter_buffer_delay_ms: 0,
+      inserted_for_deceleration: 0,
+      removed_for_acceleration: 0,
+      total_audio_energy: 0,
+    };
+    let emitted = 0;
+    for (const pc of window.stageboxPeers) {
+      const stats = await pc.getStats();
+      stats.forEach((r) => {
+        if (r.type === 'inbound-rtp' && r.kind === 'audio') {
+          out.packets_received += r.packetsReceived || 0;
+          out.packets_lost += r.packetsLost || 0;
+          out.concealed_samples += r.concealedSamples || 0;
+          out.silent_concealed_samples += r.silentConcealedSamples || 0;
+          out.samples_received += r.totalSamplesReceived || 0;
+          out.jitter_buffer_delay_ms += (r.jitterBufferDelay || 0) * 1000;
+          emitted += r.jitterBufferEmittedCount || 0;
+          out.inserted_for_deceleration += r.insertedSamplesForDeceleration || 0;
+          out.removed_for_acceleration += r.removedSamplesForAcceleration || 0;
+          out.total_audio_energy += r.totalAudioEnergy || 0;
+        }
+      });
+    }
+    out.jitter_buffer_delay_ms = emitted ? out.jitter_buffer_delay_ms / emitted : 0;
+    return out;
+  });
+}
+
+async function stopRecording(page) {
+  const pcm = await page.evaluate(async () => {
+    const { ctx, chunks } = window.stageboxRecording;
+    await ctx.close();
+    const total = chunks.reduce((n, c) => n + c.length, 0);
+    const out = new Int16Array(total);
+    let i = 0;
+    for (const c of chunks) {
+      for (const v of c) {
+        out[i++] = Math.max(-32768, Math.min(32767, Math.round(v * 32767)));
+      }
+    }
+    const bytes = new Uint8Array(out.buffer);
+    let text = '';
+    for (let j = 0; j < bytes.length; j += 0x8000) {
+      text += String.fromCharCode(...bytes.subarray(j, j + 0x8000));
+    }
+    return btoa(text);
+  });
+  const data = Buffer.from(pcm, 'base64');
+  const header = Buffer.alloc(44);
+  header.write('RIFF', 0);
+  header.writeUInt32LE(36 + data.length, 4);
+  header.write('WAVE', 8);
+  header.write('fmt ', 12);
+  header.writeUInt32LE(16, 16);
+  header.writeUInt16LE(1, 20);
+  header.writeUInt16LE(1, 22);
+  header.writeUInt32LE(48000, 24);
+  header.writeUInt32LE(96000, 28);
+  header.writeUInt16LE(2, 32);
+  header.writeUInt16LE(16, 34);
+  header.write('data', 36);
+  header.writeUInt32LE(data.length, 40);
+  writeFileSync(wavPath, Buffer.concat([header, data]));
+  return data.length / 2;
+}
+
+try {
+  const context = await browser.newContext({
+    ignoreHTTPSErrors: true,
+    viewport: { width: 390, height: 844 },
+  });
+  // Keep the page's peer connections within reach for their statistics (what the browser
+  // received, concealed and buffered); the page itself exposes nothing.
+  await context.addInitScript(() => {
+    const Original = window.RTCPeerConnection;
+    window.stageboxPeers = [];
+    window.RTCPeerConnection = function (...args) {
+      const pc = new Original(...args);
+      window.stageboxPeers.push(pc);
+      return pc;
+    };
+    window.RTCPeerConnection.prototype = Original.prototype;
+  });
+  const page = await context.newPage();
+  page.on('console', (m) => console.error(`page: ${m.text()}`));
+  page.on('pageerror', (e) => console.error(`page error: ${e.message}`));
+  await page.goto(url);
+  await page.getByLabel('Your name').fill('Listener in Chromium');
+  await page.getByRole('button', { name: 'Listen' }).click();
+  await page.getByText('Listening.').waitFor({ timeout: 20_000 });
+  await page.waitForFunction(() => document.querySelectorAll('#players audio').length > 0);
+  answer({ listening: true });
+
+  const lines = createInterface({ input: process.stdin });
+  for await (const line of lines) {
+    const command = line.trim();
+    if (command === 'record') {
+      answer({ recording_from_unix_ms: await record(page) });
+    } else if (command === 'stop') {
+      const received = await receiveStats(page);
+      answer({ samples: await stopRecording(page), received });
+    } else if (command === 'raise') {
+      await page.getByRole('button', { name: 'Raise hand' }).click();
+      await page.getByRole('button', { name: 'Lower hand' }).waitFor();
+      answer({ hand: true });
+    } else if (command === 'accept') {
+      const accept = page.getByRole('button', { name: 'Accept and turn on my microphone' });
+      await accept.waitFor({ timeout: 20_000 });
+      await page.screenshot({ path: `${shotPrefix}-invited-phone.png`, fullPage: true });
+      await accept.click();
+      await page.getByText('You are on stage').waitFor({ timeout: 20_000 });
+      answer({ microphone_on_unix_ms: Date.now() });
+    } else if (command === 'leave') {
+      await page.screenshot({ path: `${shotPrefix}-phone.png`, fullPage: true });
+      await page.setViewportSize({ width: 1280, height: 800 });
+      await page.screenshot({ path: `${shotPrefix}-desktop.png`, fullPage: true });
+      await page.getByRole('button', { name: 'Leave' }).click();
+      await page.getByText('You left the stage.').waitFor();
+      answer({ left: true });
+      break;
+    } else {
+      answer({ error: `unknown command ${command}` });
+    }
+  }
+  clearTimeout(timer);
+  await quit(0);
+} catch (e) {
+  await quit(2, `listen.mjs: ${e.stack || e}`);
+}
