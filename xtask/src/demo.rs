@@ -240,7 +240,7 @@ pub fn wait_for(
     }
 }
 
-fn member<'a>(stage: &'a Value, station: &str) -> Option<&'a Value> {
+pub(crate) fn member<'a>(stage: &'a Value, station: &str) -> Option<&'a Value> {
     stage["members"]
         .as_array()?
         .iter()
@@ -625,16 +625,21 @@ pub fn start_server(bin: &Path, out: &Path, server_cfg: &Path) -> Result<(Proc, 
 
 /// What a person and a moderator do: both join, A raises its hand, is invited, accepts with
 /// PTT, holds it and speaks for `speech_seconds`; B listens.
-fn perform(admin_port: u16, sock_a: &Path, sock_b: &Path, speech_seconds: f64) -> Result<()> {
-    let stage = || admin(admin_port, &json!({"action": "stage", "stage": "townhall"}));
+/// Waits until stations a-1 and b-1 are on the stage, connected, with their control sockets.
+pub(crate) fn wait_for_stations(admin_port: u16, sock_a: &Path, sock_b: &Path) -> Result<()> {
     wait_for("both stations to join", Duration::from_secs(15), || {
-        let s = stage()?;
+        let s = admin(admin_port, &json!({"action": "stage", "stage": "townhall"}))?;
         Ok(["a-1", "b-1"]
             .iter()
             .all(|id| member(&s, id).is_some_and(|m| m["connected"] == true))
             && sock_a.exists()
             && sock_b.exists())
-    })?;
+    })
+}
+
+fn perform(admin_port: u16, sock_a: &Path, sock_b: &Path, speech_seconds: f64) -> Result<()> {
+    let stage = || admin(admin_port, &json!({"action": "stage", "stage": "townhall"}));
+    wait_for_stations(admin_port, sock_a, sock_b)?;
     println!("demo: both stations joined; A raises its hand");
     control(sock_a, "hand click")?;
     wait_for("A's hand", Duration::from_secs(5), || {

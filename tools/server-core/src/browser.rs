@@ -23,7 +23,7 @@ use str0m::change::SdpOffer;
 use str0m::format::Codec;
 use str0m::media::{Direction, MediaKind, Mid, Pt};
 use str0m::net::{Protocol, Receive};
-use str0m::rtp::{RtpWrite, SeqNo, Ssrc};
+use str0m::rtp::{RtpWrite, SeqNo};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 
 use crate::outbox::Outbox;
@@ -97,8 +97,6 @@ pub(crate) struct BrowserLink {
     mic: Option<(Mid, Pt)>,
     slots: Vec<Slot>,
     audio: VecDeque<BrowserAudio>,
-    /// SSRCs for the server's lines, drawn at the offer from the server's entropy.
-    spare_ssrcs: Vec<u32>,
     next_timeout: Option<Instant>,
     /// The browser's address once ICE has chosen one (for the fast path of the demultiplexer).
     pub(crate) remote: Option<SocketAddr>,
@@ -110,13 +108,11 @@ pub(crate) struct BrowserLink {
 
 impl BrowserLink {
     /// Accepts a browser's SDP offer: its answer and the link. `local` are the addresses the
-    /// server's media socket is reachable on (host candidates); `ssrc` gives a fresh SSRC for
-    /// each line the server sends on.
+    /// server's media socket is reachable on (host candidates).
     pub(crate) fn accept(
         now: Instant,
         offer: &str,
         local: &[SocketAddr],
-        mut ssrc: impl FnMut() -> u32,
     ) -> Result<(BrowserLink, String), BrowserError> {
         if offer.len() > MAX_OFFER_LEN {
             return Err(BrowserError::OfferTooLong);
@@ -141,13 +137,12 @@ impl BrowserLink {
             .sdp_api()
             .accept_offer(offer)
             .map_err(|e| BrowserError::BadOffer(e.to_string()))?;
-        let mut link = BrowserLink {
+        let link = BrowserLink {
             rtc,
             local: local.to_vec(),
             mic: None,
             slots: Vec::new(),
             audio: VecDeque::new(),
-            spare_ssrcs: Vec::new(),
             next_timeout: Some(now),
             remote: None,
             connected: false,
@@ -163,8 +158,7 @@ impl BrowserLink {
             return Err(BrowserError::NoAudio);
         }
         // str0m names the lines (MediaAdded) once the peer is connected; the slots are made
-        // then, each with one of these SSRCs.
-        link.spare_ssrcs = (0..MAX_SPEAKER_SLOTS).map(|_| ssrc()).collect();
+        // then.
         Ok((link, answer))
     }
 
@@ -354,14 +348,14 @@ impl BrowserLink {
                 // str0m made the line's stream with the SSRC its answer signalled (a browser
                 // ties an unsignalled SSRC to the line's track only sometimes); one is
                 // declared here only if it did not.
-                let mut api = self.rtc.direct_api();
-                if api.stream_tx_by_mid(mid, None).is_none() {
-                    let Some(ssrc) = self.spare_ssrcs.pop() else {
-                        return;
-                    };
-                    api.declare_stream_tx(Ssrc::from(ssrc), None, mid, None);
-                }
-                let Some(ssrc) = api.stream_tx_by_mid(mid, None).map(|tx| *tx.ssrc()) else {
+                // str0m made the line's stream with the SSRC its answer announced; a line
+                // without one is not used.
+                let Some(ssrc) = self
+                    .rtc
+                    .direct_api()
+                    .stream_tx_by_mid(mid, None)
+                    .map(|tx| *tx.ssrc())
+                else {
                     return;
                 };
                 self.slots.push(Slot {
@@ -501,12 +495,7 @@ pub(crate) mod tests {
         let t0 = start();
         let (mut browser, offer, pending) =
             FakeBrowser::offer(t0, BROWSER.parse().unwrap(), listen_lines);
-        let mut n = 0x1000;
-        let (mut link, answer) = BrowserLink::accept(t0, &offer, &[server], || {
-            n += 1;
-            n
-        })
-        .unwrap();
+        let (mut link, answer) = BrowserLink::accept(t0, &offer, &[server]).unwrap();
         browser.accept(pending, &answer);
         let mut outbox = Outbox::default();
         let mut now = t0;
@@ -614,10 +603,7 @@ pub(crate) mod tests {
     fn offers_that_are_not_webrtc_audio_are_refused_with_a_reason() {
         let server: SocketAddr = SERVER.parse().unwrap();
         let now = start();
-        let mut ssrc = || 5;
-        let mut err = |offer: &str, local: &[SocketAddr]| {
-            BrowserLink::accept(now, offer, local, &mut ssrc).err()
-        };
+        let err = |offer: &str, local: &[SocketAddr]| BrowserLink::accept(now, offer, local).err();
         assert!(matches!(
             err("hello", &[server]),
             Some(BrowserError::BadOffer(_))

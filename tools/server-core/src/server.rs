@@ -86,6 +86,8 @@ pub(crate) struct SessionRec {
     pub conn: Option<ConnId>,
     pub detached_at: Option<Instant>,
     pub media: MediaLink,
+    /// The name a person in a browser gave; `None` for a station.
+    pub name: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -129,8 +131,6 @@ pub struct StageServer {
     pub(crate) firmware: BTreeMap<String, stagebox_proto::signal::FirmwareStatus>,
     /// A browser's address (once its ICE check came from it) → its session.
     pub(crate) browser_addrs: BTreeMap<SocketAddr, u64>,
-    /// Browser participant id → the name its person gave.
-    pub(crate) browser_names: BTreeMap<String, String>,
 }
 
 impl StageServer {
@@ -154,7 +154,6 @@ impl StageServer {
             stats: ServerStats::default(),
             firmware: BTreeMap::new(),
             browser_addrs: BTreeMap::new(),
-            browser_names: BTreeMap::new(),
         }
     }
 
@@ -229,7 +228,7 @@ impl StageServer {
             server_muted: m.server_muted,
             ssrc: s.ssrc,
             connected: s.conn.is_some(),
-            name: self.browser_names.get(station_id).cloned(),
+            name: s.name.clone(),
         })
     }
 

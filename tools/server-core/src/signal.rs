@@ -384,6 +384,7 @@ impl StageServer {
                     out_seq: Default::default(),
                     red: req.red,
                 }),
+                name: None,
             },
         );
         self.by_ssrc.insert(ssrc, key);
@@ -443,7 +444,6 @@ impl StageServer {
             return;
         };
         self.by_ssrc.remove(&s.ssrc);
-        self.browser_names.remove(&s.station_id);
         self.browser_addrs.retain(|_, k| *k != key);
         for other in self.sessions.values_mut() {
             if let MediaLink::Browser(Some(link)) = &mut other.media {

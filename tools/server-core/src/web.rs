@@ -62,11 +62,10 @@ impl StageServer {
                 conn: Some(conn),
                 detached_at: None,
                 media: MediaLink::Browser(None),
+                name: Some(name.into()),
             },
         );
         self.by_ssrc.insert(ssrc, key);
-        self.browser_names
-            .insert(participant_id.clone(), name.into());
         let resume_window_ms = self.seat(conn, key, stage, &participant_id, Role::Audience);
         self.send(
             conn,
@@ -97,11 +96,7 @@ impl StageServer {
             );
         }
         let addresses = self.cfg.browser_addresses.clone();
-        let mut ssrcs = Vec::new();
-        for _ in 0..crate::browser::MAX_SPEAKER_SLOTS {
-            ssrcs.push(self.random_ssrc());
-        }
-        match BrowserLink::accept(now, sdp, &addresses, || ssrcs.pop().unwrap_or(1)) {
+        match BrowserLink::accept(now, sdp, &addresses) {
             Ok((link, answer)) => {
                 if let Some(s) = self.sessions.get_mut(&session) {
                     s.media = MediaLink::Browser(Some(Box::new(link)));
