@@ -10,6 +10,15 @@
 //                 playing MIC.wav), and say when the microphone went on
 //   leave         leave the stage, take the screenshots, quit
 //
+// and as the stage's moderator, in a second browser context on the server's console
+// (https://HOST:PORT/console; the account from MODERATOR_NAME and MODERATOR_PASSWORD):
+//
+//   console               sign in
+//   console-invite WHO    invite WHO from the hand queue (WHO: the text its entry shows);
+//                         say how long the console showed it waiting
+//   console-do ACTION | WHO  press ACTION (a button's label: Mute, Make priority, …) on WHO's row
+//   console-shots         screenshots of the console at desktop and phone widths
+//
 // node listen.mjs URL OUT.wav MIC.wav SCREENSHOT_PREFIX
 
 import { writeFileSync } from 'node:fs';
@@ -173,10 +182,45 @@ try {
   await page.waitForFunction(() => document.querySelectorAll('#players audio').length > 0);
   answer({ listening: true });
 
+  let moderator = null;
   const lines = createInterface({ input: process.stdin });
   for await (const line of lines) {
     const command = line.trim();
-    if (command === 'record') {
+    const [verb, ...rest] = command.split(' ');
+    const who = rest.join(' ');
+    if (verb === 'console') {
+      const mctx = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 800 } });
+      moderator = await mctx.newPage();
+      moderator.on('console', (m) => console.error(`console page: ${m.text()}`));
+      moderator.on('pageerror', (e) => console.error(`console page error: ${e.message}`));
+      moderator.on('dialog', (d) => d.accept());
+      await moderator.goto(new URL('/console', url).href);
+      await moderator.getByLabel('Name').fill(process.env.MODERATOR_NAME || '');
+      await moderator.getByLabel('Password').fill(process.env.MODERATOR_PASSWORD || '');
+      await moderator.getByRole('button', { name: 'Sign in' }).click();
+      await moderator.getByText('Signed in as').waitFor({ timeout: 10_000 });
+      answer({ signed_in: true });
+    } else if (verb === 'console-invite') {
+      const entry = moderator.locator('ol.hands li', { hasText: who });
+      await entry.waitFor({ timeout: 10_000 });
+      const waited = await entry.locator('.wait').textContent();
+      await entry.getByRole('button', { name: /^Invite/ }).click();
+      await entry.getByText('invited, waiting for an answer').waitFor({ timeout: 10_000 });
+      answer({ invited: who, waited });
+    } else if (verb === 'console-do') {
+      const [action, ...name] = rest.join(' ').split(' | ');
+      const row = moderator.locator('table.people tr', { hasText: name.join(' | ') });
+      await moderator.evaluate(() => { document.getElementById('status').textContent = ''; });
+      await row.getByRole('button', { name: new RegExp(`^${action}`) }).click();
+      await moderator.getByText(/: done\.$/).waitFor({ timeout: 10_000 });
+      answer({ done: action, who: name.join(' | ') });
+    } else if (verb === 'console-shots') {
+      await moderator.screenshot({ path: `${shotPrefix.replace(/listener$/, 'console')}-desktop.png`, fullPage: true });
+      await moderator.setViewportSize({ width: 390, height: 844 });
+      await moderator.screenshot({ path: `${shotPrefix.replace(/listener$/, 'console')}-phone.png`, fullPage: true });
+      await moderator.setViewportSize({ width: 1280, height: 800 });
+      answer({ screenshots: true });
+    } else if (command === 'record') {
       answer({ recording_from_unix_ms: await record(page) });
     } else if (command === 'stop') {
       const received = await receiveStats(page);

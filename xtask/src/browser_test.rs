@@ -4,11 +4,17 @@
 //!
 //! 1. it listens while station A (a moderator) speaks: what the page played is recorded
 //!    through WebAudio, handed back, aligned with A's microphone and judged (wideband PESQ);
-//! 2. it raises its hand, the moderator (the admin interface) invites it, it accepts and
-//!    speaks (Chromium's fake microphone plays the speech, the browser's own processing off):
-//!    what station B (audience) played is judged against the speech.
+//! 2. it raises its hand; the moderator, signed in to the console in a second browser
+//!    context, sees it in the hand queue and invites it; it accepts and speaks (Chromium's
+//!    fake microphone plays the speech, the browser's own processing off): what station B
+//!    (audience) played is judged against the speech;
+//! 3. the console drives a station: B's hand-raise button puts it in the queue, the invite
+//!    from the console lights B's LED `invited`, B accepts with its push-to-talk and speaks,
+//!    and the console's mute stops B's audio at every listener (the server forwards none of
+//!    it while B still holds its button).
 //!
-//! Screenshots of the page at phone and desktop widths are kept beside the report.
+//! Screenshots of the listener page and the console at phone and desktop widths are kept
+//! beside the report.
 
 use std::io::{BufRead, BufReader, Lines, Write};
 use std::path::{Path, PathBuf};
@@ -24,6 +30,10 @@ use crate::sh::run;
 
 /// The stage's link token in the test's configuration.
 const LINK: &str = "browser-test-link-0123456789";
+/// The moderator's console account.
+const MODERATOR: (&str, &str) = ("moderator", "browser-test-moderator-password");
+/// What the listener calls itself on the page (see `listen.mjs`).
+const LISTENER_NAME: &str = "Listener in Chromium";
 
 /// One direction's verdict.
 pub struct Heard {
@@ -43,6 +53,7 @@ pub struct BrowserOutcome {
     pub browser_to_station: Heard,
     /// The server's counters once the browser has spoken (for the report).
     pub server_stats: Value,
+    pub console: ConsoleOutcome,
 }
 
 /// Debian's Chromium, Node.js and npm, and playwright-core in `target/browser-test`.
@@ -126,6 +137,8 @@ pub fn run_browser_test(out: &Path) -> Result<BrowserOutcome> {
         demo::free_tcp_port()?,
     );
     let server_cfg = write_server_config(&out, gateway, media, admin_port)?;
+    let _ = std::fs::remove_file(out.join("console-accounts.json"));
+    add_moderator(&bin, &server_cfg)?;
     let (_server, pin) = demo::start_server(&bin, &out, &server_cfg)?;
 
     let opts = DemoOptions::new(&out);
@@ -155,6 +168,8 @@ pub fn run_browser_test(out: &Path) -> Result<BrowserOutcome> {
         .arg(out.join("browser-out.wav"))
         .arg(&speech)
         .arg(out.join("listener"))
+        .env("MODERATOR_NAME", MODERATOR.0)
+        .env("MODERATOR_PASSWORD", MODERATOR.1)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(&log)?)
@@ -210,22 +225,36 @@ pub fn run_browser_test(out: &Path) -> Result<BrowserOutcome> {
         correlation: alignment.correlation,
     };
 
-    // 2. The browser raises its hand, is invited, accepts and speaks; station B listens.
-    println!("browser test: the browser raises its hand; the moderator invites it");
+    // 2. The browser raises its hand, is invited from the console, accepts and speaks;
+    // station B listens.
+    println!(
+        "browser test: the browser raises its hand; the moderator invites it from the console"
+    );
+    driver.ask("console")?;
     driver.ask("raise")?;
-    demo::wait_for("the hand in the queue", Duration::from_secs(5), || {
-        Ok(demo::member(&stage()?, &web_id).is_some_and(|m| m["hand_raised"] == true))
-    })?;
-    demo::admin(
-        admin_port,
-        &json!({"action": "invite", "stage": "townhall", "station": web_id}),
-    )?;
+    driver.ask(&format!("console-invite {LISTENER_NAME}"))?;
     let accepted = driver.ask("accept")?;
     // Chromium's fake microphone plays the speech over and over from when it opened; two
     // rounds hold one that the stage carried whole.
     println!("browser test: the browser speaks (Chromium's fake microphone); station B listens");
-    std::thread::sleep(Duration::from_secs_f64(2.0 * speech_seconds + 1.5));
+    let speaking_from = std::time::Instant::now();
+    // Meanwhile station B raises its hand with its button, and the console is photographed
+    // with a person speaking from a browser and a station waiting in the queue.
+    std::thread::sleep(Duration::from_secs_f64(speech_seconds / 2.0));
+    demo::control(&sock_b, "hand click")?;
+    demo::wait_for("B's hand on the stage", Duration::from_secs(5), || {
+        Ok(demo::member(&stage()?, "b-1").is_some_and(|m| m["hand_raised"] == true))
+    })?;
+    std::thread::sleep(Duration::from_secs(3));
+    driver.ask("console-shots")?;
+    let rest =
+        Duration::from_secs_f64(2.0 * speech_seconds + 1.5).saturating_sub(speaking_from.elapsed());
+    std::thread::sleep(rest);
     let server_stats = demo::admin(admin_port, &json!({"action": "stats"}))?;
+    driver.ask(&format!("console-do Move to audience | {LISTENER_NAME}"))?;
+
+    // 3. The console drives station B.
+    let console = console_drives_a_station(&mut driver, &sock_b, admin_port, &stage)?;
     driver.ask("leave")?;
     let stats_b: Value = serde_json::from_str(&demo::control(&sock_b, "stats")?)?;
     for sock in [&sock_a, &sock_b] {
@@ -266,6 +295,7 @@ pub fn run_browser_test(out: &Path) -> Result<BrowserOutcome> {
         received: recorded["received"].clone(),
         browser_to_station,
         server_stats,
+        console,
     };
     std::fs::write(
         out.join("report.json"),
@@ -283,12 +313,101 @@ pub fn run_browser_test(out: &Path) -> Result<BrowserOutcome> {
                 "correlation": outcome.browser_to_station.correlation,
             },
             "server": outcome.server_stats,
+            "console_drives_station_b": {
+                "led_after_invite": outcome.console.led_after_invite,
+                "led_after_mute": outcome.console.led_after_mute,
+                "forwarded_while_speaking": outcome.console.forwarded_while_speaking,
+                "forwarded_while_muted": outcome.console.forwarded_while_muted,
+            },
             "station_a": stats_a,
             "station_b": stats_b,
         }))?,
     )?;
     print_summary(&outcome, &out);
     Ok(outcome)
+}
+
+/// What the console did to station B, as the station and the server saw it.
+pub struct ConsoleOutcome {
+    /// B's LED once the console's invitation reached it.
+    pub led_after_invite: String,
+    /// B's LED once the console muted it.
+    pub led_after_mute: String,
+    /// Packets the server forwarded while B spoke, before and while muted (one window each).
+    pub forwarded_while_speaking: u64,
+    pub forwarded_while_muted: u64,
+}
+
+/// Part 3: B's hand is up (its button, in part 2); the console invites it from the queue
+/// (B's LED says so), B accepts with push-to-talk and speaks, and the console mutes it.
+fn console_drives_a_station(
+    driver: &mut Driver,
+    sock_b: &Path,
+    admin_port: u16,
+    stage: &dyn Fn() -> Result<Value>,
+) -> Result<ConsoleOutcome> {
+    if !demo::member(&stage()?, "b-1").is_some_and(|m| m["hand_raised"] == true) {
+        bail!("station B's hand is not up");
+    }
+    println!("browser test: the console drives station B (invite from the queue, mute)");
+    let led = || -> Result<String> {
+        let stats: Value = serde_json::from_str(&demo::control(sock_b, "stats")?)?;
+        Ok(stats["led"].as_str().unwrap_or_default().to_string())
+    };
+    driver.ask("console-invite b-1")?;
+    let mut led_after_invite = String::new();
+    let _ = demo::wait_for("B's LED to say invited", Duration::from_secs(5), || {
+        led_after_invite = led()?;
+        Ok(led_after_invite == "invited")
+    });
+    demo::control(sock_b, "ptt click")?;
+    demo::wait_for("B on stage", Duration::from_secs(5), || {
+        Ok(demo::member(&stage()?, "b-1").is_some_and(|m| m["role"] == "speaker"))
+    })?;
+    let forwarded = || -> Result<u64> {
+        let stats = demo::admin(admin_port, &json!({"action": "stats"}))?;
+        Ok(stats["media_forwarded"].as_u64().unwrap_or(0))
+    };
+    let window = Duration::from_millis(1500);
+    demo::control(sock_b, "ptt down")?;
+    demo::control(sock_b, "mic play")?;
+    std::thread::sleep(Duration::from_millis(500));
+    let before = forwarded()?;
+    std::thread::sleep(window);
+    let forwarded_while_speaking = forwarded()? - before;
+    driver.ask("console-do Mute | b-1")?;
+    let mut led_after_mute = String::new();
+    let _ = demo::wait_for("B's LED to say muted", Duration::from_secs(5), || {
+        led_after_mute = led()?;
+        Ok(led_after_mute == "muted")
+    });
+    let before = forwarded()?;
+    std::thread::sleep(window);
+    let forwarded_while_muted = forwarded()? - before;
+    demo::control(sock_b, "ptt up")?;
+    Ok(ConsoleOutcome {
+        led_after_invite,
+        led_after_mute,
+        forwarded_while_speaking,
+        forwarded_while_muted,
+    })
+}
+
+/// The console's account, made with the server's own `user add`.
+fn add_moderator(bin: &Path, server_cfg: &Path) -> Result<()> {
+    let mut child = Command::new(bin.join("stage-server"))
+        .arg("--config")
+        .arg(server_cfg)
+        .args(["user", "add", MODERATOR.0, "--password-stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .context("stage-server user add")?;
+    writeln!(child.stdin.take().context("stdin")?, "{}", MODERATOR.1)?;
+    if !child.wait()?.success() {
+        bail!("stage-server user add failed");
+    }
+    Ok(())
 }
 
 fn print_summary(o: &BrowserOutcome, out: &Path) {
@@ -314,6 +433,12 @@ fn print_summary(o: &BrowserOutcome, out: &Path) {
         o.browser_to_station.correlation,
         out.display()
     );
+    let c = &o.console;
+    println!(
+        "browser test: console → station B: LED {} after the invitation, {} after the mute; \
+         the server forwarded {} packets in 1.5 s of B speaking, {} in 1.5 s of B muted",
+        c.led_after_invite, c.led_after_mute, c.forwarded_while_speaking, c.forwarded_while_muted
+    );
 }
 
 fn write_server_config(out: &Path, gateway: u16, media: u16, admin_port: u16) -> Result<PathBuf> {
@@ -332,6 +457,9 @@ key = "{dir}/key.pem"
 
 [admin]
 token = "{token}"
+
+[console]
+accounts = "{dir}/console-accounts.json"
 
 [[stage]]
 id = "townhall"
@@ -393,6 +521,22 @@ pub fn check(o: &BrowserOutcome, min_pesq: f64) -> Result<()> {
             "mouth to ear {:.1} ms is below the physical floor of {floor} ms: the measurement is \
              wrong",
             o.station_to_browser_ms
+        );
+    }
+    let c = &o.console;
+    if c.led_after_invite != "invited" || c.led_after_mute != "muted" {
+        bail!(
+            "the console's invitation and mute did not reach station B's LED: {} and {}",
+            c.led_after_invite,
+            c.led_after_mute
+        );
+    }
+    if c.forwarded_while_speaking == 0 || c.forwarded_while_muted != 0 {
+        bail!(
+            "muting from the console: the server forwarded {} packets while B spoke and {} \
+             while it was muted (some, then none)",
+            c.forwarded_while_speaking,
+            c.forwarded_while_muted
         );
     }
     let received = o.received["packets_received"].as_u64().unwrap_or(0);

@@ -43,6 +43,7 @@ pub const FUZZ_TARGETS: &[&str] = &[
     "https_head",
     "update_request",
     "console_line",
+    "console_request",
 ];
 
 /// What one run of the suite writes under target/ on a fresh clone (debug, release and

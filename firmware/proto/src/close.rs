@@ -32,6 +32,10 @@ pub enum CloseCode {
     UnsupportedMode = 4013,
     /// The server asked the station to reconnect (see the `reconnect` op).
     Reconnect = 4015,
+    /// A moderator removed this member from the stage; its session is gone.
+    Removed = 4016,
+    /// A moderator ended the stage; a browser's session is gone (stations stay, as audience).
+    StageEnded = 4017,
 }
 
 impl CloseCode {
@@ -52,6 +56,8 @@ impl CloseCode {
             4012 => UnsupportedVersion,
             4013 => UnsupportedMode,
             4015 => Reconnect,
+            4016 => Removed,
+            4017 => StageEnded,
             _ => return None,
         })
     }
@@ -66,7 +72,9 @@ impl CloseCode {
         match self {
             Normal | GoingAway | UnknownError | UnknownOp | DecodeError | SessionTimeout
             | Reconnect => AfterClose::Resume,
-            NotAuthenticated | AlreadyAuthenticated | SessionInvalid => AfterClose::Reidentify,
+            NotAuthenticated | AlreadyAuthenticated | SessionInvalid | Removed | StageEnded => {
+                AfterClose::Reidentify
+            }
             AuthenticationFailed | StageNotFound | UnsupportedVersion | UnsupportedMode => {
                 AfterClose::Fatal
             }

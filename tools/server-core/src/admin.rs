@@ -35,6 +35,14 @@ pub enum AdminCmd {
         station: String,
         gateway: Option<String>,
     },
+    /// Remove a member from the stage: its connection is closed and its session ended (a
+    /// station identifies afresh, as configured; a browser must open the link again).
+    Kick { stage: String, station: String },
+    /// End the stage: browsers are told and disconnected; stations stay, with their
+    /// configured roles; hands, invitations, mutes and the priority speaker are cleared.
+    EndStage { stage: String },
+    /// Every stage with its members as a moderator's console shows them.
+    Overview,
     /// Server counters.
     Stats,
     /// Every configured station: connected or not, on which stage, its firmware and update
@@ -58,6 +66,7 @@ pub enum AdminReply {
     Stage(StageSnapshot),
     Stats(ServerStats),
     Stations { stations: Vec<StationView> },
+    Overview(crate::overview::Overview),
     Done { ok: bool },
 }
 
@@ -81,6 +90,20 @@ impl StageServer {
                 .map(AdminReply::Stage)
                 .ok_or(AdminError::NoStage(stage)),
             AdminCmd::Stats => Ok(AdminReply::Stats(self.stats)),
+            AdminCmd::Overview => Ok(AdminReply::Overview(self.overview(now))),
+            AdminCmd::Kick { stage, station } => {
+                let session = self
+                    .stages
+                    .get(&stage)
+                    .ok_or_else(|| AdminError::NoStage(stage.clone()))?
+                    .members
+                    .get(&station)
+                    .ok_or_else(|| AdminError::NotMember(station.clone()))?
+                    .session;
+                self.remove_session(now, session, CloseCode::Removed, "removed by a moderator");
+                Ok(AdminReply::Done { ok: true })
+            }
+            AdminCmd::EndStage { stage } => self.end_stage(now, &stage),
             AdminCmd::Stations => Ok(AdminReply::Stations {
                 stations: self.station_views(),
             }),
@@ -100,6 +123,7 @@ impl StageServer {
                     }
                     m.role = Role::Audience;
                     m.invited = false;
+                    m.speaking = false;
                     Ok(())
                 })
             }
@@ -107,10 +131,21 @@ impl StageServer {
                 stage,
                 station,
                 muted,
-            } => self.change_member(&stage, &station, |m| {
-                m.server_muted = muted;
-                Ok(())
-            }),
+            } => {
+                // Muted, a member's voice stops at every listener: so does its indicator.
+                let session = self
+                    .stages
+                    .get(&stage)
+                    .and_then(|r| r.members.get(&station))
+                    .map(|m| m.session);
+                if let (true, Some(key)) = (muted, session) {
+                    self.set_speaking(key, false);
+                }
+                self.change_member(&stage, &station, |m| {
+                    m.server_muted = muted;
+                    Ok(())
+                })
+            }
             AdminCmd::Priority { stage, station } => {
                 let rec = self
                     .stages
@@ -150,6 +185,59 @@ impl StageServer {
                 Ok(AdminReply::Done { ok: true })
             }
         }
+    }
+
+    /// Closes session `key`'s connection with `code` (if it has one) and ends the session.
+    fn remove_session(&mut self, now: Instant, key: u64, code: CloseCode, message: &str) {
+        if let Some(conn) = self.sessions.get(&key).and_then(|s| s.conn) {
+            self.refuse(now, conn, code, message);
+        }
+        self.end_session(key);
+    }
+
+    fn end_stage(&mut self, now: Instant, stage: &str) -> Result<AdminReply, AdminError> {
+        let rec = self
+            .stages
+            .get(stage)
+            .ok_or_else(|| AdminError::NoStage(stage.into()))?;
+        let browsers: Vec<u64> = rec
+            .members
+            .values()
+            .map(|m| m.session)
+            .filter(|k| {
+                self.sessions
+                    .get(k)
+                    .is_some_and(|s| matches!(s.media, crate::server::MediaLink::Browser(_)))
+            })
+            .collect();
+        for key in browsers {
+            self.remove_session(now, key, CloseCode::StageEnded, "the stage has ended");
+        }
+        let Some(rec) = self.stages.get_mut(stage) else {
+            return Err(AdminError::NoStage(stage.into()));
+        };
+        let had_priority = rec.priority.take().is_some();
+        let mut changed = Vec::new();
+        for (id, m) in rec.members.iter_mut() {
+            let configured = self.cfg.stations.get(id).map_or(Role::Audience, |c| c.role);
+            let before = (m.role, m.hand_raised, m.invited, m.server_muted);
+            m.role = configured;
+            m.hand_raised = None;
+            m.hand_raised_at = None;
+            m.invited = false;
+            m.server_muted = false;
+            m.speaking &= configured.can_speak();
+            if before != (m.role, m.hand_raised, m.invited, m.server_muted) {
+                changed.push(id.clone());
+            }
+        }
+        if had_priority {
+            self.broadcast(stage, None, &ServerMsg::Priority { ssrc: None });
+        }
+        for id in changed {
+            self.announce_member(stage, &id);
+        }
+        Ok(AdminReply::Done { ok: true })
     }
 
     fn station_views(&self) -> Vec<StationView> {

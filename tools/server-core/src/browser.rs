@@ -34,6 +34,14 @@ pub const MAX_SPEAKER_SLOTS: usize = 8;
 /// Audio packets from one browser waiting for the forwarding unit (taken after every input).
 const MAX_WAITING_AUDIO: usize = 64;
 
+/// A browser's packet at least this loud (RFC 6464 level, dBov) is voice: Chromium's levels
+/// are the packet's RMS, about -20 to -35 dBov for speech at a normal level and below -60 for a
+/// quiet room.
+pub const SPEAKING_LEVEL_DBOV: i8 = -45;
+/// A browser stops speaking this long after its last voiced packet (pauses between words
+/// do not flicker the indicator).
+pub const SPEAKING_HANGOVER: std::time::Duration = std::time::Duration::from_millis(400);
+
 /// Longest SDP offer read (a browser's audio-only offer is 2–6 kB).
 pub const MAX_OFFER_LEN: usize = 32 * 1024;
 
@@ -72,6 +80,8 @@ pub(crate) struct BrowserAudio {
     pub timestamp: u32,
     pub marker: bool,
     pub payload: Arc<[u8]>,
+    /// The packet's audio level (RFC 6464), dBov (0 loudest, -127 silence), if it had one.
+    pub level_dbov: Option<i8>,
 }
 
 /// Counters for one browser's media.
@@ -104,6 +114,9 @@ pub(crate) struct BrowserLink {
     /// ICE gave up or DTLS failed: the link is dead.
     pub(crate) failed: bool,
     pub(crate) stats: BrowserStats,
+    /// When the browser last sent a voiced packet that was forwarded (see
+    /// [`SPEAKING_LEVEL_DBOV`]); cleared once its speaking has ended.
+    pub(crate) voice_heard_at: Option<Instant>,
 }
 
 impl BrowserLink {
@@ -148,6 +161,7 @@ impl BrowserLink {
             connected: false,
             failed: false,
             stats: BrowserStats::default(),
+            voice_heard_at: None,
         };
         let answer = answer.to_sdp_string();
         // Lines the server answered with Opus (a refused line has port 0 and no codec).
@@ -212,7 +226,8 @@ impl BrowserLink {
         if self.failed {
             return None;
         }
-        self.next_timeout
+        let silence = self.voice_heard_at.map(|t| t + SPEAKING_HANGOVER);
+        self.next_timeout.into_iter().chain(silence).min()
     }
 
     pub(crate) fn handle_timeout(&mut self, now: Instant, outbox: &mut Outbox) {
@@ -345,10 +360,8 @@ impl BrowserLink {
                 self.mic = Some((mid, pt));
             }
             Direction::SendOnly if self.slots.len() < MAX_SPEAKER_SLOTS => {
-                // str0m made the line's stream with the SSRC its answer signalled (a browser
-                // ties an unsignalled SSRC to the line's track only sometimes); one is
-                // declared here only if it did not.
-                // str0m made the line's stream with the SSRC its answer announced; a line
+                // str0m made the line's stream with the SSRC its answer announced (a browser
+                // ties an unannounced SSRC to the line's track only sometimes); a line
                 // without one is not used.
                 let Some(ssrc) = self
                     .rtc
@@ -398,6 +411,7 @@ impl BrowserLink {
                     timestamp: p.header.timestamp,
                     marker: p.header.marker,
                     payload: p.payload,
+                    level_dbov: p.header.ext_vals.audio_level,
                 });
             }
             _ => {}

@@ -12,7 +12,8 @@
 //!   per datagram: sealed copies wait in the `outbox`'s reused buffers.
 //! - [`browser`]: a browser's media — one str0m WebRTC peer (ICE-lite, DTLS-SRTP, Opus in
 //!   RTP mode), a line per speaker it hears; `web`: `join_web` and `web_offer`.
-//! - `admin`: moderator actions (invite, move to audience, mute, priority) and moves.
+//! - `admin`: moderator actions (invite, move to audience, mute, priority, kick, end the
+//!   stage) and moves; [`overview`]: the stages as a moderator's console shows them.
 //! - [`admission`]: caps on connections that have not logged in, per source and in total.
 //! - [`config`]: stations, stages, timings, and the [`config::Entropy`] keys come from.
 
@@ -22,6 +23,7 @@ pub mod browser;
 pub mod config;
 pub mod media;
 mod outbox;
+pub mod overview;
 mod server;
 mod signal;
 mod web;

@@ -162,13 +162,27 @@ impl StageServer {
         }
         let ssrc = self.sessions.get(&key).map_or(0, |s| s.ssrc);
         let (mut audio_in, mut forwarded, mut not_allowed) = (0, 0, 0);
+        let mut voiced = false;
         while let Some(audio) = self.take_browser_audio(key) {
             audio_in += 1;
             let header = RtpHeader::new(PT_OPUS, audio.seq, audio.timestamp, ssrc, audio.marker);
             match self.fan_out(now, key, &header, &audio.payload, &audio.payload) {
-                MediaOutcome::Forwarded(n) => forwarded += n,
+                MediaOutcome::Forwarded(n) => {
+                    forwarded += n;
+                    voiced |= audio
+                        .level_dbov
+                        .is_some_and(|l| l >= crate::browser::SPEAKING_LEVEL_DBOV);
+                }
                 _ => not_allowed += 1,
             }
+        }
+        if voiced {
+            if let Some(MediaLink::Browser(Some(link))) =
+                self.sessions.get_mut(&key).map(|s| &mut s.media)
+            {
+                link.voice_heard_at = Some(now);
+            }
+            self.set_speaking(key, true);
         }
         MediaOutcome::Browser {
             audio: audio_in,

@@ -95,6 +95,10 @@ pub(crate) struct MemberRec {
     pub role: Role,
     /// Set while the hand is up: the order it was raised in.
     pub hand_raised: Option<u64>,
+    /// When the hand went up (for the moderator's queue: how long it has waited).
+    pub hand_raised_at: Option<Instant>,
+    /// What the member last said of its own voice (`speaking`), while it may speak.
+    pub speaking: bool,
     pub invited: bool,
     pub server_muted: bool,
     /// Internal key of the member's session.

@@ -156,7 +156,7 @@ impl StageServer {
                     self.firmware.insert(s.station_id.clone(), status);
                 }
             }
-            (ConnState::Authed { session }, msg) => self.stage_op(session, msg),
+            (ConnState::Authed { session }, msg) => self.stage_op(now, session, msg),
         }
     }
 
@@ -309,6 +309,8 @@ impl StageServer {
                 MemberRec {
                     role,
                     hand_raised: None,
+                    hand_raised_at: None,
+                    speaking: false,
                     invited: false,
                     server_muted: false,
                     session: key,
@@ -476,6 +478,38 @@ impl StageServer {
         }
     }
 
+    /// Whether session `key`'s member is speaking now (a station says so itself; a browser's
+    /// audio levels tell): kept for the console and told to the rest of the stage when it
+    /// changes. Only a member who may speak, unmuted, is ever speaking.
+    pub(crate) fn set_speaking(&mut self, key: u64, speaking: bool) {
+        let Some(s) = self.sessions.get(&key) else {
+            return;
+        };
+        let (stage, station, ssrc) = (s.stage.clone(), s.station_id.clone(), s.ssrc);
+        let Some(m) = self
+            .stages
+            .get_mut(&stage)
+            .and_then(|r| r.members.get_mut(&station))
+            .filter(|m| m.session == key)
+        else {
+            return;
+        };
+        let speaking = speaking && m.role.can_speak() && !m.server_muted;
+        if m.speaking == speaking {
+            return;
+        }
+        m.speaking = speaking;
+        self.broadcast(
+            &stage,
+            Some(&station),
+            &ServerMsg::Speaking {
+                station_id: station.clone(),
+                ssrc,
+                speaking,
+            },
+        );
+    }
+
     /// Stage ops a station sends about itself.
     /// Tells each member who may speak the most any other member of the stage reports
     /// losing, when that changed: their audio's FEC follows their worst listener.
@@ -511,11 +545,14 @@ impl StageServer {
         }
     }
 
-    fn stage_op(&mut self, session: u64, msg: ClientMsg) {
+    fn stage_op(&mut self, now: Instant, session: u64, msg: ClientMsg) {
+        if let ClientMsg::Speaking { speaking } = msg {
+            return self.set_speaking(session, speaking);
+        }
         let Some(s) = self.sessions.get(&session) else {
             return;
         };
-        let (stage, station, ssrc) = (s.stage.clone(), s.station_id.clone(), s.ssrc);
+        let (stage, station) = (s.stage.clone(), s.station_id.clone());
         let Some(m) = self
             .stages
             .get_mut(&stage)
@@ -538,6 +575,7 @@ impl StageServer {
                 if m.role == Role::Audience && m.hand_raised.is_some() != raised =>
             {
                 m.hand_raised = raised.then_some(self.next_hand);
+                m.hand_raised_at = raised.then_some(now);
                 self.next_hand += 1;
                 true
             }
@@ -546,26 +584,14 @@ impl StageServer {
                 if accept {
                     m.role = Role::Speaker;
                     m.hand_raised = None;
+                    m.hand_raised_at = None;
                 }
                 true
             }
             ClientMsg::StepDown {} if m.role == Role::Speaker => {
                 m.role = Role::Audience;
+                m.speaking = false;
                 true
-            }
-            ClientMsg::Speaking { speaking } => {
-                if m.role.can_speak() {
-                    self.broadcast(
-                        &stage,
-                        Some(&station),
-                        &ServerMsg::Speaking {
-                            station_id: station.clone(),
-                            ssrc,
-                            speaking,
-                        },
-                    );
-                }
-                false
             }
             // Not allowed in the member's current role, or no change: ignored.
             _ => false,

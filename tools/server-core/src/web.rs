@@ -110,15 +110,27 @@ impl StageServer {
         }
     }
 
-    /// Moves every browser's WebRTC peer on to `now` (handshakes, keepalives, reports).
+    /// Moves every browser's WebRTC peer on to `now` (handshakes, keepalives, reports), and
+    /// ends the speaking of those quiet for [`crate::browser::SPEAKING_HANGOVER`].
     pub(crate) fn drive_browsers(&mut self, now: Instant) {
         let StageServer {
             sessions, outbox, ..
         } = self;
-        for s in sessions.values_mut() {
+        let mut fell_silent = Vec::new();
+        for (key, s) in sessions.iter_mut() {
             if let MediaLink::Browser(Some(link)) = &mut s.media {
                 link.handle_timeout(now, outbox);
+                if link
+                    .voice_heard_at
+                    .is_some_and(|t| now >= t + crate::browser::SPEAKING_HANGOVER)
+                {
+                    link.voice_heard_at = None;
+                    fell_silent.push(*key);
+                }
             }
+        }
+        for key in fell_silent {
+            self.set_speaking(key, false);
         }
     }
 }
@@ -291,17 +303,26 @@ mod tests {
 
         // As audience, what the browser sends is dropped at the server and counted.
         let pt = b.rtc.media(b.mic).unwrap().remote_pts()[0];
+        // Each packet carries its audio level (RFC 6464) as Chromium's do: loud from 5 on.
         let say = |b: &mut FakeBrowser, s: &mut StageServer, now: Instant, i: u64| {
             let mut api = b.rtc.direct_api();
             let tx = api.stream_tx_by_mid(b.mic, None).unwrap();
             let payload: std::sync::Arc<[u8]> = vec![0x77, i as u8].into();
-            tx.write_rtp(str0m::rtp::RtpWrite::new(
-                pt,
-                str0m::rtp::SeqNo::from(500 + i),
-                960 * i as u32,
-                now,
-                payload,
-            ));
+            let level = str0m::rtp::ExtensionValues {
+                audio_level: Some(if i < 5 { -80 } else { -20 }),
+                voice_activity: Some(i >= 5),
+                ..Default::default()
+            };
+            tx.write_rtp(
+                str0m::rtp::RtpWrite::new(
+                    pt,
+                    str0m::rtp::SeqNo::from(500 + i),
+                    960 * i as u32,
+                    now,
+                    payload,
+                )
+                .ext_vals(level),
+            );
             exchange(s, b, now)
         };
         let before = s.stats().dropped_not_allowed;
@@ -331,6 +352,30 @@ mod tests {
             }
         }
         assert_eq!(heard, (5..15u8).collect::<Vec<_>>());
+
+        // Its levels said voice: the stage is told it speaks, and told again when it has
+        // been quiet for the hangover.
+        let speaking = |s: &mut StageServer| {
+            messages(s, 1).into_iter().find_map(|m| match m {
+                ServerMsg::Speaking {
+                    station_id,
+                    speaking,
+                    ..
+                } if station_id == id => Some(speaking),
+                _ => None,
+            })
+        };
+        assert_eq!(speaking(&mut s), Some(true));
+        now += crate::browser::SPEAKING_HANGOVER / 2;
+        s.handle_timeout(now);
+        assert_eq!(speaking(&mut s), None, "a pause is not the end");
+        assert!(
+            s.poll_timeout()
+                .is_some_and(|t| t <= now + crate::browser::SPEAKING_HANGOVER)
+        );
+        now += crate::browser::SPEAKING_HANGOVER;
+        s.handle_timeout(now);
+        assert_eq!(speaking(&mut s), Some(false));
     }
 
     #[test]

@@ -117,6 +117,29 @@ pub struct Config {
     pub log_json: bool,
     /// Update files (bundles, manifests) served at `https://GATEWAY/updates/NAME`.
     pub updates: Option<Updates>,
+    #[serde(default)]
+    pub console: ConsoleSection,
+}
+
+/// The moderators' web console at `https://GATEWAY/console`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleSection {
+    /// The moderators' accounts (`stage-server user add` writes it).
+    #[serde(default = "default_accounts")]
+    pub accounts: PathBuf,
+}
+
+fn default_accounts() -> PathBuf {
+    PathBuf::from("/var/lib/stagebox/console-accounts.json")
+}
+
+impl Default for ConsoleSection {
+    fn default() -> Self {
+        ConsoleSection {
+            accounts: default_accounts(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -135,15 +135,22 @@ enum Accepted<W, T> {
         tls: T,
         page: crate::web::Page,
     },
+    /// A request to the moderator console's interface (see [`crate::console_api`]).
+    ConsoleApi {
+        tls: T,
+        head: Vec<u8>,
+    },
 }
 
-/// Accepts stations on `listener`; with `updates`, also serves that directory's files at
-/// `/updates/` (see [`crate::updates`]).
+/// Accepts stations and browsers on `listener`: signaling, the web app and the moderator
+/// console's interface; with `updates`, also serves that directory's files at `/updates/`
+/// (see [`crate::updates`]).
 pub async fn serve(
     listener: async_net::TcpListener,
     tls: Arc<ServerConfig>,
     hub: Arc<Hub>,
     updates: Option<Arc<std::path::PathBuf>>,
+    console: Arc<crate::console_api::Console>,
 ) {
     let acceptor = TlsAcceptor::from(tls);
     let gate = Arc::new(Gate::new(AdmissionLimits::default()));
@@ -176,6 +183,7 @@ pub async fn serve(
         let hub = hub.clone();
         let gate = gate.clone();
         let updates = updates.clone();
+        let console = console.clone();
         smol::spawn(async move {
             let handshake = async {
                 let mut tls = acceptor
@@ -187,6 +195,9 @@ pub async fn serve(
                     .map_err(|e| format!("request: {e}"))?;
                 if let Some(page) = crate::web::route(&head) {
                     return Ok(Accepted::Page { tls, page });
+                }
+                if crate::console_api::is_api(&head) {
+                    return Ok(Accepted::ConsoleApi { tls, head });
                 }
                 match (crate::updates::route(&head), updates.is_some()) {
                     (Route::File { name, from }, true) => {
@@ -227,6 +238,14 @@ pub async fn serve(
                 Ok(Accepted::Page { mut tls, page }) => {
                     if let Err(e) = crate::web::serve(&mut tls, page).await {
                         log::debug!("{peer}: page: {e}");
+                    }
+                    let _ = tls.close().await;
+                }
+                Ok(Accepted::ConsoleApi { mut tls, head }) => {
+                    let served =
+                        crate::console_api::serve(&mut tls, head, peer.ip(), &hub, &console);
+                    if let Err(e) = served.await {
+                        log::debug!("{peer}: console: {e}");
                     }
                     let _ = tls.close().await;
                 }

@@ -3,7 +3,8 @@
 //! Around the sans-IO [`stagebox_server_core::StageServer`]: the TLS + WebSocket [`gateway`],
 //! the UDP media loop and timer (in `main.rs`), the HTTP [`admin`] interface, the
 //! [`cert`]ificate and the [`config`] file; update files for stations on the gateway's port
-//! ([`updates`]) and the web app for people in browsers ([`web`]). Every input goes through [`hub::Hub::with_core`], the one place the core
+//! ([`updates`]), the web app for people in browsers ([`web`]) and the moderators' console
+//! ([`console_api`] over [`console`]'s sign-ins and the [`accounts`] file). Every input goes through [`hub::Hub::with_core`], the one place the core
 //! lives and the clock is read. A library so that tests and fuzz targets reach the parts that
 //! read outside bytes.
 
@@ -37,9 +38,12 @@ macro_rules! write_through_inner {
     };
 }
 
+pub mod accounts;
 pub mod admin;
 pub mod cert;
 pub mod config;
+pub mod console;
+pub mod console_api;
 pub mod gateway;
 pub mod hub;
 pub mod updates;

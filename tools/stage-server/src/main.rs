@@ -4,6 +4,8 @@
 //! ```text
 //! stage-server [--config PATH]                 run (default /etc/stagebox/server.toml)
 //! stage-server admin --config PATH JSON        send one admin command, print the reply
+//! stage-server user add NAME [--password-stdin] add a moderator for the web console
+//! stage-server user remove NAME | user list
 //! stage-server --version
 //! ```
 
@@ -19,7 +21,7 @@ use stagebox_server_core::{Entropy, StageServer};
 
 use stagebox_stage_server::config::Config;
 use stagebox_stage_server::hub::Hub;
-use stagebox_stage_server::{admin, cert, gateway};
+use stagebox_stage_server::{admin, cert, console_api, gateway};
 
 /// Keys and ids from the operating system's generator.
 struct OsEntropy(aws_lc_rs::rand::SystemRandom);
@@ -60,6 +62,28 @@ enum Command {
         /// The command, as JSON.
         json: String,
     },
+    /// The moderators who sign in to the web console (https://GATEWAY/console).
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum UserCommand {
+    /// Add a moderator, or set a moderator's password (asked twice on the terminal).
+    Add {
+        /// Letters, digits, '.', '_', '-' or '@'.
+        name: String,
+        /// Read the password from the first line of standard input instead (for scripts).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Remove a moderator (signed-in sessions end at their next request's check of the
+    /// file; sign-ins are checked against the file every time).
+    Remove { name: String },
+    /// List the moderators.
+    List,
 }
 
 fn main() -> ExitCode {
@@ -72,6 +96,15 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(Command::User { command }) = cli.command {
+        return match user(&cfg.console.accounts, command) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("stage-server: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if let Some(Command::Admin { json }) = cli.command {
         return match stagebox_admin_client::request(cfg.listen.admin, &cfg.admin.token, &json) {
             Ok(reply) => {
@@ -97,6 +130,53 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn user(path: &std::path::Path, command: UserCommand) -> Result<()> {
+    use stagebox_stage_server::accounts::Accounts;
+    let mut accounts = Accounts::load(path)?;
+    match command {
+        UserCommand::List => {
+            for name in accounts.moderators.keys() {
+                println!("{name}");
+            }
+            return Ok(());
+        }
+        UserCommand::Remove { name } => {
+            if accounts.moderators.remove(&name).is_none() {
+                anyhow::bail!("no moderator {name:?} in {}", path.display());
+            }
+        }
+        UserCommand::Add {
+            name,
+            password_stdin,
+        } => {
+            let password = if password_stdin {
+                let mut line = String::new();
+                std::io::stdin().read_line(&mut line)?;
+                line.trim_end_matches(['\r', '\n']).to_string()
+            } else {
+                let first = rpassword::prompt_password(format!("password for {name}: "))
+                    .context("no terminal to ask on: use --password-stdin")?;
+                let again = rpassword::prompt_password("again: ")?;
+                if first != again {
+                    anyhow::bail!("the two passwords differ");
+                }
+                first
+            };
+            let mut salt = [0u8; 16];
+            aws_lc_rs::rand::SecureRandom::fill(&aws_lc_rs::rand::SystemRandom::new(), &mut salt)
+                .map_err(|_| anyhow::anyhow!("the system random generator failed"))?;
+            accounts.set(&name, &password, &salt)?;
+        }
+    }
+    accounts.save(path)?;
+    println!(
+        "{}: {} moderator(s)",
+        path.display(),
+        accounts.moderators.len()
+    );
+    Ok(())
 }
 
 fn run(cfg: Config) -> Result<()> {
@@ -153,7 +233,13 @@ fn run(cfg: Config) -> Result<()> {
         if let Some(dir) = &updates {
             log::info!("update files from {} at /updates/", dir.display());
         }
-        smol::spawn(gateway::serve(gateway, tls, hub.clone(), updates)).detach();
+        log::info!(
+            "moderators sign in at https://{}/console (accounts in {})",
+            cfg.listen.gateway,
+            cfg.console.accounts.display()
+        );
+        let console = Arc::new(console_api::Console::new(cfg.console.accounts.clone()));
+        smol::spawn(gateway::serve(gateway, tls, hub.clone(), updates, console)).detach();
         smol::spawn(admin::serve(
             admin_listener,
             cfg.admin.token.clone(),

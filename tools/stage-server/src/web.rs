@@ -22,6 +22,14 @@ const LISTEN_JS: Asset = Asset {
     content_type: "text/javascript; charset=utf-8",
     body: include_str!("../web/listen.js"),
 };
+const CONSOLE_HTML: Asset = Asset {
+    content_type: "text/html; charset=utf-8",
+    body: include_str!("../web/console.html"),
+};
+const CONSOLE_JS: Asset = Asset {
+    content_type: "text/javascript; charset=utf-8",
+    body: include_str!("../web/console.js"),
+};
 const STAGE_CSS: Asset = Asset {
     content_type: "text/css; charset=utf-8",
     body: include_str!("../web/stage.css"),
@@ -61,12 +69,14 @@ pub fn route(head: &[u8]) -> Option<Page> {
     }
     // The query never matters; the stage link rides in the fragment, which is not sent.
     let path = request.path?.split('?').next()?;
-    if path.starts_with(crate::updates::PREFIX) {
+    if path.starts_with(crate::updates::PREFIX) || path.starts_with(crate::console_api::PREFIX) {
         return None;
     }
     Some(match path {
         "/listen" => Page::Asset(LISTEN_HTML),
         "/web/listen.js" => Page::Asset(LISTEN_JS),
+        "/console" => Page::Asset(CONSOLE_HTML),
+        "/web/console.js" => Page::Asset(CONSOLE_JS),
         "/web/stage.css" => Page::Asset(STAGE_CSS),
         _ => Page::NotFound,
     })
@@ -74,27 +84,43 @@ pub fn route(head: &[u8]) -> Option<Page> {
 
 /// Answers with `page`, then returns (the caller closes the connection).
 pub async fn serve<S: AsyncWrite + Unpin>(s: &mut S, page: Page) -> std::io::Result<()> {
-    let (status, asset) = match page {
-        Page::Asset(asset) => ("200 OK", asset),
-        Page::NotFound => (
-            "404 Not Found",
-            Asset {
-                content_type: "text/plain; charset=utf-8",
-                body: "not found\n",
-            },
-        ),
-    };
+    match page {
+        Page::Asset(asset) => {
+            respond(s, "200 OK", asset.content_type, "", asset.body.as_bytes()).await
+        }
+        Page::NotFound => {
+            respond(
+                s,
+                "404 Not Found",
+                "text/plain; charset=utf-8",
+                "",
+                b"not found\n",
+            )
+            .await
+        }
+    }
+}
+
+/// Writes one whole response with the app's security headers; `extra_headers` are more
+/// header lines, each ending in CRLF. A client that does not take it within the write timeout
+/// is given up on.
+pub async fn respond<S: AsyncWrite + Unpin>(
+    s: &mut S,
+    status: &str,
+    content_type: &str,
+    extra_headers: &str,
+    body: &[u8],
+) -> std::io::Result<()> {
     let head = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {}\r\nContent-Length: {}\r\n\
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
          Content-Security-Policy: {CONTENT_SECURITY_POLICY}\r\n\
          X-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\n\
-         Cache-Control: no-cache\r\nConnection: close\r\n\r\n",
-        asset.content_type,
-        asset.body.len()
+         Cache-Control: no-store\r\n{extra_headers}Connection: close\r\n\r\n",
+        body.len()
     );
     let write = async {
         s.write_all(head.as_bytes()).await?;
-        s.write_all(asset.body.as_bytes()).await?;
+        s.write_all(body).await?;
         s.flush().await
     };
     let timeout = async {
@@ -109,7 +135,7 @@ pub async fn serve<S: AsyncWrite + Unpin>(s: &mut S, page: Page) -> std::io::Res
 
 #[cfg(test)]
 mod tests {
-    use super::{LISTEN_HTML, LISTEN_JS, Page, route};
+    use super::{CONSOLE_HTML, CONSOLE_JS, LISTEN_HTML, LISTEN_JS, Page, route};
 
     #[test]
     fn pages_are_found_by_path_and_upgrades_pass_through() {
@@ -119,6 +145,12 @@ mod tests {
         assert_eq!(get("/listen", ""), Some(Page::Asset(LISTEN_HTML)));
         assert_eq!(get("/listen?utm=1", ""), Some(Page::Asset(LISTEN_HTML)));
         assert_eq!(get("/web/listen.js", ""), Some(Page::Asset(LISTEN_JS)));
+        assert_eq!(get("/console", ""), Some(Page::Asset(CONSOLE_HTML)));
+        assert_eq!(
+            get("/console/api/overview", ""),
+            None,
+            "the console's interface"
+        );
         assert_eq!(get("/", "Upgrade: websocket\r\n"), None);
         assert_eq!(get("/listen", "Upgrade: websocket\r\n"), None);
         assert_eq!(
@@ -133,18 +165,27 @@ mod tests {
     }
 
     #[test]
-    fn the_page_has_no_inline_script_or_style() {
-        let html = LISTEN_HTML.body;
-        assert!(!html.contains("<script>"), "scripts come from files");
-        let handler = html.split(" on").skip(1).any(|rest| {
-            let name: String = rest.chars().take_while(char::is_ascii_lowercase).collect();
-            !name.is_empty() && rest[name.len()..].starts_with('=')
-        });
-        assert!(!handler, "no inline event handlers");
-        assert!(!html.contains("style="), "no inline style");
-        assert!(
-            !LISTEN_JS.body.contains("innerHTML"),
-            "peers' text never becomes markup"
-        );
+    fn the_pages_have_no_inline_script_or_style() {
+        for (html, js) in [(LISTEN_HTML, LISTEN_JS), (CONSOLE_HTML, CONSOLE_JS)] {
+            let html = html.body;
+            assert!(!html.contains("<script>"), "scripts come from files");
+            let handler = html.split(" on").skip(1).any(|rest| {
+                let name: String = rest.chars().take_while(char::is_ascii_lowercase).collect();
+                !name.is_empty() && rest[name.len()..].starts_with('=')
+            });
+            assert!(!handler, "no inline event handlers");
+            assert!(!html.contains("style="), "no inline style");
+            for markup in [
+                "innerHTML",
+                "outerHTML",
+                "insertAdjacentHTML",
+                "document.write",
+            ] {
+                assert!(
+                    !js.body.contains(markup),
+                    "peers' text never becomes markup"
+                );
+            }
+        }
     }
 }

@@ -20,6 +20,9 @@ let micSender = null;
 let micTrack = null;
 let leaving = false;
 const members = new Map();
+// Who speaks now, and the priority speaker's SSRC (the stage tells both as they change).
+const speaking = new Set();
+let prioritySsrc = null;
 
 $('stage-name').textContent = stage ? `Stage ${stage}` : 'This link names no stage';
 if (params.get('processing') === 'off') {
@@ -86,6 +89,11 @@ async function handle(msg, name) {
       for (const m of d.members || []) {
         members.set(m.station_id, m);
       }
+      prioritySsrc = d.priority_ssrc ?? null;
+      render();
+      break;
+    case 'priority':
+      prioritySsrc = d.ssrc ?? null;
       render();
       break;
     case 'member_update':
@@ -94,6 +102,7 @@ async function handle(msg, name) {
       break;
     case 'member_left':
       members.delete(d.station_id);
+      speaking.delete(d.station_id);
       render();
       break;
     case 'speaking':
@@ -148,6 +157,8 @@ function render() {
     li.dataset.id = id;
     li.textContent = label(id, m);
     const tags = [];
+    if (speaking.has(id)) tags.push('speaking');
+    if (prioritySsrc !== null && m.ssrc === prioritySsrc) tags.push('priority speaker');
     if (m.role === 'moderator') tags.push('moderator');
     if (m.hand_raised) tags.push('hand raised');
     if (m.server_muted) tags.push('muted');
@@ -158,6 +169,7 @@ function render() {
       tag.textContent = tags.join(', ');
       li.append(tag);
     }
+    li.classList.toggle('speaking', speaking.has(id));
     (m.role === 'audience' ? audience : speakers).append(li);
   }
   const mine = members.get(me);
@@ -168,7 +180,15 @@ function render() {
   $('hand').hidden = !audienceMember;
   $('hand').setAttribute('aria-pressed', String(Boolean(mine.hand_raised)));
   $('hand').textContent = mine.hand_raised ? 'Lower hand' : 'Raise hand';
-  $('invite').hidden = !(audienceMember && mine.invited);
+  const invited = audienceMember && mine.invited;
+  if (invited && $('invite').hidden) {
+    // Said in the status line (a live region) and focused, so a screen reader and a
+    // keyboard user both meet the invitation at once.
+    say('A moderator invites you to speak.');
+    $('invite').hidden = false;
+    $('accept').focus();
+  }
+  $('invite').hidden = !invited;
   $('mute').hidden = audienceMember;
   $('step-down').hidden = mine.role !== 'speaker';
   if (audienceMember && micTrack) {
@@ -178,11 +198,13 @@ function render() {
   }
 }
 
-function setSpeaking(id, speaking) {
-  const li = document.querySelector(`li[data-id="${CSS.escape(id)}"]`);
-  if (li) {
-    li.classList.toggle('speaking', Boolean(speaking));
+function setSpeaking(id, now) {
+  if (now) {
+    speaking.add(id);
+  } else {
+    speaking.delete(id);
   }
+  render();
 }
 
 $('hand').addEventListener('click', () => {
