@@ -56,6 +56,9 @@ fn joins_and_keeps_the_session_with_heartbeats() {
     net.run_for(Duration::from_secs(600));
     let stats = net.stations[a].core.stats();
     assert_eq!((stats.attempts, stats.established, stats.lost), (1, 1, 0));
+    // A heartbeat's round trip: the link's latency there and back.
+    let round_trip = net.stations[a].core.session().round_trip();
+    assert_eq!(round_trip, Some(net.latency * 2));
     let server = net.server().unwrap().stats();
     assert_eq!(server.identified, 1);
     assert_eq!(server.protocol_errors, 0);

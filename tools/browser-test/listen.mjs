@@ -8,6 +8,8 @@
 //   raise         raise the hand
 //   accept        wait for the invitation, accept it (the microphone: Chromium's fake device
 //                 playing MIC.wav), and say when the microphone went on
+//   volumes       which speaker each of the page's lines carries now, at what volume
+//   set-volume WHO PERCENT   set the page's volume slider for speaker WHO
 //   leave         leave the stage, take the screenshots, quit
 //
 // and as the stage's moderator, in a second browser context on the server's console
@@ -17,6 +19,8 @@
 //   console-invite WHO    invite WHO from the hand queue (WHO: the text its entry shows);
 //                         say how long the console showed it waiting
 //   console-do ACTION | WHO  press ACTION (a button's label: Mute, Make priority, …) on WHO's row
+//   console-upload NAME | PATH   upload the file PATH to the soundboard as NAME
+//   console-play NAME     play the soundboard clip NAME into the stage
 //   console-shots         screenshots of the console at desktop and phone widths
 //
 // node listen.mjs URL OUT.wav MIC.wav SCREENSHOT_PREFIX
@@ -195,8 +199,8 @@ try {
       moderator.on('pageerror', (e) => console.error(`console page error: ${e.message}`));
       moderator.on('dialog', (d) => d.accept());
       await moderator.goto(new URL('/console', url).href);
-      await moderator.getByLabel('Name').fill(process.env.MODERATOR_NAME || '');
-      await moderator.getByLabel('Password').fill(process.env.MODERATOR_PASSWORD || '');
+      await moderator.getByLabel('Name', { exact: true }).fill(process.env.MODERATOR_NAME || '');
+      await moderator.getByLabel('Password', { exact: true }).fill(process.env.MODERATOR_PASSWORD || '');
       await moderator.getByRole('button', { name: 'Sign in' }).click();
       await moderator.getByText('Signed in as').waitFor({ timeout: 10_000 });
       answer({ signed_in: true });
@@ -214,12 +218,31 @@ try {
       await row.getByRole('button', { name: new RegExp(`^${action}`) }).click();
       await moderator.getByText(/: done\.$/).waitFor({ timeout: 10_000 });
       answer({ done: action, who: name.join(' | ') });
+    } else if (verb === 'console-upload') {
+      const [name, path] = who.split(' | ');
+      await moderator.getByLabel('Clip name').fill(name);
+      await moderator.getByLabel('File', { exact: true }).setInputFiles(path);
+      await moderator.getByRole('button', { name: 'Upload' }).click();
+      await moderator.getByText(`${name}: uploaded`).waitFor({ timeout: 20_000 });
+      await moderator.locator('#clips li', { hasText: name }).waitFor({ timeout: 10_000 });
+      answer({ uploaded: name });
+    } else if (verb === 'console-play') {
+      await moderator.evaluate(() => { document.getElementById('status').textContent = ''; });
+      await moderator.locator('#clips li', { hasText: who }).getByRole('button', { name: /^Play/ }).first().click();
+      await moderator.getByText(`Play ${who}: done.`).waitFor({ timeout: 10_000 });
+      answer({ playing: who });
     } else if (verb === 'console-shots') {
       await moderator.screenshot({ path: `${shotPrefix.replace(/listener$/, 'console')}-desktop.png`, fullPage: true });
       await moderator.setViewportSize({ width: 390, height: 844 });
       await moderator.screenshot({ path: `${shotPrefix.replace(/listener$/, 'console')}-phone.png`, fullPage: true });
       await moderator.setViewportSize({ width: 1280, height: 800 });
       answer({ screenshots: true });
+    } else if (verb === 'volumes') {
+      answer(await page.evaluate(() => [...document.querySelectorAll('#players audio')].map((a) => ({ speaker: a.dataset.speaker || null, volume: a.volume }))));
+    } else if (verb === 'set-volume') {
+      const percent = rest.pop();
+      await page.getByLabel(`Volume of ${rest.join(' ')}`).fill(percent);
+      answer({ volume: Number(percent) / 100 });
     } else if (command === 'record') {
       answer({ recording_from_unix_ms: await record(page) });
     } else if (command === 'stop') {

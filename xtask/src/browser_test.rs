@@ -54,6 +54,65 @@ pub struct BrowserOutcome {
     /// The server's counters once the browser has spoken (for the report).
     pub server_stats: Value,
     pub console: ConsoleOutcome,
+    /// Each member's last `link_stats`, as the console's overview gave them (id → stats).
+    pub links: Value,
+    pub ducking: DuckingOutcome,
+    pub soundboard: SoundboardOutcome,
+}
+
+/// A soundboard clip as station B played it.
+pub struct SoundboardOutcome {
+    /// The clip's 20 ms frames.
+    pub clip_frames: u64,
+    /// Frames station B played (from packets) while the clip played and nobody spoke.
+    pub b_played: u64,
+}
+
+/// Part 5: the moderator uploads a clip in the console and plays it; station B plays it.
+fn soundboard_plays_to_everyone(
+    driver: &mut Driver,
+    out: &Path,
+    speech: &Path,
+    sock_b: &Path,
+) -> Result<SoundboardOutcome> {
+    println!("browser test: the console uploads a 3 s clip to the soundboard and plays it");
+    let clip = out.join("clip.wav");
+    run(Command::new("sox")
+        .arg(speech)
+        .arg(&clip)
+        .args(["trim", "0", "3"]))?;
+    let clip_frames = (analysis::read_wav(&clip)?.len() as f64 / 960.0).ceil() as u64;
+    driver.ask(&format!(
+        "console-upload Welcome jingle | {}",
+        clip.display()
+    ))?;
+    let played = || -> Result<u64> {
+        let stats: Value = serde_json::from_str(&demo::control(sock_b, "stats")?)?;
+        Ok(stats["playout"]["frames_played"].as_u64().unwrap_or(0))
+    };
+    std::thread::sleep(Duration::from_secs(1));
+    let before = played()?;
+    driver.ask("console-play Welcome jingle")?;
+    std::thread::sleep(Duration::from_secs(5));
+    let b_played = played()? - before;
+    Ok(SoundboardOutcome {
+        clip_frames,
+        b_played,
+    })
+}
+
+/// Each member's link statistics in an overview, by member id (a browser's by its name).
+fn member_links(overview: &Value) -> Value {
+    let mut links = serde_json::Map::new();
+    for m in overview["stages"][0]["members"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let id = m["name"].as_str().or(m["id"].as_str()).unwrap_or_default();
+        links.insert(id.to_string(), m["link"].clone());
+    }
+    Value::Object(links)
 }
 
 /// Debian's Chromium, Node.js and npm, and playwright-core in `target/browser-test`.
@@ -251,10 +310,13 @@ pub fn run_browser_test(out: &Path) -> Result<BrowserOutcome> {
         Duration::from_secs_f64(2.0 * speech_seconds + 1.5).saturating_sub(speaking_from.elapsed());
     std::thread::sleep(rest);
     let server_stats = demo::admin(admin_port, &json!({"action": "stats"}))?;
+    let links = member_links(&demo::admin(admin_port, &json!({"action": "overview"}))?);
     driver.ask(&format!("console-do Move to audience | {LISTENER_NAME}"))?;
 
     // 3. The console drives station B.
     let console = console_drives_a_station(&mut driver, &sock_b, admin_port, &stage)?;
+    let ducking = priority_ducks_in_the_browser(&mut driver, &sock_a, &sock_b)?;
+    let soundboard = soundboard_plays_to_everyone(&mut driver, &out, &speech, &sock_b)?;
     driver.ask("leave")?;
     let stats_b: Value = serde_json::from_str(&demo::control(&sock_b, "stats")?)?;
     for sock in [&sock_a, &sock_b] {
@@ -296,6 +358,9 @@ pub fn run_browser_test(out: &Path) -> Result<BrowserOutcome> {
         browser_to_station,
         server_stats,
         console,
+        links,
+        ducking,
+        soundboard,
     };
     std::fs::write(
         out.join("report.json"),
@@ -313,6 +378,13 @@ pub fn run_browser_test(out: &Path) -> Result<BrowserOutcome> {
                 "correlation": outcome.browser_to_station.correlation,
             },
             "server": outcome.server_stats,
+            "links_in_the_console": outcome.links,
+            "browser_lines_a_priority_and_b_speaking": outcome.ducking.both_speaking,
+            "browser_lines_with_a_at_half": outcome.ducking.a_at_half,
+            "soundboard": {
+                "clip_frames": outcome.soundboard.clip_frames,
+                "b_played": outcome.soundboard.b_played,
+            },
             "console_drives_station_b": {
                 "led_after_invite": outcome.console.led_after_invite,
                 "led_after_mute": outcome.console.led_after_mute,
@@ -393,6 +465,60 @@ fn console_drives_a_station(
     })
 }
 
+/// What the listener's page did with two speakers at once, A the priority speaker.
+pub struct DuckingOutcome {
+    /// The page's lines while both spoke: (speaker, volume).
+    pub both_speaking: Vec<(String, f64)>,
+    /// The same after the listener set A's volume to half.
+    pub a_at_half: Vec<(String, f64)>,
+}
+
+/// Part 4: the console unmutes B and makes A the priority speaker; A and B speak at once.
+/// The listener's page should play B ducked, and A at the volume the listener set for it.
+fn priority_ducks_in_the_browser(
+    driver: &mut Driver,
+    sock_a: &Path,
+    sock_b: &Path,
+) -> Result<DuckingOutcome> {
+    println!("browser test: A priority speaker, A and B speak at once; the browser ducks B");
+    driver.ask("console-do Unmute | b-1")?;
+    driver.ask("console-do Make priority | a-1")?;
+    for sock in [sock_a, sock_b] {
+        demo::control(sock, "ptt down")?;
+        demo::control(sock, "mic play")?;
+    }
+    let volumes = |driver: &mut Driver| -> Result<Vec<(String, f64)>> {
+        let v = driver.ask("volumes")?;
+        let mut lines: Vec<(String, f64)> = v
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|l| Some((l["speaker"].as_str()?.to_string(), l["volume"].as_f64()?)))
+            .collect();
+        lines.sort_by(|x, y| x.0.cmp(&y.0));
+        Ok(lines)
+    };
+    let mut both_speaking = Vec::new();
+    let _ = demo::wait_for(
+        "both speakers on the page's lines",
+        Duration::from_secs(8),
+        || {
+            both_speaking = volumes(driver)?;
+            Ok(both_speaking.len() == 2 && both_speaking.iter().any(|l| l.1 < 1.0))
+        },
+    );
+    driver.ask("set-volume a-1 50")?;
+    std::thread::sleep(Duration::from_millis(500));
+    let a_at_half = volumes(driver)?;
+    for sock in [sock_a, sock_b] {
+        demo::control(sock, "ptt up")?;
+    }
+    Ok(DuckingOutcome {
+        both_speaking,
+        a_at_half,
+    })
+}
+
 /// The console's account, made with the server's own `user add`.
 fn add_moderator(bin: &Path, server_cfg: &Path) -> Result<()> {
     let mut child = Command::new(bin.join("stage-server"))
@@ -432,6 +558,16 @@ fn print_summary(o: &BrowserOutcome, out: &Path) {
         o.browser_to_station.pesq,
         o.browser_to_station.correlation,
         out.display()
+    );
+    println!("browser test: link statistics in the console: {}", o.links);
+    println!(
+        "browser test: soundboard: a {}-frame clip, station B played {} frames meanwhile",
+        o.soundboard.clip_frames, o.soundboard.b_played
+    );
+    println!(
+        "browser test: the page's lines (speaker, volume) with A priority and both speaking: \
+         {:?}; with A's slider at 50 %: {:?}",
+        o.ducking.both_speaking, o.ducking.a_at_half
     );
     let c = &o.console;
     println!(
@@ -481,6 +617,10 @@ token = "token-b-1-demo"
     Ok(path)
 }
 
+/// The gain of everyone but the priority speaker while it speaks, on stations
+/// (`stagebox_audio::mixer::DUCK_GAIN`) and in the listener page (`DUCK_GAIN` in listen.js).
+const DUCK_GAIN: f64 = 0.25;
+
 /// The least correlation of what a station played against the browser's speech. Lower than
 /// between stations (0.8): in a run seen, station B received 17 frames more than it played
 /// over the browser's 28 s of speech (Chromium's fake microphone gave about 1 % more audio
@@ -521,6 +661,44 @@ pub fn check(o: &BrowserOutcome, min_pesq: f64) -> Result<()> {
             "mouth to ear {:.1} ms is below the physical floor of {floor} ms: the measurement is \
              wrong",
             o.station_to_browser_ms
+        );
+    }
+    for (who, station) in [("a-1", true), ("b-1", true), (LISTENER_NAME, false)] {
+        let link = &o.links[who];
+        let played = link["played_frames"].as_u64().unwrap_or(0);
+        let complete = if station {
+            link["led"].is_string() && link["rtt_ms"].is_u64()
+        } else {
+            link["jitter_ms"].is_u64()
+        };
+        if played == 0 || !complete {
+            bail!("the console has no link statistics from {who}: {link}");
+        }
+    }
+    let sb = &o.soundboard;
+    if sb.b_played < sb.clip_frames || sb.b_played > sb.clip_frames + 5 {
+        bail!(
+            "the soundboard's {}-frame clip: station B played {} frames",
+            sb.clip_frames,
+            sb.b_played
+        );
+    }
+    let d = &o.ducking;
+    let pair = |a: f64, b: f64| vec![("a-1".to_string(), a), ("b-1".to_string(), b)];
+    let near = |got: &[(String, f64)], want: &[(String, f64)]| {
+        got.len() == want.len()
+            && got
+                .iter()
+                .zip(want)
+                .all(|(g, w)| g.0 == w.0 && (g.1 - w.1).abs() < 0.01)
+    };
+    if !near(&d.both_speaking, &pair(1.0, DUCK_GAIN)) || !near(&d.a_at_half, &pair(0.5, DUCK_GAIN))
+    {
+        bail!(
+            "the page did not duck B under the priority speaker A or did not take A's volume: \
+             {:?}, then {:?}",
+            d.both_speaking,
+            d.a_at_half
         );
     }
     let c = &o.console;

@@ -44,6 +44,7 @@ pub const FUZZ_TARGETS: &[&str] = &[
     "update_request",
     "console_line",
     "console_request",
+    "clip_upload",
 ];
 
 /// What one run of the suite writes under target/ on a fresh clone (debug, release and

@@ -116,6 +116,8 @@ pub struct JitterStats {
     pub target_delay_us: u64,
     /// How far behind the fastest packet the last frame played, µs.
     pub current_delay_us: u64,
+    /// Spread of the packets' arrival delays the target allows for (the jitter), µs.
+    pub arrival_spread_us: u64,
 }
 
 impl JitterStats {
@@ -135,6 +137,7 @@ impl JitterStats {
         self.resyncs += o.resyncs;
         self.target_delay_us = self.target_delay_us.max(o.target_delay_us);
         self.current_delay_us = self.current_delay_us.max(o.current_delay_us);
+        self.arrival_spread_us = self.arrival_spread_us.max(o.arrival_spread_us);
     }
 }
 
@@ -433,6 +436,7 @@ impl JitterBuffer {
         };
         let target = self.target_delay_us();
         self.stats.target_delay_us = target.max(0) as u64;
+        self.stats.arrival_spread_us = self.delays.summary().map_or(0, |(_, s)| s.max(0) as u64);
         if self.mode == Mode::Idle {
             let highest = self.highest.unwrap_or(next);
             let Some(first) = (next..=highest).find(|&e| self.present(e)) else {

@@ -22,6 +22,7 @@
 //! - [`update`]: the update agent — signed manifests checked against rollback, freeze,
 //!   mix-and-match and endless data; download, install, and a reboot only when the stage
 //!   allows it (and a maintenance window, if one is set).
+//! - [`link_report`]: the link statistics a station reports for the moderator's console.
 //! - [`health`]: the boot health check — when the running slot is marked good, and when a
 //!   new slot that does not work is given up on.
 //! - [`station`]: all of the above composed in one machine (see its poll contract): buttons
@@ -32,6 +33,7 @@ pub mod backoff;
 pub mod button;
 pub mod gateway;
 pub mod health;
+pub mod link_report;
 pub mod media;
 pub mod media_route;
 pub mod redundancy;

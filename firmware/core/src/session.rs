@@ -144,6 +144,10 @@ pub struct Session {
     transmits: VecDeque<(ConnId, ClientMsg)>,
     events: VecDeque<SessionEvent>,
     stats: SessionStats,
+    /// When the unanswered heartbeat went out.
+    heartbeat_sent_at: Option<Instant>,
+    /// The last heartbeat's round trip.
+    round_trip: Option<Duration>,
 }
 
 const MIN_HEARTBEAT: Duration = Duration::from_millis(100);
@@ -168,7 +172,14 @@ impl Session {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             stats: SessionStats::default(),
+            heartbeat_sent_at: None,
+            round_trip: None,
         }
+    }
+
+    /// The last heartbeat's round trip (to the server's answer), once one was answered.
+    pub fn round_trip(&self) -> Option<Duration> {
+        self.round_trip
     }
 
     pub fn phase(&self) -> Phase {
@@ -292,6 +303,10 @@ impl Session {
                     && let Phase::Established { unacked, .. } = &mut self.phase
                 {
                     *unacked = None;
+                    self.round_trip = self
+                        .heartbeat_sent_at
+                        .take()
+                        .map(|t| now.saturating_duration_since(t));
                 }
             }
             (_, ServerMsg::Reconnect { gateway, .. }) => {
@@ -384,6 +399,7 @@ impl Session {
                     *next_heartbeat = now + interval;
                     *unacked = Some(nonce);
                 }
+                self.heartbeat_sent_at = Some(now);
             }
             _ => {}
         }

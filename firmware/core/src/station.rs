@@ -183,6 +183,7 @@ pub struct Station {
     reception: Option<(Instant, u64, u64)>,
     /// The last reception report said frames were lost.
     reported_loss: bool,
+    link_report: crate::link_report::LinkReport,
     min_expected_loss: u8,
     protection: Option<LossProtection>,
     in_spurt: bool,
@@ -222,6 +223,7 @@ impl Station {
             firmware: None,
             reception: None,
             reported_loss: false,
+            link_report: Default::default(),
             min_expected_loss: cfg.min_expected_loss,
             protection: None,
             in_spurt: false,
@@ -454,6 +456,28 @@ impl Station {
                 expected: u32::try_from(got + lost).unwrap_or(u32::MAX),
                 lost: u32::try_from(lost).unwrap_or(u32::MAX),
             });
+        }
+    }
+
+    /// What the playout path measures now: every [`crate::link_report::LINK_STATS_EVERY`]
+    /// while the session is up, the station reports it with its signaling round trip, how
+    /// often its session came back, and its LED state (`link_stats`, for the console).
+    pub fn handle_playout_figures(
+        &mut self,
+        now: Instant,
+        figures: crate::link_report::PlayoutFigures,
+    ) {
+        if !self.session.is_established() {
+            return;
+        }
+        let reconnects = self.session.stats().established.saturating_sub(1);
+        let round_trip = self.session.round_trip();
+        let led = self.led.name();
+        if let Some(report) = self
+            .link_report
+            .due(now, figures, round_trip, reconnects, led)
+        {
+            self.session.send(ClientMsg::LinkStats(report));
         }
     }
 

@@ -156,7 +156,41 @@ pub enum ClientMsg {
     WebOffer {
         sdp: String,
     },
+    /// How the member's link and playout are doing: every few seconds while it is on a
+    /// stage, for the moderator's console.
+    LinkStats(LinkStats),
 }
+
+/// A member's link and playout figures (stations and browsers alike; each field optional,
+/// for what a member cannot measure). Running totals count from the member's start.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkStats {
+    /// Signaling round trip (a heartbeat to its answer; a browser: its media path's), ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtt_ms: Option<u32>,
+    /// Spread of the audio's arrival times (jitter), ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jitter_ms: Option<u32>,
+    /// What the jitter buffer holds back now, ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jitter_buffer_ms: Option<u32>,
+    /// Frames played (running total).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub played_frames: Option<u64>,
+    /// Frames concealed: made up for a lost or late one (running total).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concealed_frames: Option<u64>,
+    /// Times its signaling connection was lost and came back (running total).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconnects: Option<u32>,
+    /// A station's LED state (`audience`, `hand-raised`, `invited`, `live`, …; see
+    /// docs/leds.md), at most [`MAX_LED_NAME_LEN`] lowercase letters and hyphens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub led: Option<String>,
+}
+
+/// Longest LED state name in [`LinkStats`].
+pub const MAX_LED_NAME_LEN: usize = 24;
 
 /// Longest display name a browser participant may give, in bytes.
 pub const MAX_NAME_LEN: usize = 64;
@@ -290,6 +324,7 @@ const CLIENT_OPS: &[&str] = &[
     "reception_report",
     "join_web",
     "web_offer",
+    "link_stats",
 ];
 const SERVER_OPS: &[&str] = &[
     "hello",
@@ -384,6 +419,13 @@ impl ClientMsg {
             }
             ClientMsg::WebOffer { sdp } if sdp.is_empty() || sdp.len() > MAX_SDP_LEN => {
                 return Err(SignalError::BadField("sdp"));
+            }
+            ClientMsg::LinkStats(LinkStats { led: Some(led), .. })
+                if led.is_empty()
+                    || led.len() > MAX_LED_NAME_LEN
+                    || !led.chars().all(|c| c.is_ascii_lowercase() || c == '-') =>
+            {
+                return Err(SignalError::BadField("led"));
             }
             ClientMsg::Firmware(f) => {
                 check_id("running", &f.running)?;
@@ -584,5 +626,33 @@ mod tests {
             r#"{"op":"loss_feedback","d":{"loss_percent":12}}"#
         );
         assert_eq!(ServerMsg::from_json(&feedback.to_json()).unwrap(), feedback);
+    }
+
+    #[test]
+    fn link_stats_round_trip_with_what_a_member_measures_and_are_bounded() {
+        let text = r#"{"op":"link_stats","d":{"rtt_ms":12,"jitter_ms":3,"jitter_buffer_ms":60,"played_frames":5000,"concealed_frames":4,"reconnects":1,"led":"hand-raised"}}"#;
+        let m = ClientMsg::from_json(text).unwrap();
+        let ClientMsg::LinkStats(l) = &m else {
+            panic!("{m:?}")
+        };
+        assert_eq!(
+            (l.rtt_ms, l.led.as_deref()),
+            (Some(12), Some("hand-raised"))
+        );
+        assert_eq!(m.to_json(), text, "the wire form is stable");
+        // A browser measures less: absent fields stay absent.
+        let browser = ClientMsg::from_json(r#"{"op":"link_stats","d":{"jitter_ms":2}}"#).unwrap();
+        assert_eq!(
+            browser.to_json(),
+            r#"{"op":"link_stats","d":{"jitter_ms":2}}"#
+        );
+        for bad in [
+            text.replace("hand-raised", "<b>"),
+            text.replace("hand-raised", ""),
+            text.replace("hand-raised", &"x".repeat(MAX_LED_NAME_LEN + 1)),
+            text.replace("12", "-1"),
+        ] {
+            assert!(ClientMsg::from_json(&bad).is_err(), "{bad}");
+        }
     }
 }

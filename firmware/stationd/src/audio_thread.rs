@@ -138,6 +138,7 @@ pub struct PlayoutCounters {
     pub left_out: AtomicU64,
     pub target_delay_us: AtomicU64,
     pub current_delay_us: AtomicU64,
+    pub arrival_spread_us: AtomicU64,
 }
 
 impl PlayoutCounters {
@@ -155,6 +156,7 @@ impl PlayoutCounters {
             (&self.left_out, j.left_out),
             (&self.target_delay_us, j.target_delay_us),
             (&self.current_delay_us, j.current_delay_us),
+            (&self.arrival_spread_us, j.arrival_spread_us),
         ] {
             a.store(v, Ordering::Relaxed);
         }

@@ -133,6 +133,15 @@ impl<L: Indicator> NetTask<L> {
                 playout.received.load(Ordering::Relaxed),
                 playout.lost.load(Ordering::Relaxed),
             );
+            self.parts.station.handle_playout_figures(
+                now,
+                stagebox_core::link_report::PlayoutFigures {
+                    arrival_spread_us: playout.arrival_spread_us.load(Ordering::Relaxed),
+                    current_delay_us: playout.current_delay_us.load(Ordering::Relaxed),
+                    played: playout.played.load(Ordering::Relaxed),
+                    concealed: playout.concealed.load(Ordering::Relaxed),
+                },
+            );
             self.apply_outputs(now).await;
             self.pump_audio(now, &mut sealed).await;
             self.apply_outputs(now).await;

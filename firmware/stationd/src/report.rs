@@ -119,6 +119,7 @@ pub fn build(
             "quiet_frames_left_out": load(&p.left_out),
             "jitter_target_delay_ms": load(&p.target_delay_us) as f64 / 1000.0,
             "jitter_current_delay_ms": load(&p.current_delay_us) as f64 / 1000.0,
+            "arrival_spread_ms": load(&p.arrival_spread_us) as f64 / 1000.0,
         },
         "capture": {
             "fec_for_loss_percent": shared.expected_loss_percent.load(Ordering::Relaxed),

@@ -282,8 +282,13 @@ impl BrowserLink {
         let Some(tx) = api.stream_tx_by_mid(mid, None) else {
             return false;
         };
+        // The speaker's SSRC on the stage rides as the packet's contributing source: the page
+        // reads it (getContributingSources) to know whose voice each line carries now, for
+        // per-speaker volume and ducking under the priority speaker.
         tx.write_rtp(
-            RtpWrite::new(pt, seq, out_time, now, Arc::clone(payload)).marker(marker || changed),
+            RtpWrite::new(pt, seq, out_time, now, Arc::clone(payload))
+                .marker(marker || changed)
+                .csrc(&[source]),
         );
         self.stats.audio_out += 1;
         // str0m queues what is written and sends it when time moves: now, so forwarding

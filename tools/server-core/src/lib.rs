@@ -14,6 +14,7 @@
 //!   RTP mode), a line per speaker it hears; `web`: `join_web` and `web_offer`.
 //! - `admin`: moderator actions (invite, move to audience, mute, priority, kick, end the
 //!   stage) and moves; [`overview`]: the stages as a moderator's console shows them.
+//! - [`soundboard`]: clips played into a stage as their own source, a frame every 20 ms.
 //! - [`admission`]: caps on connections that have not logged in, per source and in total.
 //! - [`config`]: stations, stages, timings, and the [`config::Entropy`] keys come from.
 
@@ -26,6 +27,7 @@ mod outbox;
 pub mod overview;
 mod server;
 mod signal;
+pub mod soundboard;
 mod web;
 
 pub use admin::{AdminCmd, AdminError, AdminReply};

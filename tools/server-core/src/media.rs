@@ -229,61 +229,88 @@ impl StageServer {
         if !allowed {
             return MediaOutcome::DroppedNotAllowed;
         }
-        // Browsers take the frame as shared bytes: made once per packet, when one listens.
-        let mut shared: Option<Arc<[u8]>> = None;
-        let mut forwarded = 0;
-        for member in stage.members.values() {
-            // The sender does not hear itself.
-            if member.session == key {
-                continue;
-            }
-            let Some(receiver) = sessions.get_mut(&member.session) else {
-                continue;
-            };
-            match &mut receiver.media {
-                MediaLink::Station(rm) => {
-                    let Some(addr) = rm.addr else {
-                        continue;
-                    };
-                    let seq = rm.out_seq.entry(header.ssrc).or_insert(0);
-                    let (pt, body) = if rm.red {
-                        (header.payload_type, payload)
-                    } else {
-                        (PT_OPUS, primary)
-                    };
-                    let out_header =
-                        RtpHeader::new(pt, *seq, header.timestamp, header.ssrc, header.marker);
-                    // A receiver whose counter is used up gets nothing more; it must
-                    // re-identify.
-                    let mut sealed = false;
-                    outbox.push(addr, |buf| {
-                        let n = rm.sealer.seal(&out_header, body, buf).ok();
-                        sealed = n.is_some();
-                        n
-                    });
-                    if sealed {
-                        *seq = seq.wrapping_add(1);
-                        forwarded += 1;
-                    }
-                }
-                MediaLink::Browser(Some(link)) => {
-                    let frame = shared.get_or_insert_with(|| Arc::from(primary));
-                    if link.send_audio(
-                        now,
-                        header.ssrc,
-                        header.timestamp,
-                        header.marker,
-                        frame,
-                        outbox,
-                    ) {
-                        forwarded += 1;
-                    }
-                }
-                MediaLink::Browser(None) => {}
-            }
-        }
-        MediaOutcome::Forwarded(forwarded)
+        let packet = Outgoing {
+            header,
+            payload,
+            primary,
+        };
+        MediaOutcome::Forwarded(deliver(now, stage, sessions, outbox, Some(key), &packet))
     }
+}
+
+/// One packet on its way to a stage's members.
+pub(crate) struct Outgoing<'a> {
+    pub header: &'a RtpHeader,
+    /// As sent (redundant audio for receivers that negotiated it).
+    pub payload: &'a [u8],
+    /// The Opus frame alone.
+    pub primary: &'a [u8],
+}
+
+/// Sends `packet` to every member of `stage` but the session `skip` (a sender does not hear
+/// itself): sealed for stations, through their WebRTC peer for browsers. How many got it.
+pub(crate) fn deliver(
+    now: Instant,
+    stage: &crate::server::StageRec,
+    sessions: &mut std::collections::BTreeMap<u64, crate::server::SessionRec>,
+    outbox: &mut crate::outbox::Outbox,
+    skip: Option<u64>,
+    packet: &Outgoing<'_>,
+) -> usize {
+    let header = packet.header;
+    // Browsers take the frame as shared bytes: made once per packet, when one listens.
+    let mut shared: Option<Arc<[u8]>> = None;
+    let mut forwarded = 0;
+    for member in stage.members.values() {
+        if Some(member.session) == skip {
+            continue;
+        }
+        let Some(receiver) = sessions.get_mut(&member.session) else {
+            continue;
+        };
+        match &mut receiver.media {
+            MediaLink::Station(rm) => {
+                let Some(addr) = rm.addr else {
+                    continue;
+                };
+                let seq = rm.out_seq.entry(header.ssrc).or_insert(0);
+                let (pt, body) = if rm.red {
+                    (header.payload_type, packet.payload)
+                } else {
+                    (PT_OPUS, packet.primary)
+                };
+                let out_header =
+                    RtpHeader::new(pt, *seq, header.timestamp, header.ssrc, header.marker);
+                // A receiver whose counter is used up gets nothing more; it must
+                // re-identify.
+                let mut sealed = false;
+                outbox.push(addr, |buf| {
+                    let n = rm.sealer.seal(&out_header, body, buf).ok();
+                    sealed = n.is_some();
+                    n
+                });
+                if sealed {
+                    *seq = seq.wrapping_add(1);
+                    forwarded += 1;
+                }
+            }
+            MediaLink::Browser(Some(link)) => {
+                let frame = shared.get_or_insert_with(|| Arc::from(packet.primary));
+                if link.send_audio(
+                    now,
+                    header.ssrc,
+                    header.timestamp,
+                    header.marker,
+                    frame,
+                    outbox,
+                ) {
+                    forwarded += 1;
+                }
+            }
+            MediaLink::Browser(None) => {}
+        }
+    }
+    forwarded
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use serde::Serialize;
-use stagebox_proto::signal::{FirmwareStatus, Role};
+use stagebox_proto::signal::{FirmwareStatus, LinkStats, Role};
 
 use crate::server::{MediaLink, StageServer};
 
@@ -25,6 +25,8 @@ pub struct StageOverview {
     /// Members with a raised hand, oldest first.
     pub hands: Vec<String>,
     pub members: Vec<MemberOverview>,
+    /// The soundboard clip playing now: its name and how far it is, seconds.
+    pub clip_playing: Option<(String, f64)>,
 }
 
 /// A station, or a person in a browser.
@@ -54,6 +56,8 @@ pub struct MemberOverview {
     pub reported_loss_percent: u8,
     /// A station's firmware and update state, as it last reported them.
     pub firmware: Option<FirmwareStatus>,
+    /// The member's link and playout, as it last reported them.
+    pub link: Option<LinkStats>,
 }
 
 impl StageServer {
@@ -95,6 +99,7 @@ impl StageServer {
                             firmware: (kind == MemberKind::Station)
                                 .then(|| self.firmware.get(id).cloned())
                                 .flatten(),
+                            link: s.link.clone(),
                         })
                     })
                     .collect();
@@ -104,6 +109,7 @@ impl StageServer {
                     priority: rec.priority.clone(),
                     hands: hands.into_iter().map(|(_, id)| id.clone()).collect(),
                     members,
+                    clip_playing: self.clip_playing(stage),
                 }
             })
             .collect();
@@ -112,11 +118,11 @@ impl StageServer {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::time::{Duration, Instant};
 
     use stagebox_proto::close::CloseCode;
-    use stagebox_proto::signal::{ClientMsg, Role, ServerMsg};
+    use stagebox_proto::signal::{ClientMsg, LinkStats, Role, ServerMsg};
 
     use super::MemberKind;
     use crate::{
@@ -140,7 +146,8 @@ mod tests {
         StageServer::new(cfg, Box::new(SeededEntropy::new(7)))
     }
 
-    fn station(s: &mut StageServer, t: Instant, conn: u64, id: &str) {
+    /// Station `id` (token `token-ID`) identifies on stage "hall" over connection `conn`.
+    pub(crate) fn station(s: &mut StageServer, t: Instant, conn: u64, id: &str) {
         s.handle_open(t, ConnId(conn));
         s.handle_message(
             t,
@@ -253,10 +260,18 @@ mod tests {
         .unwrap();
         s.handle_message(later, ConnId(2), ClientMsg::InviteResponse { accept: true });
         s.handle_message(later, ConnId(2), ClientMsg::Speaking { speaking: true });
+        let link = LinkStats {
+            jitter_ms: Some(3),
+            concealed_frames: Some(7),
+            led: Some("live".into()),
+            ..Default::default()
+        };
+        s.handle_message(later, ConnId(2), ClientMsg::LinkStats(link.clone()));
         let o = overview(&mut s, later);
         assert_eq!(o.hands, vec![web]);
         let floor = o.members.iter().find(|m| m.id == "floor").unwrap();
         assert_eq!((floor.role, floor.speaking), (Role::Speaker, true));
+        assert_eq!(floor.link.as_ref(), Some(&link), "as it reported them");
     }
 
     #[test]

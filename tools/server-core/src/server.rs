@@ -88,6 +88,8 @@ pub(crate) struct SessionRec {
     pub media: MediaLink,
     /// The name a person in a browser gave; `None` for a station.
     pub name: Option<String>,
+    /// What the member last said of its link and playout (`link_stats`).
+    pub link: Option<stagebox_proto::signal::LinkStats>,
 }
 
 #[derive(Debug, Clone)]
@@ -135,6 +137,8 @@ pub struct StageServer {
     pub(crate) firmware: BTreeMap<String, stagebox_proto::signal::FirmwareStatus>,
     /// A browser's address (once its ICE check came from it) → its session.
     pub(crate) browser_addrs: BTreeMap<SocketAddr, u64>,
+    /// Each stage's soundboard source (once a clip was played there).
+    pub(crate) clip_players: BTreeMap<String, crate::soundboard::ClipPlayer>,
 }
 
 impl StageServer {
@@ -158,6 +162,7 @@ impl StageServer {
             stats: ServerStats::default(),
             firmware: BTreeMap::new(),
             browser_addrs: BTreeMap::new(),
+            clip_players: BTreeMap::new(),
         }
     }
 
@@ -199,6 +204,7 @@ impl StageServer {
         conn_deadlines
             .chain(session_deadlines)
             .chain(browser_deadlines)
+            .chain(self.soundboard_deadline())
             .min()
     }
 
@@ -286,7 +292,8 @@ impl StageServer {
             let mut b = [0u8; 4];
             self.entropy.fill(&mut b);
             let ssrc = u32::from_be_bytes(b);
-            if ssrc != 0 && !self.by_ssrc.contains_key(&ssrc) {
+            let clip = self.clip_players.values().any(|p| p.ssrc == ssrc);
+            if ssrc != 0 && !self.by_ssrc.contains_key(&ssrc) && !clip {
                 return ssrc;
             }
         }

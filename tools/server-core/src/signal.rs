@@ -151,6 +151,11 @@ impl StageServer {
             (ConnState::Authed { .. }, ClientMsg::Heartbeat { nonce }) => {
                 self.send(conn, ServerMsg::HeartbeatAck { nonce });
             }
+            (ConnState::Authed { session }, ClientMsg::LinkStats(link)) => {
+                if let Some(s) = self.sessions.get_mut(&session) {
+                    s.link = Some(link);
+                }
+            }
             (ConnState::Authed { session }, ClientMsg::Firmware(status)) => {
                 if let Some(s) = self.sessions.get(&session) {
                     self.firmware.insert(s.station_id.clone(), status);
@@ -206,6 +211,7 @@ impl StageServer {
             self.end_session(key);
         }
         self.drive_browsers(now);
+        self.drive_soundboard(now);
     }
 
     /// Sends `error`, closes, and forgets the connection.
@@ -387,6 +393,7 @@ impl StageServer {
                     red: req.red,
                 }),
                 name: None,
+                link: None,
             },
         );
         self.by_ssrc.insert(ssrc, key);

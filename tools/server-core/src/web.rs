@@ -63,6 +63,7 @@ impl StageServer {
                 detached_at: None,
                 media: MediaLink::Browser(None),
                 name: Some(name.into()),
+                link: None,
             },
         );
         self.by_ssrc.insert(ssrc, key);

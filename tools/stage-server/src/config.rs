@@ -128,16 +128,24 @@ pub struct ConsoleSection {
     /// The moderators' accounts (`stage-server user add` writes it).
     #[serde(default = "default_accounts")]
     pub accounts: PathBuf,
+    /// The soundboard's clips (uploads and their index).
+    #[serde(default = "default_clips")]
+    pub clips: PathBuf,
 }
 
 fn default_accounts() -> PathBuf {
     PathBuf::from("/var/lib/stagebox/console-accounts.json")
 }
 
+fn default_clips() -> PathBuf {
+    PathBuf::from("/var/lib/stagebox/clips")
+}
+
 impl Default for ConsoleSection {
     fn default() -> Self {
         ConsoleSection {
             accounts: default_accounts(),
+            clips: default_clips(),
         }
     }
 }

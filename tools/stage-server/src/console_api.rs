@@ -7,15 +7,21 @@
 //! | `GET overview` | cookie | the stages, members and hand queues ([`stagebox_server_core::overview`]) |
 //! | `POST action` | cookie, CSRF | one moderator action, the admin interface's JSON (`invite`, `move_to_audience`, `mute`, `priority`, `kick`, `end_stage`) |
 //! | `POST logout` | cookie, CSRF | ends the session |
+//! | `GET clips` | cookie | the soundboard's clips (`[{"id","name","seconds"}]`) |
+//! | `POST clips?name=NAME` | cookie, CSRF | a new clip: the body is a WAV or Ogg/Opus file ([`crate::clips`]) |
+//! | `POST clips/remove` `{"id"}` | cookie, CSRF | removes a clip |
+//! | `POST play` `{"stage","clip"}`, `POST stop` `{"stage"}` | cookie, CSRF | plays a clip into a stage, or stops it |
 //!
 //! A state-changing request carries the session's CSRF token in `X-CSRF-Token`, and, if it
 //! has an `Origin` (browsers send one), that origin is this server's. Logins are limited per
 //! account and per address ([`crate::console`]); passwords are checked off the executor, at
-//! most [`VERIFY_AT_ONCE`] at a time. Answers are JSON; refusals say why in `{"error"}`.
+//! most [`VERIFY_AT_ONCE`] at a time. An upload is authorized from its head before its body
+//! is read, and prepared off the executor one at a time. Answers are JSON; refusals say why in
+//! `{"error"}`.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite};
@@ -23,6 +29,7 @@ use serde::Deserialize;
 use stagebox_server_core::{AdminCmd, AdminReply};
 
 use crate::accounts::{Accounts, Verdict};
+use crate::clips::{ClipStore, MAX_CLIP_BYTES};
 use crate::console::{ConsoleAuth, Denied, TOKEN_BYTES};
 use crate::hub::Hub;
 
@@ -37,22 +44,35 @@ pub const MAX_BODY: usize = 4096;
 pub const VERIFY_AT_ONCE: usize = 2;
 /// A body not sent within this long is given up on.
 const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+/// An upload's body, the same (a clip at its largest over a slow venue uplink).
+const UPLOAD_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// The console's state beside the core: sign-ins and where the accounts are.
+/// The console's state beside the core: sign-ins, where the accounts are, the soundboard.
 pub struct Console {
     auth: Mutex<ConsoleAuth>,
     accounts: PathBuf,
     verify_slots: smol::lock::Semaphore,
     random: aws_lc_rs::rand::SystemRandom,
+    clips: Arc<Mutex<ClipStore>>,
+    upload_slot: smol::lock::Semaphore,
 }
 
 impl Console {
-    pub fn new(accounts: PathBuf) -> Console {
+    pub fn new(accounts: PathBuf, clips: ClipStore) -> Console {
         Console {
             auth: Mutex::new(ConsoleAuth::default()),
             accounts,
             verify_slots: smol::lock::Semaphore::new(VERIFY_AT_ONCE),
             random: aws_lc_rs::rand::SystemRandom::new(),
+            clips: Arc::new(Mutex::new(clips)),
+            upload_slot: smol::lock::Semaphore::new(1),
+        }
+    }
+
+    fn clips(&self) -> std::sync::MutexGuard<'_, ClipStore> {
+        match self.clips.lock() {
+            Ok(c) => c,
+            Err(poisoned) => poisoned.into_inner(),
         }
     }
 
@@ -84,6 +104,8 @@ pub struct Request {
     pub method: String,
     /// The path under [`PREFIX`], without the query.
     pub endpoint: String,
+    /// The query's `name` parameter, decoded (a clip's name).
+    pub name: Option<String>,
     pub cookie: Option<String>,
     pub csrf: Option<String>,
     pub origin: Option<String>,
@@ -117,23 +139,28 @@ pub fn parse(head: &[u8]) -> Parsed {
             .and_then(|h| std::str::from_utf8(h.value).ok())
             .map(|v| v.trim().to_string())
     };
+    let path = req.path.unwrap_or_default();
+    let (route, query) = path.split_once('?').unwrap_or((path, ""));
+    let endpoint = route.strip_prefix(PREFIX).unwrap_or_default().to_string();
+    let method = req.method.unwrap_or_default().to_string();
+    let limit = if is_upload(&method, &endpoint) {
+        MAX_CLIP_BYTES
+    } else {
+        MAX_BODY
+    };
     let length = match header("content-length").map(|v| v.parse::<usize>()) {
         None => 0,
-        Some(Ok(n)) if n <= MAX_BODY => n,
+        Some(Ok(n)) if n <= limit => n,
         Some(Ok(_)) => return Parsed::Bad("body too large"),
         Some(Err(_)) => return Parsed::Bad("bad Content-Length"),
     };
     if header("transfer-encoding").is_some() {
         return Parsed::Bad("send a Content-Length");
     }
-    let path = req.path.unwrap_or_default();
-    let endpoint = path
-        .split('?')
-        .next()
-        .unwrap_or_default()
-        .strip_prefix(PREFIX)
-        .unwrap_or_default()
-        .to_string();
+    let name = query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        (k == "name").then(|| percent_decode(v)).flatten()
+    });
     let cookie = header("cookie").and_then(|c| {
         c.split(';').find_map(|pair| {
             let (name, value) = pair.trim().split_once('=')?;
@@ -147,8 +174,9 @@ pub fn parse(head: &[u8]) -> Parsed {
     let missing = length - body.len();
     Parsed::Head {
         request: Request {
-            method: req.method.unwrap_or_default().to_string(),
+            method,
             endpoint,
+            name,
             cookie,
             csrf: header("x-csrf-token"),
             origin: header("origin"),
@@ -157,6 +185,29 @@ pub fn parse(head: &[u8]) -> Parsed {
         },
         missing,
     }
+}
+
+/// Whether a request is a clip upload (a large body, authorized before it is read).
+fn is_upload(method: &str, endpoint: &str) -> bool {
+    method == "POST" && endpoint == "clips"
+}
+
+/// `%XX` and `+` decoded (a query parameter), if the result is UTF-8.
+fn percent_decode(v: &str) -> Option<String> {
+    let mut out = Vec::with_capacity(v.len());
+    let mut bytes = v.bytes();
+    while let Some(b) = bytes.next() {
+        match b {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hi = char::from(bytes.next()?).to_digit(16)?;
+                let lo = char::from(bytes.next()?).to_digit(16)?;
+                out.push(u8::try_from(hi * 16 + lo).ok()?);
+            }
+            b => out.push(b),
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 /// An answer: status line and JSON body, with any extra header lines.
@@ -188,31 +239,50 @@ impl Answer {
     }
 }
 
-/// Reads the rest of the request on `s` and answers it.
+/// Reads the rest of the request on `s` and answers it. `lift_read_limit` lets the connection
+/// read past the gateway's limit for requests before login: called for an upload once its
+/// head is authorized.
 pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     s: &mut S,
     head: Vec<u8>,
     peer: IpAddr,
     hub: &Hub,
     console: &Console,
+    lift_read_limit: impl FnOnce(),
 ) -> std::io::Result<()> {
-    let answer = match parse(&head) {
-        Parsed::Bad(why) => Answer::error("400 Bad Request", why),
+    // A request refused from its head still has its body on the way: it is read and dropped
+    // for a moment after the answer (within the gateway's limit before login), so the client
+    // reads the refusal instead of a reset connection.
+    let (answer, unread_body) = match parse(&head) {
+        Parsed::Bad(why) => (Answer::error("400 Bad Request", why), true),
         Parsed::Head {
             mut request,
             missing,
         } => {
-            let mut rest = vec![0u8; missing];
-            let read = async { s.read_exact(&mut rest).await.map(|()| true) };
-            let timeout = async {
-                smol::Timer::after(BODY_TIMEOUT).await;
-                Ok(false)
+            let upload = is_upload(&request.method, &request.endpoint);
+            let refused = if upload {
+                authorized(&request, console).err()
+            } else {
+                None
             };
-            if !futures_lite::future::or(read, timeout).await? {
-                return Err(std::io::ErrorKind::TimedOut.into());
+            if let Some(refusal) = refused {
+                (refusal, missing > 0)
+            } else {
+                if upload {
+                    lift_read_limit();
+                }
+                let mut rest = vec![0u8; missing];
+                let read = async { s.read_exact(&mut rest).await.map(|()| true) };
+                let timeout = async {
+                    smol::Timer::after(if upload { UPLOAD_TIMEOUT } else { BODY_TIMEOUT }).await;
+                    Ok(false)
+                };
+                if !futures_lite::future::or(read, timeout).await? {
+                    return Err(std::io::ErrorKind::TimedOut.into());
+                }
+                request.body.extend_from_slice(&rest);
+                (answer(request, peer, hub, console).await, false)
             }
-            request.body.extend_from_slice(&rest);
-            answer(request, peer, hub, console).await
         }
     };
     crate::web::respond(
@@ -222,8 +292,22 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
         &answer.headers,
         answer.body.as_bytes(),
     )
-    .await
+    .await?;
+    if unread_body {
+        let drain = async {
+            let mut sink = [0u8; 4096];
+            while s.read(&mut sink).await.is_ok_and(|n| n > 0) {}
+        };
+        futures_lite::future::or(drain, async {
+            smol::Timer::after(LINGER).await;
+        })
+        .await;
+    }
+    Ok(())
 }
+
+/// How long an unread body is drained after a refusal.
+const LINGER: Duration = Duration::from_secs(1);
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -260,15 +344,25 @@ pub async fn answer(request: Request, peer: IpAddr, hub: &Hub, console: &Console
                 body: serde_json::to_string(&overview).unwrap_or_default(),
             }
         }
-        ("POST", "action") | ("POST", "logout") => {
-            if let Err(a) = same_origin(&request) {
-                return a;
+        ("GET", "clips") => {
+            if let Err(d) = console.auth().session(Instant::now(), &cookie) {
+                return Answer::denied(d);
             }
-            let csrf = request.csrf.clone().unwrap_or_default();
-            let account = match console.auth().authorize(Instant::now(), &cookie, &csrf) {
-                Ok(s) => s.account.clone(),
-                Err(d) => return Answer::denied(d),
+            let list = console.clips().list();
+            Answer::json("200 OK", serde_json::json!({ "clips": list }))
+        }
+        ("POST", "action" | "logout" | "clips" | "clips/remove" | "play" | "stop") => {
+            let account = match authorized(&request, console) {
+                Ok(account) => account,
+                Err(a) => return a,
             };
+            match request.endpoint.as_str() {
+                "clips" => return upload(&request, &account, console).await,
+                "clips/remove" | "play" | "stop" => {
+                    return soundboard(&request, &account, hub, console);
+                }
+                _ => {}
+            }
             if request.endpoint == "logout" {
                 console.auth().sign_out(&cookie);
                 log::info!("console: {account} signed out");
@@ -280,10 +374,125 @@ pub async fn answer(request: Request, peer: IpAddr, hub: &Hub, console: &Console
             }
             action(&request.body, &account, hub)
         }
-        (_, "login" | "session" | "overview" | "action" | "logout") => {
-            Answer::error("405 Method Not Allowed", "wrong method")
-        }
+        (
+            _,
+            "login" | "session" | "overview" | "action" | "logout" | "clips" | "clips/remove"
+            | "play" | "stop",
+        ) => Answer::error("405 Method Not Allowed", "wrong method"),
         _ => Answer::error("404 Not Found", "no such endpoint"),
+    }
+}
+
+/// The account behind a state-changing request: same origin, a live session, its CSRF token.
+fn authorized(request: &Request, console: &Console) -> Result<String, Answer> {
+    same_origin(request)?;
+    let cookie = request.cookie.as_deref().unwrap_or_default();
+    let csrf = request.csrf.as_deref().unwrap_or_default();
+    console
+        .auth()
+        .authorize(Instant::now(), cookie, csrf)
+        .map(|s| s.account.clone())
+        .map_err(Answer::denied)
+}
+
+/// A new clip: prepared off the executor (decoding and encoding up to 30 s of audio), one
+/// upload at a time.
+async fn upload(request: &Request, account: &str, console: &Console) -> Answer {
+    let Some(name) = request.name.clone() else {
+        return Answer::error("400 Bad Request", "name the clip: POST clips?name=NAME");
+    };
+    if !console.clips().has_room() {
+        return Answer::error("409 Conflict", &crate::clips::ClipError::Full.to_string());
+    }
+    let Some(id) = console
+        .token()
+        .map(|t| t.chars().take(16).collect::<String>())
+    else {
+        return Answer::error("500 Internal Server Error", "no randomness");
+    };
+    let _slot = console.upload_slot.acquire().await;
+    let body = request.body.clone();
+    let clips = console.clips.clone();
+    let added = smol::unblock(move || {
+        let clip = crate::clips::prepare(&name, &body)?;
+        let mut store = match clips.lock() {
+            Ok(c) => c,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        store.add(&id, clip, &body)
+    })
+    .await;
+    match added {
+        Ok(info) => {
+            log::info!(
+                "console: {account} added soundboard clip {} ({:.1} s)",
+                info.id,
+                info.seconds
+            );
+            Answer::json("200 OK", serde_json::json!(info))
+        }
+        Err(e @ crate::clips::ClipError::Io(_)) => {
+            log::error!("console: soundboard: {e}");
+            Answer::error("500 Internal Server Error", "the clip could not be stored")
+        }
+        Err(e) => Answer::error("400 Bad Request", &e.to_string()),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClipRequest {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    stage: Option<String>,
+    #[serde(default)]
+    clip: Option<String>,
+}
+
+/// Removing a clip, playing one into a stage, stopping it.
+fn soundboard(request: &Request, account: &str, hub: &Hub, console: &Console) -> Answer {
+    let Ok(r) = serde_json::from_slice::<ClipRequest>(&request.body) else {
+        return Answer::error("400 Bad Request", "send {\"id\"} or {\"stage\", \"clip\"}");
+    };
+    let done = Answer::json("200 OK", serde_json::json!({ "ok": true }));
+    match (request.endpoint.as_str(), r) {
+        ("clips/remove", ClipRequest { id: Some(id), .. }) => match console.clips().remove(&id) {
+            Ok(()) => {
+                log::info!("console: {account} removed soundboard clip {id}");
+                done
+            }
+            Err(e) => Answer::error("404 Not Found", &e.to_string()),
+        },
+        (
+            "play",
+            ClipRequest {
+                stage: Some(stage),
+                clip: Some(id),
+                ..
+            },
+        ) => {
+            let Some(clip) = console.clips().get(&id).cloned() else {
+                return Answer::error("404 Not Found", "no such clip");
+            };
+            match hub.with_core(|core, now| core.play_clip(now, &stage, &clip.name, clip.frames)) {
+                Ok(()) => {
+                    log::info!("console: {account} plays clip {id} on {stage}");
+                    done
+                }
+                Err(e) => Answer::error("409 Conflict", &e.to_string()),
+            }
+        }
+        (
+            "stop",
+            ClipRequest {
+                stage: Some(stage), ..
+            },
+        ) => match hub.with_core(|core, _| core.stop_clip(&stage)) {
+            Ok(()) => done,
+            Err(e) => Answer::error("409 Conflict", &e.to_string()),
+        },
+        _ => Answer::error("400 Bad Request", "send {\"id\"} or {\"stage\", \"clip\"}"),
     }
 }
 

@@ -242,8 +242,9 @@ pub async fn serve(
                     let _ = tls.close().await;
                 }
                 Ok(Accepted::ConsoleApi { mut tls, head }) => {
+                    let lift = || budget.store(u64::MAX, Ordering::Relaxed);
                     let served =
-                        crate::console_api::serve(&mut tls, head, peer.ip(), &hub, &console);
+                        crate::console_api::serve(&mut tls, head, peer.ip(), &hub, &console, lift);
                     if let Err(e) = served.await {
                         log::debug!("{peer}: console: {e}");
                     }

@@ -41,6 +41,7 @@ macro_rules! write_through_inner {
 pub mod accounts;
 pub mod admin;
 pub mod cert;
+pub mod clips;
 pub mod config;
 pub mod console;
 pub mod console_api;

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use stagebox_server_core::{Entropy, StageServer};
 
+use stagebox_stage_server::clips::ClipStore;
 use stagebox_stage_server::config::Config;
 use stagebox_stage_server::hub::Hub;
 use stagebox_stage_server::{admin, cert, console_api, gateway};
@@ -238,7 +239,20 @@ fn run(cfg: Config) -> Result<()> {
             cfg.listen.gateway,
             cfg.console.accounts.display()
         );
-        let console = Arc::new(console_api::Console::new(cfg.console.accounts.clone()));
+        let clips = match ClipStore::load(&cfg.console.clips) {
+            Ok(c) => c,
+            Err(e) => {
+                log::error!(
+                    "soundboard {}: {e}; starting without clips",
+                    cfg.console.clips.display()
+                );
+                ClipStore::empty(&cfg.console.clips)
+            }
+        };
+        let console = Arc::new(console_api::Console::new(
+            cfg.console.accounts.clone(),
+            clips,
+        ));
         smol::spawn(gateway::serve(gateway, tls, hub.clone(), updates, console)).detach();
         smol::spawn(admin::serve(
             admin_listener,

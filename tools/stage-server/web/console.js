@@ -6,6 +6,10 @@
 
 const $ = (id) => document.getElementById(id);
 const POLL_MS = 1000;
+// The link chart: the last two minutes of each member's jitter-buffer delay and jitter.
+const CHART_POINTS = 120;
+const SVG = 'http://www.w3.org/2000/svg';
+const history = new Map();
 
 let csrf = null;
 let poller = null;
@@ -43,7 +47,7 @@ function signedIn(name, token) {
   $('sign-in').hidden = true;
   $('signed-in').hidden = false;
   $('who').textContent = `Signed in as ${name}.`;
-  refresh();
+  refresh().then(refreshClips);
   clearInterval(poller);
   poller = setInterval(refresh, POLL_MS);
 }
@@ -78,12 +82,87 @@ $('sign-out').addEventListener('click', async () => {
   signedOut('Signed out.');
 });
 
+let stageIds = [];
+
 async function refresh() {
   const r = await api('GET', 'overview');
   if (r.ok) {
+    stageIds = (r.data.stages || []).map((s) => s.stage);
     render(r.data.stages || []);
   }
 }
+
+// The soundboard: the clips, each with a play button per stage, and the upload form.
+async function refreshClips() {
+  const r = await api('GET', 'clips');
+  if (!r.ok) {
+    return;
+  }
+  const list = $('clips');
+  list.replaceChildren();
+  for (const c of r.data.clips || []) {
+    const li = el('li', 'clip');
+    li.dataset.id = c.id;
+    li.append(el('span', 'name', `${c.name} (${c.seconds} s)`));
+    for (const stage of stageIds) {
+      const play = button(stageIds.length > 1 ? `Play on ${stage}` : 'Play', () => act2('play', { stage, clip: c.id }, `Play ${c.name}`));
+      play.setAttribute('aria-label', `Play ${c.name} on stage ${stage}`);
+      li.append(play);
+    }
+    const remove = button('Remove', () => {
+      if (confirm(`Remove the clip ${c.name}?`)) {
+        act2('clips/remove', { id: c.id }, `Remove ${c.name}`).then(refreshClips);
+      }
+    });
+    remove.className = 'danger';
+    remove.setAttribute('aria-label', `Remove ${c.name}`);
+    li.append(remove);
+    list.append(li);
+  }
+  if (!list.children.length) {
+    list.append(el('li', 'quiet', 'No clips yet.'));
+  }
+}
+
+async function act2(endpoint, body, what) {
+  const r = await api('POST', endpoint, body);
+  say(r.ok ? `${what}: done.` : `${what}: ${r.data.error || r.status}`);
+  refresh();
+  return r;
+}
+
+$('upload').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const file = $('clip-file').files[0];
+  const name = $('clip-name').value.trim();
+  if (!file || !name) {
+    return;
+  }
+  $('upload-button').disabled = true;
+  say(`Uploading ${name}…`);
+  try {
+    const response = await fetch(`/console/api/clips?name=${encodeURIComponent(name)}`, {
+      method: 'POST',
+      headers: { 'X-CSRF-Token': csrf || '', 'Content-Type': file.type || 'application/octet-stream' },
+      credentials: 'same-origin',
+      body: file,
+    });
+    let data = {};
+    try {
+      data = await response.json();
+    } catch {
+      data = {};
+    }
+    say(response.ok ? `${name}: uploaded (${data.seconds} s).` : `${name}: ${data.error || response.status}`);
+    if (response.ok) {
+      $('upload').reset();
+    }
+  } catch (e) {
+    say(`${name}: the upload failed (${e.message}).`);
+  }
+  $('upload-button').disabled = false;
+  refreshClips();
+});
 
 async function act(action, what) {
   const r = await api('POST', 'action', action);
@@ -128,11 +207,17 @@ function stageView(stage) {
     }
   });
   end.className = 'danger';
+  const playing = el('p', 'playing');
+  playing.setAttribute('aria-live', 'polite');
+  const playingText = el('span');
+  const stop = button('Stop the clip', () => act2('stop', { stage }, `Stop the clip on ${stage}`));
+  playing.append(playingText, stop);
   const handsTitle = el('h3', '', 'Raised hands');
   const hands = el('ol', 'hands');
   hands.setAttribute('aria-label', `Raised hands on ${stage}, oldest first`);
   const noHands = el('p', 'quiet', 'No hands raised.');
   const peopleTitle = el('h3', '', 'People');
+  const legend = el('p', 'quiet legend', 'Link charts, last two minutes: blue is the jitter-buffer delay, orange the jitter.');
   const table = el('table', 'people');
   const head = el('tr');
   for (const h of ['Name', 'Kind', 'Role', 'State', 'Link', 'Actions']) {
@@ -144,9 +229,9 @@ function stageView(stage) {
   thead.append(head);
   const tbody = el('tbody');
   table.append(thead, tbody);
-  section.append(h2, end, handsTitle, noHands, hands, peopleTitle, table);
+  section.append(h2, end, playing, handsTitle, noHands, hands, peopleTitle, legend, table);
   $('stages').append(section);
-  v = { section, hands, noHands, tbody, rows: new Map(), handRows: new Map() };
+  v = { section, hands, noHands, tbody, rows: new Map(), handRows: new Map(), playing, playingText };
   stageViews.set(stage, v);
   return v;
 }
@@ -156,6 +241,11 @@ function render(stages) {
   for (const s of stages) {
     seen.add(s.stage);
     const v = stageView(s.stage);
+    v.playing.hidden = !s.clip_playing;
+    if (s.clip_playing) {
+      const [name, at] = s.clip_playing;
+      v.playingText.textContent = `Soundboard: ${name} playing (${at.toFixed(1)} s) `;
+    }
     renderHands(s, v);
     renderPeople(s, v);
   }
@@ -204,6 +294,7 @@ function renderPeople(s, v) {
     if (!ids.has(id)) {
       tr.remove();
       v.rows.delete(id);
+      history.delete(id);
     }
   }
   const ordered = [...s.members].sort((a, b) => rank(a) - rank(b) || displayName(a).localeCompare(displayName(b)));
@@ -230,6 +321,10 @@ function row(stage, id) {
     td.dataset.label = label;
     tr.append(td);
   }
+  const link = tr.children[4];
+  tr.linkText = el('span', 'link-text');
+  tr.chart = chart();
+  link.append(tr.linkText, tr.chart.svg);
   const actions = el('td', 'actions');
   const current = () => tr.member;
   const b = {
@@ -253,7 +348,7 @@ function row(stage, id) {
 function update(tr, s, m) {
   tr.member = m;
   tr.priority = s.priority === m.id;
-  const [name, kind, role, state, link] = tr.children;
+  const [name, kind, role, state] = tr.children;
   name.textContent = displayName(m);
   kind.textContent = m.kind === 'browser' ? 'browser' : `station${m.firmware ? ` ${m.firmware.running}` : ''}`;
   role.textContent = m.role;
@@ -267,9 +362,11 @@ function update(tr, s, m) {
   if (m.firmware && m.firmware.update && m.firmware.update !== 'idle') {
     states.push(`update ${m.firmware.update}${m.firmware.percent != null ? ` ${m.firmware.percent} %` : ''}`);
   }
+  if (m.link && m.link.led) states.push(`LED ${m.link.led}`);
   state.textContent = states.join(', ') || '—';
   tr.classList.toggle('speaking', Boolean(m.speaking));
-  link.textContent = `loss ${m.reported_loss_percent} %`;
+  tr.linkText.textContent = linkSummary(m);
+  plot(tr.chart, m);
   const who = displayName(m);
   const b = tr.buttons;
   b.invite.hidden = m.role !== 'audience' || m.invited;
@@ -285,6 +382,48 @@ function update(tr, s, m) {
     button_.setAttribute('aria-label', `${button_.textContent} — ${who}`);
     if (key === 'mute') button_.setAttribute('aria-pressed', String(Boolean(m.muted)));
   }
+}
+
+function linkSummary(m) {
+  const l = m.link || {};
+  const parts = [`loss ${m.reported_loss_percent} %`];
+  if (l.jitter_ms != null) parts.push(`jitter ${l.jitter_ms} ms`);
+  if (l.rtt_ms != null) parts.push(`round trip ${l.rtt_ms} ms`);
+  if (l.jitter_buffer_ms != null) parts.push(`buffer ${l.jitter_buffer_ms} ms`);
+  if (l.concealed_frames != null) parts.push(`concealed ${l.concealed_frames} of ${l.played_frames ?? '?'} frames`);
+  if (l.reconnects != null) parts.push(`reconnects ${l.reconnects}`);
+  return parts.join(' · ');
+}
+
+function chart() {
+  const svg = document.createElementNS(SVG, 'svg');
+  svg.setAttribute('viewBox', `0 0 ${CHART_POINTS} 30`);
+  svg.setAttribute('class', 'chart');
+  svg.setAttribute('role', 'img');
+  const buffer = document.createElementNS(SVG, 'polyline');
+  buffer.setAttribute('class', 'buffer');
+  const jitter = document.createElementNS(SVG, 'polyline');
+  jitter.setAttribute('class', 'jitter');
+  svg.append(buffer, jitter);
+  return { svg, buffer, jitter };
+}
+
+// Adds the member's figures to its history and redraws its chart (scaled to the largest
+// value shown, at least 100 ms).
+function plot(c, m) {
+  let h = history.get(m.id);
+  if (!h) {
+    h = [];
+    history.set(m.id, h);
+  }
+  const l = m.link || {};
+  h.push({ buffer: l.jitter_buffer_ms ?? 0, jitter: l.jitter_ms ?? 0 });
+  if (h.length > CHART_POINTS) h.shift();
+  const top = Math.max(100, ...h.map((p) => Math.max(p.buffer, p.jitter)));
+  const points = (key) => h.map((p, i) => `${i + CHART_POINTS - h.length},${(30 - (p[key] / top) * 28).toFixed(1)}`).join(' ');
+  c.buffer.setAttribute('points', points('buffer'));
+  c.jitter.setAttribute('points', points('jitter'));
+  c.svg.setAttribute('aria-label', `Last ${h.length} s: jitter buffer up to ${Math.max(...h.map((p) => p.buffer))} ms, jitter up to ${Math.max(...h.map((p) => p.jitter))} ms (chart top ${top} ms)`);
 }
 
 (async () => {

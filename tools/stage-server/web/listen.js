@@ -11,11 +11,16 @@ const $ = (id) => document.getElementById(id);
 
 // Speaker lines the page offers: the most speakers it hears at once.
 const SPEAKER_LINES = 4;
+// Everyone but the priority speaker plays at this gain while the priority speaker speaks
+// (as on a station).
+const DUCK_GAIN = 0.25;
 
 let ws = null;
 let pc = null;
 let me = null;
 let heartbeat = null;
+let linkReports = null;
+let lastReception = null;
 let micSender = null;
 let micTrack = null;
 let leaving = false;
@@ -23,6 +28,11 @@ const members = new Map();
 // Who speaks now, and the priority speaker's SSRC (the stage tells both as they change).
 const speaking = new Set();
 let prioritySsrc = null;
+// The listener's own volume per speaker (0–1), and the lines speakers arrive on.
+const volumes = new Map();
+const lines = [];
+let volumeTimer = null;
+const rows = new Map();
 
 $('stage-name').textContent = stage ? `Stage ${stage}` : 'This link names no stage';
 if (params.get('processing') === 'off') {
@@ -80,6 +90,7 @@ async function handle(msg, name) {
       $('join').hidden = true;
       $('controls').hidden = false;
       await offer();
+      linkReports = setInterval(() => reportLink().catch(() => {}), 2000);
       break;
     case 'web_answer':
       await pc.setRemoteDescription({ type: 'answer', sdp: d.sdp });
@@ -128,7 +139,9 @@ async function offer() {
     audio.autoplay = true;
     audio.srcObject = new MediaStream([event.track]);
     $('players').append(audio);
+    lines.push({ receiver: event.receiver, audio });
   });
+  volumeTimer = setInterval(applyVolumes, 200);
   pc.addEventListener('connectionstatechange', () => {
     if (pc.connectionState === 'connected') {
       say('Listening.');
@@ -141,21 +154,108 @@ async function offer() {
   send('web_offer', { sdp: pc.localDescription.sdp });
 }
 
+// Every 2 s: what this browser hears, as a station reports it — the frames it expected and
+// lost (the speakers' loss protection follows the worst listener), and its link and playout
+// for the moderator's console. From the browser's own WebRTC statistics.
+async function reportLink() {
+  if (!pc || pc.connectionState !== 'connected') {
+    return;
+  }
+  const stats = await pc.getStats();
+  let received = 0;
+  let lost = 0;
+  let jitter = 0;
+  let samples = 0;
+  let concealed = 0;
+  let bufferDelay = 0;
+  let emitted = 0;
+  let rtt = null;
+  stats.forEach((r) => {
+    if (r.type === 'inbound-rtp' && r.kind === 'audio') {
+      received += r.packetsReceived || 0;
+      lost += Math.max(0, r.packetsLost || 0);
+      jitter = Math.max(jitter, r.jitter || 0);
+      samples += r.totalSamplesReceived || 0;
+      // Concealment of silence (a line with nobody on it) is not a fault.
+      concealed += (r.concealedSamples || 0) - (r.silentConcealedSamples || 0);
+      bufferDelay += r.jitterBufferDelay || 0;
+      emitted += r.jitterBufferEmittedCount || 0;
+    } else if (r.type === 'candidate-pair' && r.nominated && r.currentRoundTripTime !== undefined) {
+      rtt = r.currentRoundTripTime;
+    }
+  });
+  const now = { received, lost, bufferDelay, emitted };
+  const last = lastReception;
+  lastReception = now;
+  // 20 ms Opus frames at 48 kHz.
+  const link = {
+    jitter_ms: Math.round(jitter * 1000),
+    played_frames: Math.floor(samples / 960),
+    concealed_frames: Math.floor(concealed / 960),
+    reconnects: 0,
+  };
+  if (rtt !== null) {
+    link.rtt_ms = Math.round(rtt * 1000);
+  }
+  if (last && emitted > last.emitted) {
+    link.jitter_buffer_ms = Math.round(((bufferDelay - last.bufferDelay) / (emitted - last.emitted)) * 1000);
+  }
+  send('link_stats', link);
+  if (last) {
+    const newlyLost = Math.max(0, lost - last.lost);
+    const expected = Math.max(0, received - last.received) + newlyLost;
+    if (expected > 0) {
+      send('reception_report', { expected, lost: newlyLost });
+    }
+  }
+}
+
 function label(id, m) {
   const name = m.name || id;
   const who = id === me ? `${name} (you)` : name;
   return m.name ? who : `${who} — station`;
 }
 
+// One list item per member, kept and updated in place (a volume slider being dragged is
+// never replaced).
+function row(id) {
+  let r = rows.get(id);
+  if (r) {
+    return r;
+  }
+  const li = document.createElement('li');
+  li.dataset.id = id;
+  const text = document.createElement('span');
+  const tag = document.createElement('span');
+  tag.className = 'tag';
+  const volume = document.createElement('input');
+  volume.type = 'range';
+  volume.min = '0';
+  volume.max = '100';
+  volume.value = '100';
+  volume.className = 'volume';
+  volume.addEventListener('input', () => {
+    volumes.set(id, Number(volume.value) / 100);
+    applyVolumes();
+  });
+  li.append(text, tag, volume);
+  r = { li, text, tag, volume };
+  rows.set(id, r);
+  return r;
+}
+
 function render() {
   const speakers = $('speakers');
   const audience = $('audience');
-  speakers.replaceChildren();
-  audience.replaceChildren();
+  for (const [id, r] of rows) {
+    if (!members.has(id)) {
+      r.li.remove();
+      rows.delete(id);
+    }
+  }
   for (const [id, m] of members) {
-    const li = document.createElement('li');
-    li.dataset.id = id;
-    li.textContent = label(id, m);
+    const r = row(id);
+    r.text.textContent = label(id, m);
     const tags = [];
     if (speaking.has(id)) tags.push('speaking');
     if (prioritySsrc !== null && m.ssrc === prioritySsrc) tags.push('priority speaker');
@@ -163,14 +263,15 @@ function render() {
     if (m.hand_raised) tags.push('hand raised');
     if (m.server_muted) tags.push('muted');
     if (!m.connected) tags.push('reconnecting');
-    if (tags.length) {
-      const tag = document.createElement('span');
-      tag.className = 'tag';
-      tag.textContent = tags.join(', ');
-      li.append(tag);
+    r.tag.textContent = tags.join(', ');
+    r.tag.hidden = tags.length === 0;
+    r.volume.hidden = m.role === 'audience' || id === me;
+    r.volume.setAttribute('aria-label', `Volume of ${m.name || id}`);
+    r.li.classList.toggle('speaking', speaking.has(id));
+    const list = m.role === 'audience' ? audience : speakers;
+    if (r.li.parentElement !== list) {
+      list.append(r.li);
     }
-    li.classList.toggle('speaking', speaking.has(id));
-    (m.role === 'audience' ? audience : speakers).append(li);
   }
   const mine = members.get(me);
   if (!mine) {
@@ -195,6 +296,29 @@ function render() {
     micTrack.stop();
     micTrack = null;
     micSender.replaceTrack(null);
+  }
+}
+
+// Which speaker each line carries now (the server names it as the packets' contributing
+// source), at the listener's volume for that speaker, ducked while the priority speaker speaks.
+function applyVolumes() {
+  const bySsrc = new Map([...members].map(([id, m]) => [m.ssrc, id]));
+  const priorityId = prioritySsrc === null ? undefined : bySsrc.get(prioritySsrc);
+  const duck = priorityId !== undefined && speaking.has(priorityId);
+  for (const line of lines) {
+    let latest = null;
+    for (const c of line.receiver.getContributingSources()) {
+      if (!latest || c.timestamp > latest.timestamp) {
+        latest = c;
+      }
+    }
+    const id = latest ? bySsrc.get(latest.source) : undefined;
+    let volume = id === undefined ? 1 : (volumes.get(id) ?? 1);
+    if (duck && id !== priorityId) {
+      volume *= DUCK_GAIN;
+    }
+    line.audio.volume = volume;
+    line.audio.dataset.speaker = id ?? '';
   }
 }
 
@@ -254,6 +378,8 @@ $('leave').addEventListener('click', () => {
 
 function cleanUp() {
   clearInterval(heartbeat);
+  clearInterval(linkReports);
+  clearInterval(volumeTimer);
   if (micTrack) {
     micTrack.stop();
   }
