@@ -5,6 +5,8 @@
 //   record        start recording what the page plays (WebAudio, from its audio elements)
 //   stop          stop; write the recording to OUT.wav (48 kHz, 16-bit) and say what the
 //                 browser's WebRTC statistics count as received
+//   mic PATH      write what the page's microphone track gave so far (as WebAudio saw it) to
+//                 PATH, and say when it started (Unix ms)
 //   raise         raise the hand
 //   accept        wait for the invitation, accept it (the microphone: Chromium's fake device
 //                 playing MIC.wav), and say when the microphone went on
@@ -27,29 +29,16 @@
 
 import { writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { chromium } from 'playwright-core';
+import { join, launch, watchPeers } from './chromium.mjs';
 
 const [url, wavPath, micPath, shotPrefix] = process.argv.slice(2);
 
-// Flags for a machine with no network beyond loopback (Chromium's background fetches would be
-// refused), as root in a test, with sound allowed to start without a click and a fake
-// microphone that plays a file.
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: [
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-quic',
-    '--no-first-run',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-    '--autoplay-policy=no-user-gesture-required',
-    '--use-fake-ui-for-media-stream',
-    '--use-fake-device-for-media-stream',
-    `--use-file-for-fake-audio-capture=${micPath}`,
-  ],
-});
+// Sound allowed to start without a click, and a fake microphone that plays a file.
+const browser = await launch([
+  '--use-fake-ui-for-media-stream',
+  '--use-fake-device-for-media-stream',
+  `--use-file-for-fake-audio-capture=${micPath}`,
+]);
 const quit = async (code, why) => {
   if (why) {
     console.error(why);
@@ -59,6 +48,74 @@ const quit = async (code, why) => {
 };
 const timer = setTimeout(() => quit(3, 'listen.mjs: gave up after 300 s'), 300_000);
 const answer = (value) => console.log(JSON.stringify(value));
+
+// Records the page's microphone track as WebAudio sees it (the test's "mouth" for the time
+// from the browser to a station's loudspeaker): the page's own getUserMedia, wrapped, feeds
+// the track to WebAudio as well, timed by the wall clock at its first block.
+async function watchMicrophone(context) {
+  await context.addInitScript(() => {
+    const original = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
+    window.stageboxMic = { fromUnixMs: null, chunks: [] };
+    navigator.mediaDevices.getUserMedia = async (constraints) => {
+      const stream = await original(constraints);
+      const ctx = new AudioContext({ sampleRate: 48000 });
+      const sink = ctx.createScriptProcessor(1024, 1, 1);
+      sink.onaudioprocess = (e) => {
+        const data = e.inputBuffer.getChannelData(0);
+        if (window.stageboxMic.fromUnixMs === null) {
+          window.stageboxMic.fromUnixMs = Date.now() - data.length / 48;
+        }
+        window.stageboxMic.chunks.push(new Float32Array(data));
+      };
+      ctx.createMediaStreamSource(stream).connect(sink);
+      sink.connect(ctx.destination);
+      window.stageboxMicWatch = ctx;
+      return stream;
+    };
+  });
+}
+
+// 16-bit PCM of float chunks, as base64 (what a page hands back).
+function pcmBase64InPage(chunksName) {
+  return `(() => {
+    const chunks = ${chunksName};
+    const total = chunks.reduce((n, c) => n + c.length, 0);
+    const out = new Int16Array(total);
+    let i = 0;
+    for (const c of chunks) {
+      for (const v of c) {
+        out[i++] = Math.max(-32768, Math.min(32767, Math.round(v * 32767)));
+      }
+    }
+    const bytes = new Uint8Array(out.buffer);
+    let text = '';
+    for (let j = 0; j < bytes.length; j += 0x8000) {
+      text += String.fromCharCode(...bytes.subarray(j, j + 0x8000));
+    }
+    return btoa(text);
+  })()`;
+}
+
+// A 48 kHz mono 16-bit WAV of base64 PCM; the number of samples.
+function writeWav(path, base64) {
+  const data = Buffer.from(base64, 'base64');
+  const header = Buffer.alloc(44);
+  header.write('RIFF', 0);
+  header.writeUInt32LE(36 + data.length, 4);
+  header.write('WAVE', 8);
+  header.write('fmt ', 12);
+  header.writeUInt32LE(16, 16);
+  header.writeUInt16LE(1, 20);
+  header.writeUInt16LE(1, 22);
+  header.writeUInt32LE(48000, 24);
+  header.writeUInt32LE(96000, 28);
+  header.writeUInt16LE(2, 32);
+  header.writeUInt16LE(16, 34);
+  header.write('data', 36);
+  header.writeUInt32LE(data.length, 40);
+  writeFileSync(path, Buffer.concat([header, data]));
+  return data.length / 2;
+}
 
 async function record(page) {
   return page.evaluate(async () => {
@@ -122,41 +179,8 @@ async function receiveStats(page) {
 }
 
 async function stopRecording(page) {
-  const pcm = await page.evaluate(async () => {
-    const { ctx, chunks } = window.stageboxRecording;
-    await ctx.close();
-    const total = chunks.reduce((n, c) => n + c.length, 0);
-    const out = new Int16Array(total);
-    let i = 0;
-    for (const c of chunks) {
-      for (const v of c) {
-        out[i++] = Math.max(-32768, Math.min(32767, Math.round(v * 32767)));
-      }
-    }
-    const bytes = new Uint8Array(out.buffer);
-    let text = '';
-    for (let j = 0; j < bytes.length; j += 0x8000) {
-      text += String.fromCharCode(...bytes.subarray(j, j + 0x8000));
-    }
-    return btoa(text);
-  });
-  const data = Buffer.from(pcm, 'base64');
-  const header = Buffer.alloc(44);
-  header.write('RIFF', 0);
-  header.writeUInt32LE(36 + data.length, 4);
-  header.write('WAVE', 8);
-  header.write('fmt ', 12);
-  header.writeUInt32LE(16, 16);
-  header.writeUInt16LE(1, 20);
-  header.writeUInt16LE(1, 22);
-  header.writeUInt32LE(48000, 24);
-  header.writeUInt32LE(96000, 28);
-  header.writeUInt16LE(2, 32);
-  header.writeUInt16LE(16, 34);
-  header.write('data', 36);
-  header.writeUInt32LE(data.length, 40);
-  writeFileSync(wavPath, Buffer.concat([header, data]));
-  return data.length / 2;
+  await page.evaluate(() => window.stageboxRecording.ctx.close());
+  return writeWav(wavPath, await page.evaluate(pcmBase64InPage('window.stageboxRecording.chunks')));
 }
 
 try {
@@ -164,26 +188,12 @@ try {
     ignoreHTTPSErrors: true,
     viewport: { width: 390, height: 844 },
   });
-  // Keep the page's peer connections within reach for their statistics (what the browser
-  // received, concealed and buffered); the page itself exposes nothing.
-  await context.addInitScript(() => {
-    const Original = window.RTCPeerConnection;
-    window.stageboxPeers = [];
-    window.RTCPeerConnection = function (...args) {
-      const pc = new Original(...args);
-      window.stageboxPeers.push(pc);
-      return pc;
-    };
-    window.RTCPeerConnection.prototype = Original.prototype;
-  });
+  await watchPeers(context);
+  await watchMicrophone(context);
   const page = await context.newPage();
   page.on('console', (m) => console.error(`page: ${m.text()}`));
   page.on('pageerror', (e) => console.error(`page error: ${e.message}`));
-  await page.goto(url);
-  await page.getByLabel('Your name').fill('Listener in Chromium');
-  await page.getByRole('button', { name: 'Listen' }).click();
-  await page.getByText('Listening.').waitFor({ timeout: 20_000 });
-  await page.waitForFunction(() => document.querySelectorAll('#players audio').length > 0);
+  await join(page, url, 'Listener in Chromium');
   answer({ listening: true });
 
   let moderator = null;
@@ -243,6 +253,9 @@ try {
       const percent = rest.pop();
       await page.getByLabel(`Volume of ${rest.join(' ')}`).fill(percent);
       answer({ volume: Number(percent) / 100 });
+    } else if (verb === 'mic') {
+      const samples = writeWav(who, await page.evaluate(pcmBase64InPage('window.stageboxMic.chunks')));
+      answer({ from_unix_ms: await page.evaluate(() => window.stageboxMic.fromUnixMs), samples });
     } else if (command === 'record') {
       answer({ recording_from_unix_ms: await record(page) });
     } else if (command === 'stop') {

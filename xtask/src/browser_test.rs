@@ -25,7 +25,7 @@ use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
 use crate::analysis;
-use crate::demo::{self, DemoOptions, Proc};
+use crate::demo::{self, DemoOptions};
 use crate::sh::run;
 
 /// The stage's link token in the test's configuration.
@@ -51,6 +51,9 @@ pub struct BrowserOutcome {
     /// The browser's own statistics of what it received (`inbound-rtp`).
     pub received: Value,
     pub browser_to_station: Heard,
+    /// From the page's microphone track (as WebAudio saw it) to station B's loudspeaker
+    /// (`None` if the round B played was not found in the track).
+    pub browser_to_station_ms: Option<f64>,
     /// The server's counters once the browser has spoken (for the report).
     pub server_stats: Value,
     pub console: ConsoleOutcome,
@@ -131,7 +134,13 @@ pub fn ensure_tools() -> Result<PathBuf> {
     }
     let dir = PathBuf::from("target/browser-test/driver");
     std::fs::create_dir_all(&dir)?;
-    for file in ["package.json", "package-lock.json", "listen.mjs"] {
+    for file in [
+        "package.json",
+        "package-lock.json",
+        "chromium.mjs",
+        "listen.mjs",
+        "crowd.mjs",
+    ] {
         std::fs::copy(Path::new("tools/browser-test").join(file), dir.join(file))?;
     }
     if !dir.join("node_modules/playwright-core").exists() {
@@ -145,15 +154,102 @@ pub fn ensure_tools() -> Result<PathBuf> {
     Ok(dir)
 }
 
-/// The Chromium driver (`listen.mjs`): one command per line in, one JSON line out.
-struct Driver {
+/// A stage server with the test's configuration (stage `townhall` with a browser link, a
+/// moderator account) and two sim stations on it: A (`a-1`, moderator) and B (`b-1`,
+/// audience), both speaking the same speech when asked.
+pub(crate) struct StageRun {
+    pub server: demo::Proc,
+    pub stations: Vec<demo::Proc>,
+    pub gateway: u16,
+    pub admin_port: u16,
+    pub speech: PathBuf,
+    pub sock_a: PathBuf,
+    pub sock_b: PathBuf,
+}
+
+impl StageRun {
+    pub(crate) fn start(out: &Path) -> Result<StageRun> {
+        let bin = demo::build_binaries()?.canonicalize()?;
+        let speech = demo::speech_sample(out)?;
+        let (gateway, media, admin_port) = (
+            demo::free_tcp_port()?,
+            demo::free_port()?,
+            demo::free_tcp_port()?,
+        );
+        let server_cfg = write_server_config(out, gateway, media, admin_port)?;
+        let _ = std::fs::remove_file(out.join("console-accounts.json"));
+        let _ = std::fs::remove_dir_all(out.join("clips"));
+        add_moderator(&bin, &server_cfg)?;
+        let (server, pin) = demo::start_server(&bin, out, &server_cfg)?;
+        let opts = DemoOptions::new(out);
+        let mut stations = Vec::new();
+        for id in ["a-1", "b-1"] {
+            let cfg = demo::station_config(out, id, gateway, &pin, &opts, &speech)?;
+            let child = Command::new(bin.join("stationd"))
+                .arg("--config")
+                .arg(&cfg)
+                .stderr(std::fs::File::create(out.join(format!("{id}.log")))?)
+                .spawn()
+                .context("starting stationd")?;
+            stations.push(demo::Proc(child, "stationd"));
+        }
+        let (sock_a, sock_b) = (out.join("a-1.sock"), out.join("b-1.sock"));
+        demo::wait_for_stations(admin_port, &sock_a, &sock_b)?;
+        Ok(StageRun {
+            server,
+            stations,
+            gateway,
+            admin_port,
+            speech,
+            sock_a,
+            sock_b,
+        })
+    }
+
+    /// The listener link (the page's own voice processing off, for the fake microphone).
+    pub(crate) fn link(&self) -> String {
+        format!(
+            "https://127.0.0.1:{}/listen#stage=townhall&link={LINK}&processing=off",
+            self.gateway
+        )
+    }
+}
+
+/// A Chromium driver (`listen.mjs`, `crowd.mjs`): one command per line in, one JSON line out.
+pub(crate) struct Driver {
     child: Child,
     lines: Lines<BufReader<ChildStdout>>,
     log: PathBuf,
 }
 
 impl Driver {
-    fn ask(&mut self, command: &str) -> Result<Value> {
+    /// Starts `node SCRIPT ARGS…` in the driver's directory, its stderr in `log`.
+    pub(crate) fn start(
+        script: &str,
+        args: &[&std::ffi::OsStr],
+        envs: &[(&str, &str)],
+        log: &Path,
+    ) -> Result<Driver> {
+        let dir = ensure_tools()?.canonicalize()?;
+        let mut child = Command::new("node")
+            .current_dir(&dir)
+            .arg(script)
+            .args(args)
+            .envs(envs.iter().copied())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(log)?)
+            .spawn()
+            .context("starting node (the Chromium driver)")?;
+        let lines = BufReader::new(child.stdout.take().context("driver stdout")?).lines();
+        Ok(Driver {
+            child,
+            lines,
+            log: log.to_path_buf(),
+        })
+    }
+
+    pub(crate) fn ask(&mut self, command: &str) -> Result<Value> {
         writeln!(
             self.child.stdin.as_mut().context("driver stdin")?,
             "{command}"
@@ -161,7 +257,7 @@ impl Driver {
         self.answer(command)
     }
 
-    fn answer(&mut self, what: &str) -> Result<Value> {
+    pub(crate) fn answer(&mut self, what: &str) -> Result<Value> {
         let line = self.lines.next().transpose()?.unwrap_or_default();
         serde_json::from_str(&line).with_context(|| {
             format!(
@@ -180,62 +276,42 @@ impl Drop for Driver {
 }
 
 pub fn run_browser_test(out: &Path) -> Result<BrowserOutcome> {
-    let driver_dir = ensure_tools()?.canonicalize()?;
     std::fs::create_dir_all(out)?;
     let out = out.canonicalize()?;
     for stale in ["cert.pem", "key.pem", "browser-out.wav", "b-1-speaker.wav"] {
         let _ = std::fs::remove_file(out.join(stale));
     }
-    let bin = demo::build_binaries()?.canonicalize()?;
-    let speech = demo::speech_sample(&out)?;
+    let stage_run = StageRun::start(&out)?;
+    let url = stage_run.link();
+    let StageRun {
+        server: _server,
+        stations,
+        admin_port,
+        speech,
+        sock_a,
+        sock_b,
+        ..
+    } = stage_run;
     let speech_in = analysis::read_wav(&speech)?;
     let speech_seconds = speech_in.len() as f64 / analysis::RATE;
-    let (gateway, media, admin_port) = (
-        demo::free_tcp_port()?,
-        demo::free_port()?,
-        demo::free_tcp_port()?,
-    );
-    let server_cfg = write_server_config(&out, gateway, media, admin_port)?;
-    let _ = std::fs::remove_file(out.join("console-accounts.json"));
-    add_moderator(&bin, &server_cfg)?;
-    let (_server, pin) = demo::start_server(&bin, &out, &server_cfg)?;
-
-    let opts = DemoOptions::new(&out);
-    let mut stations = Vec::new();
-    for id in ["a-1", "b-1"] {
-        let cfg = demo::station_config(&out, id, gateway, &pin, &opts, &speech)?;
-        let child = Command::new(bin.join("stationd"))
-            .arg("--config")
-            .arg(&cfg)
-            .stderr(std::fs::File::create(out.join(format!("{id}.log")))?)
-            .spawn()
-            .context("starting stationd")?;
-        stations.push(Proc(child, "stationd"));
-    }
-    let (sock_a, sock_b) = (out.join("a-1.sock"), out.join("b-1.sock"));
     let stage = || demo::admin(admin_port, &json!({"action": "stage", "stage": "townhall"}));
-    demo::wait_for_stations(admin_port, &sock_a, &sock_b)?;
-
     println!("browser test: Chromium opens the listener link and joins the stage");
-    let url =
-        format!("https://127.0.0.1:{gateway}/listen#stage=townhall&link={LINK}&processing=off");
-    let log = out.join("chromium.log");
-    let mut child = Command::new("node")
-        .current_dir(&driver_dir)
-        .arg("listen.mjs")
-        .arg(&url)
-        .arg(out.join("browser-out.wav"))
-        .arg(&speech)
-        .arg(out.join("listener"))
-        .env("MODERATOR_NAME", MODERATOR.0)
-        .env("MODERATOR_PASSWORD", MODERATOR.1)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log)?)
-        .spawn()
-        .context("starting node (the Chromium driver)")?;
-    let lines = BufReader::new(child.stdout.take().context("driver stdout")?).lines();
-    let mut driver = Driver { child, lines, log };
+    let wav_out = out.join("browser-out.wav");
+    let shots = out.join("listener");
+    let mut driver = Driver::start(
+        "listen.mjs",
+        &[
+            url.as_ref(),
+            wav_out.as_os_str(),
+            speech.as_os_str(),
+            shots.as_os_str(),
+        ],
+        &[
+            ("MODERATOR_NAME", MODERATOR.0),
+            ("MODERATOR_PASSWORD", MODERATOR.1),
+        ],
+        &out.join("chromium.log"),
+    )?;
     driver.answer("joining")?;
     let mut web_id = String::new();
     demo::wait_for("the browser on the stage", Duration::from_secs(10), || {
@@ -309,6 +385,10 @@ pub fn run_browser_test(out: &Path) -> Result<BrowserOutcome> {
     let rest =
         Duration::from_secs_f64(2.0 * speech_seconds + 1.5).saturating_sub(speaking_from.elapsed());
     std::thread::sleep(rest);
+    let part_2_end_ms = unix_ms();
+    let mic_path = out.join("browser-mic.wav");
+    let mic = driver.ask(&format!("mic {}", mic_path.display()))?;
+    let mic_from_ms = mic["from_unix_ms"].as_f64().unwrap_or(0.0);
     let server_stats = demo::admin(admin_port, &json!({"action": "stats"}))?;
     let links = member_links(&demo::admin(admin_port, &json!({"action": "overview"}))?);
     driver.ask(&format!("console-do Move to audience | {LISTENER_NAME}"))?;
@@ -333,7 +413,11 @@ pub fn run_browser_test(out: &Path) -> Result<BrowserOutcome> {
     let mic_on_ms = accepted["microphone_on_unix_ms"].as_f64().unwrap_or(0.0);
     let earliest =
         (((mic_on_ms - playback_start_ms) / 1000.0 - 0.5) * analysis::RATE).max(0.0) as i64;
-    let latest = i64::try_from(b_out.len().saturating_sub(speech_in.len())).unwrap_or(0);
+    // B heard A again in part 4: only what B played before part 2 ended is searched.
+    let part_2_end = ((part_2_end_ms - playback_start_ms) / 1000.0 * analysis::RATE) as i64;
+    let latest = i64::try_from(b_out.len().saturating_sub(speech_in.len()))
+        .unwrap_or(0)
+        .min(part_2_end - speech_in.len() as i64);
     if latest <= earliest {
         bail!("station B's recording ends before the browser spoke a whole round");
     }
@@ -349,10 +433,22 @@ pub fn run_browser_test(out: &Path) -> Result<BrowserOutcome> {
         pesq,
         correlation: whole.correlation,
     };
+    // Mouth to ear: from when the round B played began in the page's microphone track (found
+    // there the same way, within the 3 s before B played it) to when B's loudspeaker began it.
+    let b_round_ms = playback_start_ms + whole.lag_samples as f64 / analysis::RATE * 1000.0;
+    let mic_in = analysis::read_wav(&mic_path)?;
+    let at = |ms: f64| ((ms - mic_from_ms) / 1000.0 * analysis::RATE) as i64;
+    let browser_to_station_ms = stagebox_judge::align(
+        &speech_in,
+        &mic_in,
+        at(b_round_ms - 3000.0).max(0)..=at(b_round_ms),
+    )
+    .map(|m| b_round_ms - (mic_from_ms + m.lag_samples as f64 / analysis::RATE * 1000.0));
 
     let outcome = BrowserOutcome {
         station_to_browser,
         station_to_browser_ms: alignment.latency_ms,
+        browser_to_station_ms,
         frames_sent: stats_a["media"]["rtp_sent"].as_u64().unwrap_or(0),
         received: recorded["received"].clone(),
         browser_to_station,
@@ -376,6 +472,7 @@ pub fn run_browser_test(out: &Path) -> Result<BrowserOutcome> {
             "browser_to_station": {
                 "pesq_wb": outcome.browser_to_station.pesq,
                 "correlation": outcome.browser_to_station.correlation,
+                "mouth_to_ear_ms": outcome.browser_to_station_ms,
             },
             "server": outcome.server_stats,
             "links_in_the_console": outcome.links,
@@ -554,9 +651,12 @@ fn print_summary(o: &BrowserOutcome, out: &Path) {
         r["jitter_buffer_delay_ms"].as_f64().unwrap_or(0.0),
     );
     println!(
-        "browser test: Chromium → station: PESQ {:.2}, correlation {:.3}; screenshots in {}",
+        "browser test: Chromium → station: PESQ {:.2}, correlation {:.3}, mouth to ear {} \
+         (from the page's microphone track to B's loudspeaker); screenshots in {}",
         o.browser_to_station.pesq,
         o.browser_to_station.correlation,
+        o.browser_to_station_ms
+            .map_or("not measured".to_string(), |ms| format!("{ms:.0} ms")),
         out.display()
     );
     println!("browser test: link statistics in the console: {}", o.links);
@@ -596,6 +696,7 @@ token = "{token}"
 
 [console]
 accounts = "{dir}/console-accounts.json"
+clips = "{dir}/clips"
 
 [[stage]]
 id = "townhall"
@@ -615,6 +716,13 @@ token = "token-b-1-demo"
         ),
     )?;
     Ok(path)
+}
+
+/// The wall clock, Unix milliseconds (the pages' `Date.now()`).
+fn unix_ms() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
 }
 
 /// The gain of everyone but the priority speaker while it speaks, on stations
@@ -654,14 +762,23 @@ pub fn check(o: &BrowserOutcome, min_pesq: f64) -> Result<()> {
             );
         }
     }
-    // One 20 ms frame and Opus's look-ahead at least.
+    // One 20 ms frame and Opus's look-ahead at least, each way.
     let floor = 20.0 + demo::OPUS_LOOKAHEAD_MS;
-    if o.station_to_browser_ms < floor {
-        bail!(
-            "mouth to ear {:.1} ms is below the physical floor of {floor} ms: the measurement is \
-             wrong",
-            o.station_to_browser_ms
-        );
+    for (what, ms) in [
+        ("station → Chromium", Some(o.station_to_browser_ms)),
+        ("Chromium → station", o.browser_to_station_ms),
+    ] {
+        let Some(ms) = ms else {
+            bail!(
+                "{what}: mouth to ear not measured (the round B played is not in the page's track)"
+            );
+        };
+        if ms < floor {
+            bail!(
+                "{what}: mouth to ear {ms:.1} ms is below the physical floor of {floor} ms: the \
+                 measurement is wrong"
+            );
+        }
     }
     for (who, station) in [("a-1", true), ("b-1", true), (LISTENER_NAME, false)] {
         let link = &o.links[who];

@@ -18,7 +18,8 @@
 //!   its checks (the list matches, oelint-adv is clean).
 //! - `cargo xtask browser [--out DIR]`: Debian's Chromium joins a stage from its listener
 //!   link, hears a sim station, raises its hand, is invited and speaks to another
-//!   (`browser_test.rs`).
+//!   (`browser_test.rs`); with `--crowd N`, N listeners and two stations on one stage, and
+//!   the server's CPU per browser listener (`crowd_test.rs`).
 //! - `cargo xtask setup`: only installs what is missing.
 
 mod analysis;
@@ -26,6 +27,7 @@ mod bench;
 mod browser_test;
 mod bundle;
 mod cross;
+mod crowd_test;
 mod deb;
 mod deb_boot;
 mod demo;
@@ -155,6 +157,10 @@ enum Task {
         /// Where the report, logs, recordings and screenshots go.
         #[arg(long, default_value = "target/browser-test/run")]
         out: std::path::PathBuf,
+        /// Instead: this many listeners in browser contexts and two stations on one stage;
+        /// all must hear the speaker, and the server's CPU per listener is measured.
+        #[arg(long, value_name = "N")]
+        crowd: Option<usize>,
     },
 }
 
@@ -172,10 +178,18 @@ fn main() -> Result<()> {
     std::env::set_current_dir(&root)?;
     match cli.command {
         Task::Setup => setup::ensure_all(),
-        Task::Browser { out } => {
+        Task::Browser { out, crowd: None } => {
             setup::ensure_apt()?;
             quality::ensure_venv()?;
             browser_test::run_browser_test(&out).map(|_| ())
+        }
+        Task::Browser {
+            out,
+            crowd: Some(n),
+        } => {
+            setup::ensure_apt()?;
+            let outcome = crowd_test::run_crowd_test(&out, n)?;
+            crowd_test::check(&outcome)
         }
         Task::Test => test::run(),
         Task::Demo {

@@ -28,6 +28,9 @@ fn warn_if_disk_short() {
     }
 }
 
+/// Browser listeners in the crowd test.
+const CROWD: usize = 20;
+
 /// Fuzz targets under fuzz/ (one per parser of outside bytes).
 pub const FUZZ_TARGETS: &[&str] = &[
     "signal_client",
@@ -170,6 +173,15 @@ fn run_all(steps: &mut Steps) -> Result<()> {
              Chromium → station PESQ {:.2}",
             outcome.station_to_browser.pesq, outcome.browser_to_station.pesq
         );
+        Ok(())
+    })?;
+    steps.run("20 browser listeners in Chromium", || {
+        let outcome = crate::crowd_test::run_crowd_test(
+            std::path::Path::new("target/browser-test/crowd"),
+            CROWD,
+        )?;
+        crate::crowd_test::check(&outcome)?;
+        println!("crowd check: {CROWD} browser listeners and station B heard every packet A sent");
         Ok(())
     })?;
     // The appliance's test: one cut each while downloading, installing and in the first boot

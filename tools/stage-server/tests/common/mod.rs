@@ -37,9 +37,23 @@ pub fn start(dir: &Path) -> (Server, u16, [u8; 32]) {
     start_with(dir, "")
 }
 
-/// [`start`] with more lines at the end of the configuration.
+/// [`start`] with more lines at the end of the configuration. The ports are free when chosen
+/// but another test may take one before the server binds it: a server that stops before it
+/// is ready is started again on fresh ports (its log says why, in `server.log`).
 pub fn start_with(dir: &Path, extra: &str) -> (Server, u16, [u8; 32]) {
-    let (gateway, media, admin) = (port(), port(), port());
+    for _ in 0..5 {
+        if let Some(started) = try_start(dir, extra) {
+            return started;
+        }
+    }
+    panic!(
+        "the server did not start; see {}",
+        dir.join("server.log").display()
+    );
+}
+
+fn try_start(dir: &Path, extra: &str) -> Option<(Server, u16, [u8; 32])> {
+    let (gateway, media, admin) = (port(), udp_port(), port());
     let cfg = dir.join("server.toml");
     std::fs::write(
         &cfg,
@@ -55,20 +69,34 @@ pub fn start_with(dir: &Path, extra: &str) -> (Server, u16, [u8; 32]) {
         .arg("--config")
         .arg(&cfg)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("server.log")).unwrap())
         .spawn()
         .unwrap();
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    let hex = line
+    let Some(hex) = line
         .trim()
-        .trim_start_matches("pin_sha256 = \"")
-        .trim_end_matches('"');
+        .strip_prefix("pin_sha256 = \"")
+        .and_then(|l| l.strip_suffix('"'))
+    else {
+        let _ = child.kill();
+        let _ = child.wait();
+        return None;
+    };
     let mut pin = [0u8; 32];
     hex::decode_to_slice(hex, &mut pin).unwrap();
-    (Server(child), gateway, pin)
+    Some((Server(child), gateway, pin))
+}
+
+/// A UDP port free now.
+pub fn udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 pub fn connect(gateway: u16, pin: [u8; 32]) -> Client {

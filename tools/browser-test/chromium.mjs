@@ -1,0 +1,66 @@
+// What the browser tests share: Debian's Chromium with the flags this machine needs, and a
+// person joining a stage from the listener page.
+
+import { chromium } from 'playwright-core';
+
+// Flags for a machine with no network beyond loopback (Chromium's background fetches would be
+// refused), as root in a test, with sound allowed to start without a click; `extra` adds more
+// (a fake microphone).
+export function launch(extra = []) {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--autoplay-policy=no-user-gesture-required',
+      ...extra,
+    ],
+  });
+}
+
+// Keeps the page's peer connections within reach for their statistics (what the browser
+// received); the page itself exposes nothing.
+export async function watchPeers(context) {
+  await context.addInitScript(() => {
+    const Original = window.RTCPeerConnection;
+    window.stageboxPeers = [];
+    window.RTCPeerConnection = function (...args) {
+      const pc = new Original(...args);
+      window.stageboxPeers.push(pc);
+      return pc;
+    };
+    window.RTCPeerConnection.prototype = Original.prototype;
+  });
+}
+
+// Opens the listener link on `page` and joins as `name`; resolves once the page listens.
+export async function join(page, url, name) {
+  await page.goto(url);
+  await page.getByLabel('Your name').fill(name);
+  await page.getByRole('button', { name: 'Listen' }).click();
+  await page.getByText('Listening.').waitFor({ timeout: 30_000 });
+  await page.waitForFunction(() => document.querySelectorAll('#players audio').length > 0);
+}
+
+// What the page's peer connections received: packets and audio energy, over all lines.
+export function received(page) {
+  return page.evaluate(async () => {
+    const out = { packets_received: 0, packets_lost: 0, total_audio_energy: 0 };
+    for (const pc of window.stageboxPeers) {
+      const stats = await pc.getStats();
+      stats.forEach((r) => {
+        if (r.type === 'inbound-rtp' && r.kind === 'audio') {
+          out.packets_received += r.packetsReceived || 0;
+          out.packets_lost += r.packetsLost || 0;
+          out.total_audio_energy += r.totalAudioEnergy || 0;
+        }
+      });
+    }
+    return out;
+  });
+}
