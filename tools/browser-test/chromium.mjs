@@ -47,20 +47,41 @@ export async function join(page, url, name) {
   await page.waitForFunction(() => document.querySelectorAll('#players audio').length > 0);
 }
 
-// What the page's peer connections received: packets and audio energy, over all lines.
-export function received(page) {
+// What the page's peer connections received, over all its lines (Chromium's `inbound-rtp`
+// counts): packets, loss, concealment, the jitter buffer's delay, audio energy.
+export async function received(page) {
   return page.evaluate(async () => {
-    const out = { packets_received: 0, packets_lost: 0, total_audio_energy: 0 };
+    const out = {
+      packets_received: 0,
+      packets_lost: 0,
+      concealed_samples: 0,
+      silent_concealed_samples: 0,
+      samples_received: 0,
+      jitter_buffer_delay_ms: 0,
+      inserted_for_deceleration: 0,
+      removed_for_acceleration: 0,
+      total_audio_energy: 0,
+    };
+    let emitted = 0;
     for (const pc of window.stageboxPeers) {
       const stats = await pc.getStats();
       stats.forEach((r) => {
         if (r.type === 'inbound-rtp' && r.kind === 'audio') {
           out.packets_received += r.packetsReceived || 0;
           out.packets_lost += r.packetsLost || 0;
+          out.concealed_samples += r.concealedSamples || 0;
+          out.silent_concealed_samples += r.silentConcealedSamples || 0;
+          out.samples_received += r.totalSamplesReceived || 0;
+          out.jitter_buffer_delay_ms += (r.jitterBufferDelay || 0) * 1000;
+          emitted += r.jitterBufferEmittedCount || 0;
+          out.inserted_for_deceleration += r.insertedSamplesForDeceleration || 0;
+          out.removed_for_acceleration += r.removedSamplesForAcceleration || 0;
           out.total_audio_energy += r.totalAudioEnergy || 0;
         }
       });
     }
+    out.jitter_buffer_delay_ms = emitted ? out.jitter_buffer_delay_ms / emitted : 0;
     return out;
   });
 }
+

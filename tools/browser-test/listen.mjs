@@ -29,7 +29,7 @@
 
 import { writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { join, launch, watchPeers } from './chromium.mjs';
+import { join, launch, received, watchPeers } from './chromium.mjs';
 
 const [url, wavPath, micPath, shotPrefix] = process.argv.slice(2);
 
@@ -142,42 +142,6 @@ async function record(page) {
   });
 }
 
-async function receiveStats(page) {
-  return page.evaluate(async () => {
-    const out = {
-      packets_received: 0,
-      packets_lost: 0,
-      concealed_samples: 0,
-      silent_concealed_samples: 0,
-      samples_received: 0,
-      jitter_buffer_delay_ms: 0,
-      inserted_for_deceleration: 0,
-      removed_for_acceleration: 0,
-      total_audio_energy: 0,
-    };
-    let emitted = 0;
-    for (const pc of window.stageboxPeers) {
-      const stats = await pc.getStats();
-      stats.forEach((r) => {
-        if (r.type === 'inbound-rtp' && r.kind === 'audio') {
-          out.packets_received += r.packetsReceived || 0;
-          out.packets_lost += r.packetsLost || 0;
-          out.concealed_samples += r.concealedSamples || 0;
-          out.silent_concealed_samples += r.silentConcealedSamples || 0;
-          out.samples_received += r.totalSamplesReceived || 0;
-          out.jitter_buffer_delay_ms += (r.jitterBufferDelay || 0) * 1000;
-          emitted += r.jitterBufferEmittedCount || 0;
-          out.inserted_for_deceleration += r.insertedSamplesForDeceleration || 0;
-          out.removed_for_acceleration += r.removedSamplesForAcceleration || 0;
-          out.total_audio_energy += r.totalAudioEnergy || 0;
-        }
-      });
-    }
-    out.jitter_buffer_delay_ms = emitted ? out.jitter_buffer_delay_ms / emitted : 0;
-    return out;
-  });
-}
-
 async function stopRecording(page) {
   await page.evaluate(() => window.stageboxRecording.ctx.close());
   return writeWav(wavPath, await page.evaluate(pcmBase64InPage('window.stageboxRecording.chunks')));
@@ -259,8 +223,8 @@ try {
     } else if (command === 'record') {
       answer({ recording_from_unix_ms: await record(page) });
     } else if (command === 'stop') {
-      const received = await receiveStats(page);
-      answer({ samples: await stopRecording(page), received });
+      const stats = await received(page);
+      answer({ samples: await stopRecording(page), received: stats });
     } else if (command === 'raise') {
       await page.getByRole('button', { name: 'Raise hand' }).click();
       await page.getByRole('button', { name: 'Lower hand' }).waitFor();

@@ -19,17 +19,23 @@ function say(text) {
   $('status').textContent = text;
 }
 
-async function api(method, endpoint, body) {
-  const headers = { 'Content-Type': 'application/json' };
+// One request to the console's interface: `body` as JSON, or `raw` (a file) as it is.
+async function api(method, endpoint, body, raw) {
+  const headers = { 'Content-Type': raw ? raw.type || 'application/octet-stream' : 'application/json' };
   if (csrf) {
     headers['X-CSRF-Token'] = csrf;
   }
-  const response = await fetch(`/console/api/${endpoint}`, {
-    method,
-    headers,
-    credentials: 'same-origin',
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
+  let response;
+  try {
+    response = await fetch(`/console/api/${endpoint}`, {
+      method,
+      headers,
+      credentials: 'same-origin',
+      body: raw ?? (body === undefined ? undefined : JSON.stringify(body)),
+    });
+  } catch (e) {
+    return { ok: false, status: 0, data: { error: `no answer (${e.message})` } };
+  }
   let data = {};
   try {
     data = await response.json();
@@ -105,13 +111,13 @@ async function refreshClips() {
     li.dataset.id = c.id;
     li.append(el('span', 'name', `${c.name} (${c.seconds} s)`));
     for (const stage of stageIds) {
-      const play = button(stageIds.length > 1 ? `Play on ${stage}` : 'Play', () => act2('play', { stage, clip: c.id }, `Play ${c.name}`));
+      const play = button(stageIds.length > 1 ? `Play on ${stage}` : 'Play', () => act('play', { stage, clip: c.id }, `Play ${c.name}`));
       play.setAttribute('aria-label', `Play ${c.name} on stage ${stage}`);
       li.append(play);
     }
     const remove = button('Remove', () => {
       if (confirm(`Remove the clip ${c.name}?`)) {
-        act2('clips/remove', { id: c.id }, `Remove ${c.name}`).then(refreshClips);
+        act('clips/remove', { id: c.id }, `Remove ${c.name}`).then(refreshClips);
       }
     });
     remove.className = 'danger';
@@ -124,7 +130,8 @@ async function refreshClips() {
   }
 }
 
-async function act2(endpoint, body, what) {
+// A state-changing request, said in the status line when done or refused.
+async function act(endpoint, body, what) {
   const r = await api('POST', endpoint, body);
   say(r.ok ? `${what}: done.` : `${what}: ${r.data.error || r.status}`);
   refresh();
@@ -140,35 +147,14 @@ $('upload').addEventListener('submit', async (event) => {
   }
   $('upload-button').disabled = true;
   say(`Uploading ${name}…`);
-  try {
-    const response = await fetch(`/console/api/clips?name=${encodeURIComponent(name)}`, {
-      method: 'POST',
-      headers: { 'X-CSRF-Token': csrf || '', 'Content-Type': file.type || 'application/octet-stream' },
-      credentials: 'same-origin',
-      body: file,
-    });
-    let data = {};
-    try {
-      data = await response.json();
-    } catch {
-      data = {};
-    }
-    say(response.ok ? `${name}: uploaded (${data.seconds} s).` : `${name}: ${data.error || response.status}`);
-    if (response.ok) {
-      $('upload').reset();
-    }
-  } catch (e) {
-    say(`${name}: the upload failed (${e.message}).`);
+  const r = await api('POST', `clips?name=${encodeURIComponent(name)}`, undefined, file);
+  say(r.ok ? `${name}: uploaded (${r.data.seconds} s).` : `${name}: ${r.data.error || r.status}`);
+  if (r.ok) {
+    $('upload').reset();
   }
   $('upload-button').disabled = false;
   refreshClips();
 });
-
-async function act(action, what) {
-  const r = await api('POST', 'action', action);
-  say(r.ok ? `${what}: done.` : `${what}: ${r.data.error || r.status}`);
-  refresh();
-}
 
 function waited(ms) {
   const s = Math.floor(ms / 1000);
@@ -203,14 +189,14 @@ function stageView(stage) {
   h2.id = `stage-${stage}`;
   const end = button('End the stage', () => {
     if (confirm(`End stage ${stage}? People in browsers are disconnected; stations go back to their usual roles.`)) {
-      act({ action: 'end_stage', stage }, `End stage ${stage}`);
+      act('action', { action: 'end_stage', stage }, `End stage ${stage}`);
     }
   });
   end.className = 'danger';
   const playing = el('p', 'playing');
   playing.setAttribute('aria-live', 'polite');
   const playingText = el('span');
-  const stop = button('Stop the clip', () => act2('stop', { stage }, `Stop the clip on ${stage}`));
+  const stop = button('Stop the clip', () => act('stop', { stage }, `Stop the clip on ${stage}`));
   playing.append(playingText, stop);
   const handsTitle = el('h3', '', 'Raised hands');
   const hands = el('ol', 'hands');
@@ -275,7 +261,7 @@ function renderHands(s, v) {
       li.dataset.id = id;
       const name = el('span', 'name');
       const wait = el('span', 'wait');
-      const invite = button('Invite', () => act({ action: 'invite', stage: s.stage, station: id }, `Invite ${displayName(m)}`));
+      const invite = button('Invite', () => act('action', { action: 'invite', stage: s.stage, station: id }, `Invite ${displayName(m)}`));
       li.append(name, wait, invite);
       v.handRows.set(id, li);
     }
@@ -328,13 +314,13 @@ function row(stage, id) {
   const actions = el('td', 'actions');
   const current = () => tr.member;
   const b = {
-    invite: button('Invite', () => act({ action: 'invite', stage, station: id }, `Invite ${displayName(current())}`)),
-    audience: button('Move to audience', () => act({ action: 'move_to_audience', stage, station: id }, `Move ${displayName(current())} to the audience`)),
-    mute: button('Mute', () => act({ action: 'mute', stage, station: id, muted: !current().muted }, `${current().muted ? 'Unmute' : 'Mute'} ${displayName(current())}`)),
-    priority: button('Make priority', () => act({ action: 'priority', stage, station: tr.priority ? null : id }, tr.priority ? 'Clear the priority speaker' : `Make ${displayName(current())} priority speaker`)),
+    invite: button('Invite', () => act('action', { action: 'invite', stage, station: id }, `Invite ${displayName(current())}`)),
+    audience: button('Move to audience', () => act('action', { action: 'move_to_audience', stage, station: id }, `Move ${displayName(current())} to the audience`)),
+    mute: button('Mute', () => act('action', { action: 'mute', stage, station: id, muted: !current().muted }, `${current().muted ? 'Unmute' : 'Mute'} ${displayName(current())}`)),
+    priority: button('Make priority', () => act('action', { action: 'priority', stage, station: tr.priority ? null : id }, tr.priority ? 'Clear the priority speaker' : `Make ${displayName(current())} priority speaker`)),
     kick: button('Kick', () => {
       if (confirm(`Remove ${displayName(current())} from the stage?`)) {
-        act({ action: 'kick', stage, station: id }, `Kick ${displayName(current())}`);
+        act('action', { action: 'kick', stage, station: id }, `Kick ${displayName(current())}`);
       }
     }),
   };

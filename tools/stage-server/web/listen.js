@@ -73,7 +73,12 @@ function join(name) {
     handle(msg, name).catch((e) => say(`Something went wrong: ${e.message}`));
   });
   ws.addEventListener('close', (event) => {
-    say(leaving ? 'You left the stage.' : `Disconnected (${event.code}).`);
+    const why = {
+      4004: 'This link is not valid (any more).',
+      4016: 'A moderator removed you from the stage.',
+      4017: 'The stage has ended.',
+    }[event.code];
+    say(leaving ? 'You left the stage.' : why || `Disconnected (${event.code}).`);
     cleanUp();
   });
 }
