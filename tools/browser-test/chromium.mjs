@@ -1,7 +1,39 @@
 // What the browser tests share: Debian's Chromium with the flags this machine needs, and a
 // person joining a stage from the listener page.
 
+import { createInterface } from 'node:readline';
 import { chromium } from 'playwright-core';
+
+// A driver's answer: one JSON line on standard output.
+export const answer = (value) => console.log(JSON.stringify(value));
+
+// Runs a driver: `start()` once (its result is the first answer), then
+// `handle(verb, rest, command)` for each line of standard input until it returns 'stop'. Closes
+// the browser and exits 0; 2 with the error if one is thrown; 3 after 300 s.
+export async function drive(name, browser, start, handle) {
+  const quit = async (code, why) => {
+    if (why) {
+      console.error(why);
+    }
+    await browser.close();
+    process.exit(code);
+  };
+  const timer = setTimeout(() => quit(3, `${name}: gave up after 300 s`), 300_000);
+  try {
+    answer(await start());
+    for await (const line of createInterface({ input: process.stdin })) {
+      const command = line.trim();
+      const [verb, ...rest] = command.split(' ');
+      if ((await handle(verb, rest.join(' '), command)) === 'stop') {
+        break;
+      }
+    }
+    clearTimeout(timer);
+    await quit(0);
+  } catch (e) {
+    await quit(2, `${name}: ${e.stack || e}`);
+  }
+}
 
 // Flags for a machine with no network beyond loopback (Chromium's background fetches would be
 // refused), as root in a test, with sound allowed to start without a click; `extra` adds more

@@ -28,8 +28,7 @@
 // node listen.mjs URL OUT.wav MIC.wav SCREENSHOT_PREFIX
 
 import { writeFileSync } from 'node:fs';
-import { createInterface } from 'node:readline';
-import { join, launch, received, watchPeers } from './chromium.mjs';
+import { answer, drive, join, launch, received, watchPeers } from './chromium.mjs';
 
 const [url, wavPath, micPath, shotPrefix] = process.argv.slice(2);
 
@@ -39,15 +38,6 @@ const browser = await launch([
   '--use-fake-device-for-media-stream',
   `--use-file-for-fake-audio-capture=${micPath}`,
 ]);
-const quit = async (code, why) => {
-  if (why) {
-    console.error(why);
-  }
-  await browser.close();
-  process.exit(code);
-};
-const timer = setTimeout(() => quit(3, 'listen.mjs: gave up after 300 s'), 300_000);
-const answer = (value) => console.log(JSON.stringify(value));
 
 // Records the page's microphone track as WebAudio sees it (the test's "mouth" for the time
 // from the browser to a station's loudspeaker): the page's own getUserMedia, wrapped, feeds
@@ -147,109 +137,107 @@ async function stopRecording(page) {
   return writeWav(wavPath, await page.evaluate(pcmBase64InPage('window.stageboxRecording.chunks')));
 }
 
-try {
+let page = null;
+let moderator = null;
+
+async function start() {
   const context = await browser.newContext({
     ignoreHTTPSErrors: true,
     viewport: { width: 390, height: 844 },
   });
   await watchPeers(context);
   await watchMicrophone(context);
-  const page = await context.newPage();
+  page = await context.newPage();
   page.on('console', (m) => console.error(`page: ${m.text()}`));
   page.on('pageerror', (e) => console.error(`page error: ${e.message}`));
   await join(page, url, 'Listener in Chromium');
-  answer({ listening: true });
-
-  let moderator = null;
-  const lines = createInterface({ input: process.stdin });
-  for await (const line of lines) {
-    const command = line.trim();
-    const [verb, ...rest] = command.split(' ');
-    const who = rest.join(' ');
-    if (verb === 'console') {
-      const mctx = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 800 } });
-      moderator = await mctx.newPage();
-      moderator.on('console', (m) => console.error(`console page: ${m.text()}`));
-      moderator.on('pageerror', (e) => console.error(`console page error: ${e.message}`));
-      moderator.on('dialog', (d) => d.accept());
-      await moderator.goto(new URL('/console', url).href);
-      await moderator.getByLabel('Name', { exact: true }).fill(process.env.MODERATOR_NAME || '');
-      await moderator.getByLabel('Password', { exact: true }).fill(process.env.MODERATOR_PASSWORD || '');
-      await moderator.getByRole('button', { name: 'Sign in' }).click();
-      await moderator.getByText('Signed in as').waitFor({ timeout: 10_000 });
-      answer({ signed_in: true });
-    } else if (verb === 'console-invite') {
-      const entry = moderator.locator('ol.hands li', { hasText: who });
-      await entry.waitFor({ timeout: 10_000 });
-      const waited = await entry.locator('.wait').textContent();
-      await entry.getByRole('button', { name: /^Invite/ }).click();
-      await entry.getByText('invited, waiting for an answer').waitFor({ timeout: 10_000 });
-      answer({ invited: who, waited });
-    } else if (verb === 'console-do') {
-      const [action, ...name] = rest.join(' ').split(' | ');
-      const row = moderator.locator('table.people tr', { hasText: name.join(' | ') });
-      await moderator.evaluate(() => { document.getElementById('status').textContent = ''; });
-      await row.getByRole('button', { name: new RegExp(`^${action}`) }).click();
-      await moderator.getByText(/: done\.$/).waitFor({ timeout: 10_000 });
-      answer({ done: action, who: name.join(' | ') });
-    } else if (verb === 'console-upload') {
-      const [name, path] = who.split(' | ');
-      await moderator.getByLabel('Clip name').fill(name);
-      await moderator.getByLabel('File', { exact: true }).setInputFiles(path);
-      await moderator.getByRole('button', { name: 'Upload' }).click();
-      await moderator.getByText(`${name}: uploaded`).waitFor({ timeout: 20_000 });
-      await moderator.locator('#clips li', { hasText: name }).waitFor({ timeout: 10_000 });
-      answer({ uploaded: name });
-    } else if (verb === 'console-play') {
-      await moderator.evaluate(() => { document.getElementById('status').textContent = ''; });
-      await moderator.locator('#clips li', { hasText: who }).getByRole('button', { name: /^Play/ }).first().click();
-      await moderator.getByText(`Play ${who}: done.`).waitFor({ timeout: 10_000 });
-      answer({ playing: who });
-    } else if (verb === 'console-shots') {
-      await moderator.screenshot({ path: `${shotPrefix.replace(/listener$/, 'console')}-desktop.png`, fullPage: true });
-      await moderator.setViewportSize({ width: 390, height: 844 });
-      await moderator.screenshot({ path: `${shotPrefix.replace(/listener$/, 'console')}-phone.png`, fullPage: true });
-      await moderator.setViewportSize({ width: 1280, height: 800 });
-      answer({ screenshots: true });
-    } else if (verb === 'volumes') {
-      answer(await page.evaluate(() => [...document.querySelectorAll('#players audio')].map((a) => ({ speaker: a.dataset.speaker || null, volume: a.volume }))));
-    } else if (verb === 'set-volume') {
-      const percent = rest.pop();
-      await page.getByLabel(`Volume of ${rest.join(' ')}`).fill(percent);
-      answer({ volume: Number(percent) / 100 });
-    } else if (verb === 'mic') {
-      const samples = writeWav(who, await page.evaluate(pcmBase64InPage('window.stageboxMic.chunks')));
-      answer({ from_unix_ms: await page.evaluate(() => window.stageboxMic.fromUnixMs), samples });
-    } else if (command === 'record') {
-      answer({ recording_from_unix_ms: await record(page) });
-    } else if (command === 'stop') {
-      const stats = await received(page);
-      answer({ samples: await stopRecording(page), received: stats });
-    } else if (command === 'raise') {
-      await page.getByRole('button', { name: 'Raise hand' }).click();
-      await page.getByRole('button', { name: 'Lower hand' }).waitFor();
-      answer({ hand: true });
-    } else if (command === 'accept') {
-      const accept = page.getByRole('button', { name: 'Accept and turn on my microphone' });
-      await accept.waitFor({ timeout: 20_000 });
-      await page.screenshot({ path: `${shotPrefix}-invited-phone.png`, fullPage: true });
-      await accept.click();
-      await page.getByText('You are on stage').waitFor({ timeout: 20_000 });
-      answer({ microphone_on_unix_ms: Date.now() });
-    } else if (command === 'leave') {
-      await page.screenshot({ path: `${shotPrefix}-phone.png`, fullPage: true });
-      await page.setViewportSize({ width: 1280, height: 800 });
-      await page.screenshot({ path: `${shotPrefix}-desktop.png`, fullPage: true });
-      await page.getByRole('button', { name: 'Leave' }).click();
-      await page.getByText('You left the stage.').waitFor();
-      answer({ left: true });
-      break;
-    } else {
-      answer({ error: `unknown command ${command}` });
-    }
-  }
-  clearTimeout(timer);
-  await quit(0);
-} catch (e) {
-  await quit(2, `listen.mjs: ${e.stack || e}`);
+  return { listening: true };
 }
+
+async function handle(verb, who, command) {
+  if (verb === 'console') {
+    const mctx = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 800 } });
+    moderator = await mctx.newPage();
+    moderator.on('console', (m) => console.error(`console page: ${m.text()}`));
+    moderator.on('pageerror', (e) => console.error(`console page error: ${e.message}`));
+    moderator.on('dialog', (d) => d.accept());
+    await moderator.goto(new URL('/console', url).href);
+    await moderator.getByLabel('Name', { exact: true }).fill(process.env.MODERATOR_NAME || '');
+    await moderator.getByLabel('Password', { exact: true }).fill(process.env.MODERATOR_PASSWORD || '');
+    await moderator.getByRole('button', { name: 'Sign in' }).click();
+    await moderator.getByText('Signed in as').waitFor({ timeout: 10_000 });
+    answer({ signed_in: true });
+  } else if (verb === 'console-invite') {
+    const entry = moderator.locator('ol.hands li', { hasText: who });
+    await entry.waitFor({ timeout: 10_000 });
+    const waited = await entry.locator('.wait').textContent();
+    await entry.getByRole('button', { name: /^Invite/ }).click();
+    await entry.getByText('invited, waiting for an answer').waitFor({ timeout: 10_000 });
+    answer({ invited: who, waited });
+  } else if (verb === 'console-do') {
+    const [action, ...name] = who.split(' | ');
+    const row = moderator.locator('table.people tr', { hasText: name.join(' | ') });
+    await moderator.evaluate(() => { document.getElementById('status').textContent = ''; });
+    await row.getByRole('button', { name: new RegExp(`^${action}`) }).click();
+    await moderator.getByText(/: done\.$/).waitFor({ timeout: 10_000 });
+    answer({ done: action, who: name.join(' | ') });
+  } else if (verb === 'console-upload') {
+    const [name, path] = who.split(' | ');
+    await moderator.getByLabel('Clip name').fill(name);
+    await moderator.getByLabel('File', { exact: true }).setInputFiles(path);
+    await moderator.getByRole('button', { name: 'Upload' }).click();
+    await moderator.getByText(`${name}: uploaded`).waitFor({ timeout: 20_000 });
+    await moderator.locator('#clips li', { hasText: name }).waitFor({ timeout: 10_000 });
+    answer({ uploaded: name });
+  } else if (verb === 'console-play') {
+    await moderator.evaluate(() => { document.getElementById('status').textContent = ''; });
+    await moderator.locator('#clips li', { hasText: who }).getByRole('button', { name: /^Play/ }).first().click();
+    await moderator.getByText(`Play ${who}: done.`).waitFor({ timeout: 10_000 });
+    answer({ playing: who });
+  } else if (verb === 'console-shots') {
+    await moderator.screenshot({ path: `${shotPrefix.replace(/listener$/, 'console')}-desktop.png`, fullPage: true });
+    await moderator.setViewportSize({ width: 390, height: 844 });
+    await moderator.screenshot({ path: `${shotPrefix.replace(/listener$/, 'console')}-phone.png`, fullPage: true });
+    await moderator.setViewportSize({ width: 1280, height: 800 });
+    answer({ screenshots: true });
+  } else if (verb === 'volumes') {
+    answer(await page.evaluate(() => [...document.querySelectorAll('#players audio')].map((a) => ({ speaker: a.dataset.speaker || null, volume: a.volume }))));
+  } else if (verb === 'set-volume') {
+    const words = who.split(' ');
+    const percent = words.pop();
+    await page.getByLabel(`Volume of ${words.join(' ')}`).fill(percent);
+    answer({ volume: Number(percent) / 100 });
+  } else if (verb === 'mic') {
+    const samples = writeWav(who, await page.evaluate(pcmBase64InPage('window.stageboxMic.chunks')));
+    answer({ from_unix_ms: await page.evaluate(() => window.stageboxMic.fromUnixMs), samples });
+  } else if (command === 'record') {
+    answer({ recording_from_unix_ms: await record(page) });
+  } else if (command === 'stop') {
+    const stats = await received(page);
+    answer({ samples: await stopRecording(page), received: stats });
+  } else if (command === 'raise') {
+    await page.getByRole('button', { name: 'Raise hand' }).click();
+    await page.getByRole('button', { name: 'Lower hand' }).waitFor();
+    answer({ hand: true });
+  } else if (command === 'accept') {
+    const accept = page.getByRole('button', { name: 'Accept and turn on my microphone' });
+    await accept.waitFor({ timeout: 20_000 });
+    await page.screenshot({ path: `${shotPrefix}-invited-phone.png`, fullPage: true });
+    await accept.click();
+    await page.getByText('You are on stage').waitFor({ timeout: 20_000 });
+    answer({ microphone_on_unix_ms: Date.now() });
+  } else if (command === 'leave') {
+    await page.screenshot({ path: `${shotPrefix}-phone.png`, fullPage: true });
+    await page.setViewportSize({ width: 1280, height: 800 });
+    await page.screenshot({ path: `${shotPrefix}-desktop.png`, fullPage: true });
+    await page.getByRole('button', { name: 'Leave' }).click();
+    await page.getByText('You left the stage.').waitFor();
+    answer({ left: true });
+    return 'stop';
+  } else {
+    answer({ error: `unknown command ${command}` });
+  }
+  return 'go on';
+}
+
+await drive('listen.mjs', browser, start, handle);

@@ -41,6 +41,25 @@ pub struct Heard {
     pub correlation: f64,
 }
 
+impl Heard {
+    /// Wideband PESQ of `output` at `(lag, correlation)` (its alignment) against `reference`.
+    fn judged(
+        reference: &[f64],
+        output: &[f64],
+        (lag, correlation): (i64, f64),
+        out: &Path,
+        name: &str,
+    ) -> Result<Heard> {
+        let pesq = crate::quality::pesq_wb(
+            reference,
+            &crate::quality::aligned(output, lag, reference.len()),
+            out,
+            name,
+        )?;
+        Ok(Heard { pesq, correlation })
+    }
+}
+
 /// What the browser heard and what it said.
 pub struct BrowserOutcome {
     pub station_to_browser: Heard,
@@ -349,16 +368,13 @@ pub fn run_browser_test(out: &Path) -> Result<BrowserOutcome> {
         &heard,
         (recording_from_ms - capture_start_ms) / 1000.0,
     )?;
-    let pesq = crate::quality::pesq_wb(
+    let station_to_browser = Heard::judged(
         &speaker_in,
-        &crate::quality::aligned(&heard, alignment.lag_samples, speaker_in.len()),
+        &heard,
+        (alignment.lag_samples, alignment.correlation),
         &out,
         "station-to-browser",
     )?;
-    let station_to_browser = Heard {
-        pesq,
-        correlation: alignment.correlation,
-    };
 
     // 2. The browser raises its hand, is invited from the console, accepts and speaks;
     // station B listens.
@@ -423,16 +439,13 @@ pub fn run_browser_test(out: &Path) -> Result<BrowserOutcome> {
     }
     let whole = stagebox_judge::align(&speech_in, &b_out, earliest..=latest)
         .context("station B played nothing that matches the browser's speech")?;
-    let pesq = crate::quality::pesq_wb(
+    let browser_to_station = Heard::judged(
         &speech_in,
-        &crate::quality::aligned(&b_out, whole.lag_samples, speech_in.len()),
+        &b_out,
+        (whole.lag_samples, whole.correlation),
         &out,
         "browser-to-station",
     )?;
-    let browser_to_station = Heard {
-        pesq,
-        correlation: whole.correlation,
-    };
     // Mouth to ear: from when the round B played began in the page's microphone track (found
     // there the same way, within the 3 s before B played it) to when B's loudspeaker began it.
     let b_round_ms = playback_start_ms + whole.lag_samples as f64 / analysis::RATE * 1000.0;

@@ -223,7 +223,6 @@ impl StageServer {
             let before = (m.role, m.hand_raised, m.invited, m.server_muted);
             m.role = configured;
             m.hand_raised = None;
-            m.hand_raised_at = None;
             m.invited = false;
             m.server_muted = false;
             m.speaking &= configured.can_speak();

@@ -70,7 +70,7 @@ impl StageServer {
                 let mut hands: Vec<(u64, &String)> = rec
                     .members
                     .iter()
-                    .filter_map(|(id, m)| Some((m.hand_raised?, id)))
+                    .filter_map(|(id, m)| Some((m.hand_raised?.0, id)))
                     .collect();
                 hands.sort();
                 let members = rec
@@ -88,7 +88,7 @@ impl StageServer {
                             kind,
                             role: m.role,
                             connected: s.conn.is_some(),
-                            hand_waiting_ms: m.hand_raised_at.map(|t| {
+                            hand_waiting_ms: m.hand_raised.map(|(_, t)| {
                                 u64::try_from(now.saturating_duration_since(t).as_millis())
                                     .unwrap_or(u64::MAX)
                             }),

@@ -95,10 +95,9 @@ pub(crate) struct SessionRec {
 #[derive(Debug, Clone)]
 pub(crate) struct MemberRec {
     pub role: Role,
-    /// Set while the hand is up: the order it was raised in.
-    pub hand_raised: Option<u64>,
-    /// When the hand went up (for the moderator's queue: how long it has waited).
-    pub hand_raised_at: Option<Instant>,
+    /// Set while the hand is up: the order it was raised in, and when (for the moderator's
+    /// queue: how long it has waited).
+    pub hand_raised: Option<(u64, Instant)>,
     /// What the member last said of its own voice (`speaking`), while it may speak.
     pub speaking: bool,
     pub invited: bool,
@@ -233,7 +232,7 @@ impl StageServer {
             station_id: station_id.into(),
             role: m.role,
             hand_raised: m.hand_raised.is_some(),
-            hand_order: m.hand_raised,
+            hand_order: m.hand_raised.map(|(order, _)| order),
             invited: m.invited,
             server_muted: m.server_muted,
             ssrc: s.ssrc,

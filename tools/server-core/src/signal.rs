@@ -315,7 +315,6 @@ impl StageServer {
                 MemberRec {
                     role,
                     hand_raised: None,
-                    hand_raised_at: None,
                     speaking: false,
                     invited: false,
                     server_muted: false,
@@ -581,8 +580,7 @@ impl StageServer {
             ClientMsg::RaiseHand { raised }
                 if m.role == Role::Audience && m.hand_raised.is_some() != raised =>
             {
-                m.hand_raised = raised.then_some(self.next_hand);
-                m.hand_raised_at = raised.then_some(now);
+                m.hand_raised = raised.then_some((self.next_hand, now));
                 self.next_hand += 1;
                 true
             }
@@ -591,7 +589,6 @@ impl StageServer {
                 if accept {
                     m.role = Role::Speaker;
                     m.hand_raised = None;
-                    m.hand_raised_at = None;
                 }
                 true
             }

@@ -40,6 +40,13 @@ pub struct Session {
     last_used: Instant,
 }
 
+impl Session {
+    /// Neither idle too long nor too old at `now`.
+    fn live(&self, now: Instant) -> bool {
+        now < self.started + SESSION_MAX && now < self.last_used + SESSION_IDLE
+    }
+}
+
 /// Why a request is not let through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Denied {
@@ -113,13 +120,7 @@ impl ConsoleAuth {
     /// A right password: a new session, whose cookie token and CSRF token the caller made
     /// from fresh random bytes. The account's failures are forgotten (the source's are not:
     /// one right password does not let an address go on guessing others).
-    pub fn signed_in(
-        &mut self,
-        now: Instant,
-        account: &str,
-        cookie_token: &str,
-        csrf: &str,
-    ) -> &Session {
+    pub fn signed_in(&mut self, now: Instant, account: &str, cookie_token: &str, csrf: &str) {
         self.by_account.remove(account);
         self.expire(now);
         if self.sessions.len() >= MAX_SESSIONS
@@ -131,23 +132,21 @@ impl ConsoleAuth {
         {
             self.sessions.remove(&oldest);
         }
-        self.sessions
-            .entry(digest(cookie_token))
-            .or_insert(Session {
+        self.sessions.insert(
+            digest(cookie_token),
+            Session {
                 account: account.to_string(),
                 csrf: csrf.to_string(),
                 started: now,
                 last_used: now,
-            })
+            },
+        );
     }
 
     /// The session a cookie token names, marked used.
     pub fn session(&mut self, now: Instant, cookie_token: &str) -> Result<&Session, Denied> {
         let key = digest(cookie_token);
-        let live = self
-            .sessions
-            .get(&key)
-            .is_some_and(|s| now < s.started + SESSION_MAX && now < s.last_used + SESSION_IDLE);
+        let live = self.sessions.get(&key).is_some_and(|s| s.live(now));
         if !live {
             self.sessions.remove(&key);
             return Err(Denied::NoSession);
@@ -177,14 +176,14 @@ impl ConsoleAuth {
         self.sessions.remove(&digest(cookie_token));
     }
 
-    /// Sessions alive (for tests and the log).
-    pub fn sessions(&self) -> usize {
+    /// Sessions kept.
+    #[cfg(test)]
+    fn sessions(&self) -> usize {
         self.sessions.len()
     }
 
     fn expire(&mut self, now: Instant) {
-        self.sessions
-            .retain(|_, s| now < s.started + SESSION_MAX && now < s.last_used + SESSION_IDLE);
+        self.sessions.retain(|_, s| s.live(now));
     }
 }
 

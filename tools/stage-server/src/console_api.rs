@@ -21,7 +21,7 @@
 
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite};
@@ -69,11 +69,8 @@ impl Console {
         }
     }
 
-    fn clips(&self) -> std::sync::MutexGuard<'_, ClipStore> {
-        match self.clips.lock() {
-            Ok(c) => c,
-            Err(poisoned) => poisoned.into_inner(),
-        }
+    fn clips(&self) -> MutexGuard<'_, ClipStore> {
+        unpoisoned(&self.clips)
     }
 
     fn token(&self) -> Option<String> {
@@ -82,12 +79,14 @@ impl Console {
         Some(hex::encode(b))
     }
 
-    fn auth(&self) -> std::sync::MutexGuard<'_, ConsoleAuth> {
-        match self.auth.lock() {
-            Ok(a) => a,
-            Err(poisoned) => poisoned.into_inner(),
-        }
+    fn auth(&self) -> MutexGuard<'_, ConsoleAuth> {
+        unpoisoned(&self.auth)
     }
+}
+
+/// The lock's guard, also after a panic elsewhere: the tables stay consistent between calls.
+fn unpoisoned<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Whether a request head is for this interface.
@@ -357,7 +356,7 @@ pub async fn answer(request: Request, peer: IpAddr, hub: &Hub, console: &Console
                 Err(a) => return a,
             };
             match request.endpoint.as_str() {
-                "clips" => return upload(&request, &account, console).await,
+                "clips" => return upload(request, &account, console).await,
                 "clips/remove" | "play" | "stop" => {
                     return soundboard(&request, &account, hub, console);
                 }
@@ -397,8 +396,9 @@ fn authorized(request: &Request, console: &Console) -> Result<String, Answer> {
 
 /// A new clip: prepared off the executor (decoding and encoding up to 30 s of audio), one
 /// upload at a time.
-async fn upload(request: &Request, account: &str, console: &Console) -> Answer {
-    let Some(name) = request.name.clone() else {
+async fn upload(request: Request, account: &str, console: &Console) -> Answer {
+    let Request { name, body, .. } = request;
+    let Some(name) = name else {
         return Answer::error("400 Bad Request", "name the clip: POST clips?name=NAME");
     };
     if !console.clips().has_room() {
@@ -411,15 +411,10 @@ async fn upload(request: &Request, account: &str, console: &Console) -> Answer {
         return Answer::error("500 Internal Server Error", "no randomness");
     };
     let _slot = console.upload_slot.acquire().await;
-    let body = request.body.clone();
     let clips = console.clips.clone();
     let added = smol::unblock(move || {
         let clip = crate::clips::prepare(&name, &body)?;
-        let mut store = match clips.lock() {
-            Ok(c) => c,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        store.add(&id, clip, &body)
+        unpoisoned(&clips).add(&id, clip, &body)
     })
     .await;
     match added {

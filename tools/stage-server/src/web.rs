@@ -14,22 +14,26 @@ pub struct Asset {
     pub body: &'static str,
 }
 
-const LISTEN_HTML: Asset = Asset {
-    content_type: "text/html; charset=utf-8",
-    body: include_str!("../web/listen.html"),
-};
-const LISTEN_JS: Asset = Asset {
-    content_type: "text/javascript; charset=utf-8",
-    body: include_str!("../web/listen.js"),
-};
-const CONSOLE_HTML: Asset = Asset {
-    content_type: "text/html; charset=utf-8",
-    body: include_str!("../web/console.html"),
-};
-const CONSOLE_JS: Asset = Asset {
-    content_type: "text/javascript; charset=utf-8",
-    body: include_str!("../web/console.js"),
-};
+impl Asset {
+    const fn html(body: &'static str) -> Asset {
+        Asset {
+            content_type: "text/html; charset=utf-8",
+            body,
+        }
+    }
+
+    const fn script(body: &'static str) -> Asset {
+        Asset {
+            content_type: "text/javascript; charset=utf-8",
+            body,
+        }
+    }
+}
+
+const LISTEN_HTML: Asset = Asset::html(include_str!("../web/listen.html"));
+const LISTEN_JS: Asset = Asset::script(include_str!("../web/listen.js"));
+const CONSOLE_HTML: Asset = Asset::html(include_str!("../web/console.html"));
+const CONSOLE_JS: Asset = Asset::script(include_str!("../web/console.js"));
 const STAGE_CSS: Asset = Asset {
     content_type: "text/css; charset=utf-8",
     body: include_str!("../web/stage.css"),

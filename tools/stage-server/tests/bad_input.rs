@@ -7,8 +7,10 @@ mod common;
 
 use std::path::PathBuf;
 
-use common::{Client, connect, expect_server_msg, identify_good, start};
-use stagebox_proto::signal::{ClientMsg, ServerMsg};
+use common::{
+    Client, connect, expect_heartbeat_answered, expect_server_msg, identify_good, log_in, start,
+};
+use stagebox_proto::signal::ServerMsg;
 use tungstenite::Message;
 use tungstenite::protocol::frame::coding::CloseCode;
 
@@ -54,15 +56,7 @@ fn malformed_oversized_and_binary_signaling_are_refused_and_others_carry_on() {
     let (_server, gateway, pin) = start(&dir);
 
     let mut good = connect(gateway, pin);
-    assert!(matches!(
-        expect_server_msg(&mut good),
-        ServerMsg::Hello { .. }
-    ));
-    good.send(Message::text(identify_good().to_json())).unwrap();
-    assert!(matches!(
-        expect_server_msg(&mut good),
-        ServerMsg::Ready { .. }
-    ));
+    log_in(&mut good);
     assert!(matches!(expect_server_msg(&mut good), ServerMsg::Stage(_)));
 
     refused_with_4002(gateway, pin, Message::text("{\"op\":"));
@@ -77,18 +71,7 @@ fn malformed_oversized_and_binary_signaling_are_refused_and_others_carry_on() {
     refused_with_4002(gateway, pin, Message::text(padded));
 
     // The good station's session is untouched.
-    good.send(Message::text(ClientMsg::Heartbeat { nonce: 7 }.to_json()))
-        .unwrap();
-    loop {
-        match expect_server_msg(&mut good) {
-            ServerMsg::HeartbeatAck { nonce } => {
-                assert_eq!(nonce, 7);
-                break;
-            }
-            ServerMsg::MemberUpdate(_) | ServerMsg::MemberLeft { .. } => continue,
-            other => panic!("unexpected {other:?}"),
-        }
-    }
+    expect_heartbeat_answered(&mut good, 7);
     // Logged in, a message over the protocol's limit is answered, not cut.
     good.send(Message::text("x".repeat(100 * 1024))).unwrap();
     expect_refusal_4002(&mut good);

@@ -12,8 +12,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use common::{
-    Client, connect, connect_from, connect_with_window, expect_server_msg, identify_good, rss_kib,
-    start,
+    Client, connect, connect_from, connect_with_window, expect_server_msg, log_in, rss_kib, start,
 };
 use stagebox_proto::signal::{ClientMsg, ServerMsg};
 use tungstenite::Message;
@@ -22,12 +21,6 @@ fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("stagebox-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
-}
-
-fn log_in(ws: &mut Client) {
-    assert!(matches!(expect_server_msg(ws), ServerMsg::Hello { .. }));
-    ws.send(Message::text(identify_good().to_json())).unwrap();
-    assert!(matches!(expect_server_msg(ws), ServerMsg::Ready { .. }));
 }
 
 #[test]

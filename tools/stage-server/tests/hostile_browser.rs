@@ -10,10 +10,9 @@ use std::net::UdpSocket;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::{Client, connect, expect_server_msg, identify_good, start_with};
+use common::{Client, connect, expect_heartbeat_answered, expect_server_msg, log_in, start_with};
 use stagebox_proto::signal::{ClientMsg, ServerMsg};
 use tungstenite::Message;
-use tungstenite::protocol::frame::coding::CloseCode;
 
 const LINK: &str = "hostile-stage-link-0001";
 
@@ -58,26 +57,20 @@ fn refusal_of(ws: &mut Client, offer: String) -> (u16, u16) {
     }
 }
 
-fn admin_port(dir: &std::path::Path) -> u16 {
+/// The port of `listen.KEY` in the test server's configuration.
+fn listen_port(dir: &std::path::Path, key: &str) -> u16 {
     let text = std::fs::read_to_string(dir.join("server.toml")).unwrap();
     let cfg: toml::Value = toml::from_str(&text).unwrap();
-    let admin = cfg["listen"]["admin"].as_str().unwrap();
-    admin.rsplit(':').next().unwrap().parse().unwrap()
+    let addr = cfg["listen"][key].as_str().unwrap();
+    addr.rsplit(':').next().unwrap().parse().unwrap()
 }
 
 fn stats(dir: &std::path::Path) -> serde_json::Value {
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], admin_port(dir)));
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], listen_port(dir, "admin")));
     let reply =
         stagebox_admin_client::request(addr, "bad-input-admin-token", r#"{"action":"stats"}"#)
             .unwrap();
     serde_json::from_str(&reply).unwrap()
-}
-
-fn media_port(dir: &std::path::Path) -> u16 {
-    let text = std::fs::read_to_string(dir.join("server.toml")).unwrap();
-    let cfg: toml::Value = toml::from_str(&text).unwrap();
-    let media = cfg["listen"]["media"].as_str().unwrap();
-    media.rsplit(':').next().unwrap().parse().unwrap()
 }
 
 #[test]
@@ -90,15 +83,7 @@ fn garbage_offers_and_datagrams_are_refused_and_the_stage_goes_on() {
     let (_server, gateway, pin) = start_with(&dir, &links);
 
     let mut good = connect(gateway, pin);
-    assert!(matches!(
-        expect_server_msg(&mut good),
-        ServerMsg::Hello { .. }
-    ));
-    good.send(Message::text(identify_good().to_json())).unwrap();
-    assert!(matches!(
-        expect_server_msg(&mut good),
-        ServerMsg::Ready { .. }
-    ));
+    log_in(&mut good);
 
     // Offers that are not SDP, SDP without audio, and one over the limit.
     let video_only = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n\
@@ -119,7 +104,7 @@ fn garbage_offers_and_datagrams_are_refused_and_the_stage_goes_on() {
     // Garbage at the media port: DTLS-looking, STUN-looking, RTP-looking and random.
     let before = stats(&dir);
     let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let target = ("127.0.0.1", media_port(&dir));
+    let target = ("127.0.0.1", listen_port(&dir, "media"));
     // xorshift: seeded garbage, the same every run.
     let mut state = 0x9e37_79b9_7f4a_7c15u64;
     let mut next = move || {
@@ -162,22 +147,8 @@ fn garbage_offers_and_datagrams_are_refused_and_the_stage_goes_on() {
     .sum();
     assert!(dropped > 0, "the garbage was counted: {after}");
 
-    // The station's session and a new browser are untouched.
-    good.send(Message::text(ClientMsg::Heartbeat { nonce: 9 }.to_json()))
-        .unwrap();
-    let acked = (0..20).any(|_| {
-        matches!(
-            expect_server_msg(&mut good),
-            ServerMsg::HeartbeatAck { nonce: 9 }
-        )
-    });
-    assert!(acked);
-    let mut late = browser(gateway, pin);
-    late.send(Message::text(ClientMsg::Heartbeat { nonce: 1 }.to_json()))
-        .unwrap();
-    let _ = late.close(Some(tungstenite::protocol::CloseFrame {
-        code: CloseCode::Normal,
-        reason: "".into(),
-    }));
+    // The station's session goes on, and a new browser still joins.
+    expect_heartbeat_answered(&mut good, 9);
+    let _ = browser(gateway, pin);
     let _ = std::fs::remove_dir_all(&dir);
 }

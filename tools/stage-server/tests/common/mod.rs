@@ -194,3 +194,26 @@ pub fn rss_kib(pid: u32) -> u64 {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap()
 }
+
+/// Logs `ws` in as station `good`: hello, identify, ready.
+pub fn log_in(ws: &mut Client) {
+    assert!(matches!(expect_server_msg(ws), ServerMsg::Hello { .. }));
+    ws.send(Message::text(identify_good().to_json())).unwrap();
+    assert!(matches!(expect_server_msg(ws), ServerMsg::Ready { .. }));
+}
+
+/// Sends a heartbeat and expects its answer (member changes may come first).
+pub fn expect_heartbeat_answered(ws: &mut Client, nonce: u64) {
+    ws.send(Message::text(ClientMsg::Heartbeat { nonce }.to_json()))
+        .unwrap();
+    loop {
+        match expect_server_msg(ws) {
+            ServerMsg::HeartbeatAck { nonce: n } => {
+                assert_eq!(n, nonce);
+                return;
+            }
+            ServerMsg::MemberUpdate(_) | ServerMsg::MemberLeft { .. } | ServerMsg::Stage(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
