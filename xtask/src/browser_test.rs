@@ -651,7 +651,8 @@ fn print_summary(o: &BrowserOutcome, out: &Path) {
     println!(
         "browser test: station → Chromium: PESQ {:.2}, correlation {:.3}, mouth to ear {:.0} ms \
          (to the page's WebAudio); {} of {} packets received, {} lost, {} samples concealed of \
-         {} ({} of them silent, Chromium's own counts), jitter buffer {:.0} ms",
+         {} ({} of them silent, Chromium's own counts: {:.2} % of speech concealed), jitter \
+         buffer {:.0} ms",
         o.station_to_browser.pesq,
         o.station_to_browser.correlation,
         o.station_to_browser_ms,
@@ -661,6 +662,7 @@ fn print_summary(o: &BrowserOutcome, out: &Path) {
         r["concealed_samples"],
         r["samples_received"],
         r["silent_concealed_samples"],
+        speech_concealed_share(r) * 100.0,
         r["jitter_buffer_delay_ms"].as_f64().unwrap_or(0.0),
     );
     println!(
@@ -855,5 +857,28 @@ pub fn check(o: &BrowserOutcome, min_pesq: f64) -> Result<()> {
             o.frames_sent
         );
     }
+    // What the listener got, not only what the wire carried: Chromium's concealment outside
+    // silence (late packets its ~20 ms buffer gave up on), at most a small share.
+    let share = speech_concealed_share(&o.received);
+    if share > MAX_BROWSER_CONCEALED {
+        bail!(
+            "Chromium concealed {:.2} % of the speech it played (at most {:.0} %)",
+            share * 100.0,
+            MAX_BROWSER_CONCEALED * 100.0
+        );
+    }
     Ok(())
+}
+
+/// The most of its samples the listener page may conceal outside silence.
+const MAX_BROWSER_CONCEALED: f64 = 0.02;
+
+/// The share of the samples Chromium played that it concealed outside silence.
+fn speech_concealed_share(received: &Value) -> f64 {
+    let n = |k: &str| received[k].as_f64().unwrap_or(0.0);
+    let samples = n("samples_received");
+    if samples <= 0.0 {
+        return 1.0;
+    }
+    (n("concealed_samples") - n("silent_concealed_samples")).max(0.0) / samples
 }

@@ -42,7 +42,9 @@ impl LinkReport {
         self.sent_at = Some(now);
         let ms = |us: u64| u32::try_from(us / 1000).unwrap_or(u32::MAX);
         Some(LinkStats {
-            rtt_ms: round_trip.map(|d| u32::try_from(d.as_millis()).unwrap_or(u32::MAX)),
+            // Rounded up: a loopback round trip of 0.2 ms is not 0 ms.
+            rtt_ms: round_trip
+                .map(|d| u32::try_from(d.as_micros().div_ceil(1000)).unwrap_or(u32::MAX)),
             jitter_ms: Some(ms(playout.arrival_spread_us)),
             jitter_buffer_ms: Some(ms(playout.current_delay_us)),
             played_frames: Some(playout.played),
@@ -78,7 +80,7 @@ mod tests {
         assert_eq!(
             first,
             LinkStats {
-                rtt_ms: Some(12),
+                rtt_ms: Some(13),
                 jitter_ms: Some(3),
                 jitter_buffer_ms: Some(61),
                 played_frames: Some(500),

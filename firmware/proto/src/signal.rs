@@ -165,7 +165,8 @@ pub enum ClientMsg {
 /// for what a member cannot measure). Running totals count from the member's start.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LinkStats {
-    /// Signaling round trip (a heartbeat to its answer; a browser: its media path's), ms.
+    /// Signaling round trip (a heartbeat to its answer; a browser: its media path's), ms,
+    /// rounded up.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rtt_ms: Option<u32>,
     /// Spread of the audio's arrival times (jitter), ms.

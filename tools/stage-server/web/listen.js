@@ -199,8 +199,9 @@ async function reportLink() {
     concealed_frames: Math.floor(concealed / 960),
     reconnects: 0,
   };
-  if (rtt !== null) {
-    link.rtt_ms = Math.round(rtt * 1000);
+  // Chromium says 0 for a round trip below its resolution (loopback): not a figure to show.
+  if (rtt !== null && rtt > 0) {
+    link.rtt_ms = Math.ceil(rtt * 1000);
   }
   if (last && emitted > last.emitted) {
     link.jitter_buffer_ms = Math.round(((bufferDelay - last.bufferDelay) / (emitted - last.emitted)) * 1000);
