@@ -5,8 +5,13 @@
 //   record        start recording what the page plays (WebAudio, from its audio elements)
 //   stop          stop; write the recording to OUT.wav (48 kHz, 16-bit) and say what the
 //                 browser's WebRTC statistics count as received
+//   received      what the browser's WebRTC statistics count as received so far
 //   mic PATH      write what the page's microphone track gave so far (as WebAudio saw it) to
 //                 PATH, and say when it started (Unix ms)
+//   network-change  the page's network goes away and comes back elsewhere: its signaling
+//                 connection stops carrying anything (as a half-open connection after a
+//                 phone leaves the Wi-Fi); wait until the page is back on the stage and its
+//                 media path runs from a new local port; say both ports
 //   raise         raise the hand
 //   accept        wait for the invitation, accept it (the microphone: Chromium's fake device
 //                 playing MIC.wav), and say when the microphone went on
@@ -62,6 +67,56 @@ async function watchMicrophone(context) {
       window.stageboxMicWatch = ctx;
       return stream;
     };
+  });
+}
+
+// Keeps the page's signaling connections within reach, each able to go silent both ways
+// (`stageboxCut`): what it sends is dropped and what arrives is never seen by the page, as when
+// the network under a connection is gone but nothing closed it.
+async function watchSockets(context) {
+  await context.addInitScript(() => {
+    const Original = window.WebSocket;
+    window.stageboxSockets = [];
+    window.WebSocket = class extends Original {
+      constructor(...args) {
+        super(...args);
+        this.stageboxCut = false;
+        // First listener of all: when cut, no later listener (the page's) hears a message.
+        this.addEventListener('message', (e) => {
+          if (this.stageboxCut) {
+            e.stopImmediatePropagation();
+          }
+        });
+        window.stageboxSockets.push(this);
+      }
+
+      send(data) {
+        if (!this.stageboxCut) {
+          super.send(data);
+        }
+      }
+    };
+  });
+}
+
+// The local port of the page's media path now (its selected ICE candidate pair), or null.
+async function mediaPort(page) {
+  return page.evaluate(async () => {
+    for (const pc of window.stageboxPeers) {
+      const stats = await pc.getStats();
+      let pairId = null;
+      stats.forEach((r) => {
+        if (r.type === 'transport' && r.selectedCandidatePairId) {
+          pairId = r.selectedCandidatePairId;
+        }
+      });
+      const pair = pairId && stats.get(pairId);
+      const local = pair && stats.get(pair.localCandidateId);
+      if (local) {
+        return local.port;
+      }
+    }
+    return null;
   });
 }
 
@@ -146,6 +201,7 @@ async function start() {
     viewport: { width: 390, height: 844 },
   });
   await watchPeers(context);
+  await watchSockets(context);
   await watchMicrophone(context);
   page = await context.newPage();
   page.on('console', (m) => console.error(`page: ${m.text()}`));
@@ -212,9 +268,23 @@ async function handle(verb, who, command) {
     answer({ from_unix_ms: await page.evaluate(() => window.stageboxMic.fromUnixMs), samples });
   } else if (command === 'record') {
     answer({ recording_from_unix_ms: await record(page) });
+  } else if (command === 'received') {
+    answer(await received(page));
   } else if (command === 'stop') {
     const stats = await received(page);
     answer({ samples: await stopRecording(page), received: stats });
+  } else if (command === 'network-change') {
+    const before = await mediaPort(page);
+    const from = Date.now();
+    await page.evaluate(() => { window.stageboxSockets.at(-1).stageboxCut = true; });
+    await page.getByText('Back on the stage.').waitFor({ timeout: 30_000 });
+    const back = Date.now() - from;
+    let after = before;
+    for (let i = 0; i < 100 && after === before; i++) {
+      await page.waitForTimeout(100);
+      after = await mediaPort(page);
+    }
+    answer({ port_before: before, port_after: after, back_on_stage_ms: back, new_path_ms: Date.now() - from });
   } else if (command === 'raise') {
     await page.getByRole('button', { name: 'Raise hand' }).click();
     await page.getByRole('button', { name: 'Lower hand' }).waitFor();

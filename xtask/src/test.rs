@@ -234,10 +234,17 @@ fn run_all(steps: &mut Steps) -> Result<()> {
 /// bitrate scores about 4.1 on the same speech).
 const DEMO_MIN_PESQ: f64 = 3.8;
 
-/// impair-relay's flags for the lossy demo: seeded random loss towards the listener.
-/// The least wideband PESQ of speech between a station and Chromium, either way.
-const BROWSER_MIN_PESQ: f64 = 3.0;
+/// The least wideband PESQ of speech between a station and Chromium. Chromium → station
+/// measured 4.11–4.14 on this machine. Station → Chromium measured 3.42–3.76: what Chromium
+/// plays varies with its own time-stretching (NetEQ growing its buffer after delay spikes on
+/// a two-core machine that runs Chromium, two stations and the server), so the 3.5 is
+/// not yet met there in every run and the test holds it to 3.3.
+const BROWSER_MIN_PESQ: crate::browser_test::MinPesq = crate::browser_test::MinPesq {
+    to_browser: 3.3,
+    to_station: 3.5,
+};
 
+/// impair-relay's flags for the lossy demo: seeded random loss towards the listener.
 const LOSSY_LINK: &[&str] = &["--loss", "10", "--direction", "down", "--seed", "7"];
 /// Least wideband PESQ over that link with the default protection (3.7 measured; in-band FEC
 /// alone gets about 2.7 there, plain libopus's PLC about 2.0).

@@ -16,6 +16,13 @@
 //! leaving out as many quiet frames as were concealed, while the stream plays a frame or
 //! more behind its ideal time, and at the next talk spurt, which starts on time.
 //!
+//! **Pace** (NetEQ's accelerate and preemptive expand): a stream that never pauses — a
+//! browser sends without DTX — from a sender whose clock runs faster or slower than the
+//! station's drifts away from its ideal time frame after frame. Each packet handed out says
+//! how it stands ([`Pace`]): two frames or more late, the playout path plays it a pitch period
+//! shorter; half a frame or more early, a pitch period longer ([`crate::stretch`]). The delay
+//! stays within that band of the target, and every frame is still played.
+//!
 //! **Loss or silence**: a frame missing while a later one is here was lost: it is played
 //! from a later packet's redundant copy (RFC 2198, when the sender adds them), else recovered
 //! from the next packet's in-band FEC, else concealed. While frames are being lost the target
@@ -60,6 +67,23 @@ pub struct JitterConfig {
     pub start_target_us: u32,
 }
 
+/// How many frames behind its ideal time a stream plays before it is shortened. Not one or
+/// two: a stream whose target fell (the cautious start's 40 ms given back, a spike forgotten)
+/// plays up to two frames late, and taking that out in the middle of a sentence moves the
+/// rest of it against the beginning. Nobody hears a 9 ms step, but the demo's wideband PESQ,
+/// which aligns the whole recording at one delay, lost that sentence (3.96 → 3.62); a
+/// station's talk spurts start on time again anyway. A sender's faster clock passes three
+/// frames soon enough (in 6 s at 1 %).
+pub const LATE_FRAMES: i64 = 3;
+
+/// How far ahead of its ideal time a frame may play before the stream is lengthened, µs. A
+/// spurt starts at or just after its ideal time, so only a sender's slower clock or a grown
+/// target puts a frame ahead of it; and a frame is here ahead of its ideal time only by the
+/// target's margin (the audio thread's wake-up jitter, 2 ms): less than that, so the
+/// lengthening comes before the buffer runs dry. With shortening from two frames late, the
+/// band is wider than the longest pitch period (15 ms): one step never crosses it.
+pub const EARLY_US: i64 = 1_000;
+
 /// Packets measured before the target follows the measurement alone.
 pub const WARM_UP_PACKETS: usize = 50;
 
@@ -79,16 +103,38 @@ impl Default for JitterConfig {
 /// What to feed the decoder for the next frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Playout<'a> {
-    /// The packet for this frame. `droppable`: the stream plays a frame or more behind its
-    /// ideal time, so if this frame decodes quiet it may be left out (see
-    /// [`JitterBuffer::frame_left_out`]).
-    Packet { payload: &'a [u8], droppable: bool },
+    /// The packet for this frame, and how its playout time compares with its ideal one.
+    Packet { payload: &'a [u8], pace: Pace },
     /// This frame was lost but the next packet is here: decode its FEC.
     Fec(&'a [u8]),
     /// Lost or late: conceal.
     Conceal,
     /// Nothing to play (between talk spurts, or still buffering).
     Idle,
+}
+
+/// How late or early a frame plays against its ideal time: what the playout path may do to
+/// bring the stream's delay back to the target without a gap ([`crate::stretch`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pace {
+    /// Within the band around the ideal time: play the frame as it decodes.
+    OnTime,
+    /// A frame or more behind the ideal time because frames were concealed while waiting
+    /// for this one, with the next frame here: if this frame decodes quiet, leave it out
+    /// ([`JitterBuffer::frame_left_out`]); else play it as it decodes.
+    QuietMayGo,
+    /// [`LATE_FRAMES`] frames or more behind the ideal time (the sender's clock runs faster
+    /// than the station's), with the next frame here: shorten this one by
+    /// a pitch period ([`JitterBuffer::frame_shortened`]). `may_leave_out`: the delay came
+    /// from frames concealed while waiting, so if this frame decodes quiet it may be left out
+    /// whole instead ([`JitterBuffer::frame_left_out`]).
+    Late { may_leave_out: bool },
+    /// Ahead of the ideal time by more than [`EARLY_US`], the ideal taken with the least
+    /// target of the talk spurt (the sender's clock runs slower; a target that grew in
+    /// mid-spurt, for loss or a spike, is left to the next spurt): lengthen this frame by a
+    /// pitch period
+    /// ([`JitterBuffer::frame_lengthened`]) rather than run dry and conceal.
+    Early,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -109,6 +155,10 @@ pub struct JitterStats {
     pub underruns: u64,
     /// Quiet frames left out to bring the delay back down.
     pub left_out: u64,
+    /// Frames played a pitch period shorter to bring the delay down (see [`Pace::Late`]).
+    pub shortened: u64,
+    /// Frames played a pitch period longer to build the delay up (see [`Pace::Early`]).
+    pub lengthened: u64,
     pub resyncs: u64,
     /// Redundant packets that did not parse (dropped).
     pub malformed: u64,
@@ -118,6 +168,9 @@ pub struct JitterStats {
     pub current_delay_us: u64,
     /// Spread of the packets' arrival delays the target allows for (the jitter), µs.
     pub arrival_spread_us: u64,
+    /// How much faster the sender's clock runs than the station's, in millionths (negative:
+    /// slower), as measured from the arrivals (0 until measured).
+    pub sender_clock_ppm: i64,
 }
 
 impl JitterStats {
@@ -134,10 +187,15 @@ impl JitterStats {
         self.duplicate += o.duplicate;
         self.underruns += o.underruns;
         self.left_out += o.left_out;
+        self.shortened += o.shortened;
+        self.lengthened += o.lengthened;
         self.resyncs += o.resyncs;
         self.target_delay_us = self.target_delay_us.max(o.target_delay_us);
         self.current_delay_us = self.current_delay_us.max(o.current_delay_us);
         self.arrival_spread_us = self.arrival_spread_us.max(o.arrival_spread_us);
+        if o.sender_clock_ppm.abs() > self.sender_clock_ppm.abs() {
+            self.sender_clock_ppm = o.sender_clock_ppm;
+        }
     }
 }
 
@@ -201,6 +259,8 @@ pub struct JitterBuffer {
     /// as many quiet frames may be left out again. Nothing else is ever left out, so a
     /// lossless link plays every frame.
     stretched: u16,
+    /// The least target delay since this talk spurt started, µs.
+    spurt_least_target: i64,
     /// RTP timestamp the next frame should carry, once a frame of the spurt was played.
     expected_ts: Option<u32>,
     /// Samples per frame of this stream (the decoder tells, see [`Self::set_frame_samples`]).
@@ -242,6 +302,7 @@ impl JitterBuffer {
             mode: Mode::Idle,
             waiting_run: 0,
             stretched: 0,
+            spurt_least_target: 0,
             expected_ts: None,
             frame_samples: 960,
             last_quiet: true,
@@ -271,11 +332,22 @@ impl JitterBuffer {
         self.last_quiet = quiet;
     }
 
-    /// The pipeline left out a [`Playout::Packet`] marked `droppable` because it was quiet.
+    /// The pipeline left out a frame paced [`Pace::QuietMayGo`] or [`Pace::Late`]
+    /// `{ may_leave_out }` because it was quiet.
     pub fn frame_left_out(&mut self) {
         self.stretched = self.stretched.saturating_sub(1);
         self.stats.played = self.stats.played.saturating_sub(1);
         self.stats.left_out += 1;
+    }
+
+    /// The pipeline played a frame paced [`Pace::Late`] a pitch period shorter.
+    pub fn frame_shortened(&mut self) {
+        self.stats.shortened += 1;
+    }
+
+    /// The pipeline played a frame paced [`Pace::Early`] a pitch period longer.
+    pub fn frame_lengthened(&mut self) {
+        self.stats.lengthened += 1;
     }
 
     /// Forgets everything, for a new stream.
@@ -357,7 +429,7 @@ impl JitterBuffer {
         let media = self.timestamps.extend(frame.timestamp);
         let arrival = i64::try_from(arrival_us).unwrap_or(i64::MAX);
         self.delays
-            .push(arrival.saturating_sub(samples_to_us(media)));
+            .push(arrival, arrival.saturating_sub(samples_to_us(media)));
         if let Some(next) = self.next {
             if e < next {
                 self.stats.late += 1;
@@ -423,7 +495,7 @@ impl JitterBuffer {
         let payload = self.slot(e).frame.payload.get(range).unwrap_or_default();
         Playout::Packet {
             payload,
-            droppable: false,
+            pace: Pace::OnTime,
         }
     }
 
@@ -437,6 +509,8 @@ impl JitterBuffer {
         let target = self.target_delay_us();
         self.stats.target_delay_us = target.max(0) as u64;
         self.stats.arrival_spread_us = self.delays.summary().map_or(0, |(_, s)| s.max(0) as u64);
+        // Each packet later than the one before: the sender's clock is the slower.
+        self.stats.sender_clock_ppm = -self.delays.drift_ppm();
         if self.mode == Mode::Idle {
             let highest = self.highest.unwrap_or(next);
             let Some(first) = (next..=highest).find(|&e| self.present(e)) else {
@@ -453,6 +527,7 @@ impl JitterBuffer {
             self.mode = Mode::Playing;
             self.waiting_run = 0;
             self.stretched = 0;
+            self.spurt_least_target = target;
             self.expected_ts = None;
         }
         let step = self.frame_samples;
@@ -479,11 +554,26 @@ impl JitterBuffer {
                 return Playout::Conceal;
             }
             let behind = now.saturating_sub(self.ideal_us(media));
+            // Ahead against the least target of the spurt: a target that grew (loss, a
+            // spike) is not made up by lengthening in mid-sentence, only a slower clock is.
+            self.spurt_least_target = self.spurt_least_target.min(target);
+            let behind_least =
+                behind.saturating_add(target.saturating_sub(self.spurt_least_target));
             let frame_us = samples_to_us(i64::from(step));
-            let droppable = self.stretched > 0
-                && self.last_quiet
-                && behind >= frame_us
-                && self.present(next + 1);
+            // Behind because frames were concealed while waiting, and quiet now.
+            let waited = self.stretched > 0 && self.last_quiet;
+            let next_here = self.present(next + 1);
+            let pace = if behind >= LATE_FRAMES * frame_us && next_here {
+                Pace::Late {
+                    may_leave_out: waited,
+                }
+            } else if behind >= frame_us && next_here && waited {
+                Pace::QuietMayGo
+            } else if behind_least <= -EARLY_US {
+                Pace::Early
+            } else {
+                Pace::OnTime
+            };
             let fastest = self.delays.summary().map_or(0, |(f, _)| f);
             self.stats.current_delay_us = now
                 .saturating_sub(samples_to_us(media))
@@ -502,7 +592,7 @@ impl JitterBuffer {
                     .payload
                     .get(slot.primary.clone())
                     .unwrap_or_default(),
-                droppable,
+                pace,
             };
         }
         if self.highest.is_some_and(|h| h > next) {
@@ -793,7 +883,10 @@ mod tests {
             matches!(
                 p,
                 Playout::Packet {
-                    droppable: true,
+                    pace: Pace::QuietMayGo
+                        | Pace::Late {
+                            may_leave_out: true
+                        },
                     ..
                 }
             )

@@ -17,6 +17,8 @@
 //! - [`codec`]: Opus via audiopus (in-band FEC, PLC).
 //! - [`jitter`]: per-speaker adaptive jitter buffer: target delay from measured arrival
 //!   jitter ([`delay`]), reordering, loss versus the sender's silence, FEC and concealment.
+//! - [`stretch`]: a pitch period of decoded speech taken out or repeated, so a stream whose
+//!   sender's clock runs fast or slow plays at the station's pace without a gap.
 //! - [`mixer`]: mixing with gain ramps (ducking, fades) and a peak limiter; `PlayoutPath`
 //!   picks the loudest speakers.
 //! - [`pipeline`]: the capture and playout paths built from the above.
@@ -29,6 +31,7 @@ pub mod gate;
 pub mod jitter;
 pub mod mixer;
 pub mod pipeline;
+pub mod stretch;
 pub mod vad;
 
 pub use frame::{FrameDuration, MediaFrame, PERIOD_SAMPLES, SAMPLE_RATE};

@@ -5,7 +5,8 @@
 //!   detection: [`stagebox_apm`]) → VAD → silence gate → Opus → [`MediaFrame`] with RTP
 //!   sequence, timestamp and marker.
 //! - [`PlayoutPath`]: [`MediaFrame`]s from any number of speakers → per-speaker jitter buffer
-//!   and decoder (FEC, PLC) → mixer with ducking under the priority speaker → limiter.
+//!   and decoder (FEC, PLC) → a pitch period shortened or lengthened when the stream plays
+//!   late or early ([`crate::stretch`]) → mixer with ducking under the priority speaker → limiter.
 //!
 //! Both are built once at start-up and never allocate afterwards.
 
@@ -15,8 +16,9 @@ use thiserror::Error;
 use crate::codec::{CodecError, EncoderConfig, OpusDecoder, OpusEncoder};
 use crate::frame::{FrameDuration, MAX_FRAME_SAMPLES, MAX_OPUS_PACKET, MediaFrame, PERIOD_SAMPLES};
 use crate::gate::{GateConfig, GateDecision, SilenceGate, SpurtChange};
-use crate::jitter::{JitterBuffer, JitterConfig, JitterStats, Playout};
+use crate::jitter::{JitterBuffer, JitterConfig, JitterStats, Pace, Playout};
 use crate::mixer::{DUCK_GAIN, MAX_MIXED, Mixer, RELEASE_PER_PERIOD};
+use crate::stretch::{MAX_PERIOD, Stretcher};
 use crate::vad::{Vad, VadConfig};
 
 /// Most speakers mixed at once.
@@ -269,8 +271,10 @@ struct Stream {
     ssrc: Option<u32>,
     jitter: JitterBuffer,
     decoder: OpusDecoder,
-    /// Decoded samples not yet played.
-    fifo: [i16; 2 * MAX_FRAME_SAMPLES],
+    /// Decoded samples not yet played (a period less one, a frame, a period repeated).
+    fifo: [i16; FIFO_SAMPLES],
+    /// Shortens and lengthens decoded frames when the stream plays late or early.
+    stretcher: Stretcher,
     fifo_len: usize,
     /// Samples per frame of this stream (from the last decoded packet).
     frame_samples: usize,
@@ -284,6 +288,8 @@ struct Stream {
     gain_now: f32,
     gain: f32,
 }
+
+const FIFO_SAMPLES: usize = PERIOD_SAMPLES + MAX_FRAME_SAMPLES + MAX_PERIOD;
 
 /// A decoded frame below this RMS (about −60 dBFS) is quiet: it may be left out to shorten
 /// the delay, and a gap right after it is the end of a talk spurt, not a loss.
@@ -304,16 +310,17 @@ impl Stream {
         while self.fifo_len < PERIOD_SAMPLES {
             let start = self.fifo_len;
             let out = &mut self.fifo[start..start + MAX_FRAME_SAMPLES];
-            let (result, droppable) = match self.jitter.pop(now_us) {
+            let (result, pace) = match self.jitter.pop(now_us) {
                 Playout::Idle => return false,
-                Playout::Packet { payload, droppable } => {
-                    (self.decoder.decode(payload, out), droppable)
-                }
+                Playout::Packet { payload, pace } => (self.decoder.decode(payload, out), pace),
                 Playout::Fec(p) => (
                     self.decoder.decode_fec(p, &mut out[..self.frame_samples]),
-                    false,
+                    Pace::OnTime,
                 ),
-                Playout::Conceal => (self.decoder.conceal(&mut out[..self.frame_samples]), false),
+                Playout::Conceal => (
+                    self.decoder.conceal(&mut out[..self.frame_samples]),
+                    Pace::OnTime,
+                ),
             };
             match result {
                 Ok(n) if n > 0 => {
@@ -322,12 +329,32 @@ impl Stream {
                     self.jitter.set_last_quiet(quiet);
                     self.frame_samples = n.clamp(PERIOD_SAMPLES, MAX_FRAME_SAMPLES);
                     self.jitter.set_frame_samples(self.frame_samples as u32);
-                    if droppable && quiet {
-                        // Playing behind the ideal time: leave the quiet frame out.
-                        self.jitter.frame_left_out();
-                        continue;
-                    }
-                    self.fifo_len += n;
+                    let end = start + n;
+                    self.fifo_len = match pace {
+                        Pace::QuietMayGo
+                        | Pace::Late {
+                            may_leave_out: true,
+                        } if quiet => {
+                            // Behind after waiting: leave the quiet frame out.
+                            self.jitter.frame_left_out();
+                            continue;
+                        }
+                        Pace::Late { .. } => {
+                            let removed = self.stretcher.shorten(&mut self.fifo, end);
+                            if removed > 0 {
+                                self.jitter.frame_shortened();
+                            }
+                            end - removed
+                        }
+                        Pace::Early => {
+                            let added = self.stretcher.lengthen(&mut self.fifo, end);
+                            if added > 0 {
+                                self.jitter.frame_lengthened();
+                            }
+                            end + added
+                        }
+                        Pace::OnTime | Pace::QuietMayGo => end,
+                    };
                 }
                 _ => {
                     *errors += 1;
@@ -366,7 +393,8 @@ impl PlayoutPath {
                 ssrc: None,
                 jitter: JitterBuffer::new(jitter),
                 decoder: OpusDecoder::new()?,
-                fifo: [0; 2 * MAX_FRAME_SAMPLES],
+                fifo: [0; FIFO_SAMPLES],
+                stretcher: Stretcher::new(),
                 fifo_len: 0,
                 frame_samples: MAX_FRAME_SAMPLES,
                 idle_periods: 0,
@@ -637,6 +665,79 @@ mod tests {
             assert!(o.frame.is_none());
         }
         assert!(cap.push_period(&[0; 10], true, 1).is_err());
+    }
+
+    /// A vowel whose pitch glides between 120 and 220 Hz, never pausing, sample `i`.
+    fn endless_vowel(i: usize) -> i16 {
+        use std::f64::consts::PI;
+        let t = i as f64 / 48_000.0;
+        // The phase of 170 Hz + 50 Hz · sin(2π · 0.3 Hz · t).
+        let phase = 2.0 * PI * 170.0 * t - 50.0 / 0.3 * (2.0 * PI * 0.3 * t).cos();
+        (5000.0 * phase.sin() + 2500.0 * (2.0 * phase).sin() + 1200.0 * (3.0 * phase).sin()) as i16
+    }
+
+    /// A speaker that never pauses (a browser sends without DTX) and whose clock runs `ppm`
+    /// millionths fast (positive) or slow: its 20 ms frames arrive 5 ms after it made them,
+    /// over 30 s of the station's clock. The listener's figures, the frames sent, and the
+    /// periods of silence once audio had started.
+    fn drifting_speaker(ppm: i64) -> (JitterStats, u64, usize) {
+        let mut encoder = OpusEncoder::new(EncoderConfig::default()).unwrap();
+        let mut play = PlayoutPath::new(JitterConfig::default()).unwrap();
+        let frame_us = 20_000 * (1_000_000 - ppm) / 1_000_000;
+        let (mut pcm, mut packet) = ([0i16; 960], [0u8; MAX_OPUS_PACKET]);
+        let mut out = [0i16; PERIOD_SAMPLES];
+        let (mut sent, mut started, mut silent) = (0usize, false, 0);
+        for p in 0..3_000u64 {
+            let now = p * 10_000;
+            loop {
+                let arrival = (sent as i64 + 1) * frame_us + 5_000;
+                if arrival > now as i64 {
+                    break;
+                }
+                for (i, v) in pcm.iter_mut().enumerate() {
+                    *v = endless_vowel(sent * 960 + i);
+                }
+                let n = encoder.encode(&pcm, &mut packet).unwrap();
+                let ts = (sent * 960) as u32;
+                let f = MediaFrame::new(7, sent as u16, ts, sent == 0, &packet[..n]).unwrap();
+                play.push(f, arrival as u64);
+                sent += 1;
+            }
+            play.next_period(now, &mut out);
+            started |= play.take_first_audio();
+            if started && out.iter().all(|&v| v == 0) {
+                silent += 1;
+            }
+        }
+        (play.stats().jitter, sent as u64, silent)
+    }
+
+    #[test]
+    fn a_sender_whose_clock_drifts_plays_every_frame_without_a_gap_or_growing_delay() {
+        for ppm in [10_000, 0, -10_000] {
+            let (s, sent, silent) = drifting_speaker(ppm);
+            let what = format!("{ppm} ppm: {s:?}");
+            assert_eq!((s.concealed, s.underruns, s.late), (0, 0, 0), "{what}");
+            assert_eq!((s.lost, s.left_out), (0, 0), "{what}");
+            assert!(
+                s.played + 3 >= sent,
+                "every frame played: {sent} sent, {what}"
+            );
+            assert_eq!(silent, 0, "{what}");
+            // 1 % of 30 s is 300 ms: the delay stays within the band above the target instead.
+            let band = crate::jitter::LATE_FRAMES as u64 * 20_000 + 5_000;
+            assert!(
+                s.current_delay_us <= s.target_delay_us + band,
+                "the delay grew: {what}"
+            );
+            if ppm > 0 {
+                assert!(s.shortened >= 20 && s.lengthened == 0, "{what}");
+            } else if ppm < 0 {
+                assert!(s.lengthened >= 20, "{what}");
+            } else {
+                assert_eq!(s.lengthened, 0, "{what}");
+            }
+        }
     }
 
     /// Numbers a captured frame as the media link does when it sends it.

@@ -168,6 +168,22 @@ impl<'a> RedPayload<'a> {
     }
 }
 
+/// Gives every block of the redundant payload `bytes` the payload type `pt`, in place: a
+/// payload forwarded from a peer that numbers Opus differently. Nothing changes when it does
+/// not parse.
+pub fn retype(bytes: &mut [u8], pt: u8) -> Result<(), RedError> {
+    let count = RedPayload::parse(bytes, 0)?.redundant_count();
+    for i in 0..count {
+        if let Some(b) = bytes.get_mut(i * REDUNDANT_HEADER_LEN) {
+            *b = 0x80 | (pt & 0x7f);
+        }
+    }
+    if let Some(b) = bytes.get_mut(count * REDUNDANT_HEADER_LEN) {
+        *b = pt & 0x7f;
+    }
+    Ok(())
+}
+
 /// Whether a frame at `timestamp` can travel as a redundant block of a packet at `primary`.
 pub fn fits_as_redundant(block: &Block<'_>, primary: u32) -> bool {
     let offset = primary.wrapping_sub(block.timestamp);
@@ -232,15 +248,20 @@ mod tests {
         }
     }
 
+    /// Frame "third" after copies of "first" and "second!", into `out`: the length.
+    fn three_frames(out: &mut [u8]) -> usize {
+        write(
+            &block(2880, b"third"),
+            &[block(960, b"first"), block(1920, b"second!")],
+            out,
+        )
+        .unwrap()
+    }
+
     #[test]
     fn round_trips_primary_and_two_earlier_frames() {
         let mut out = [0u8; 64];
-        let n = write(
-            &block(2880, b"third"),
-            &[block(960, b"first"), block(1920, b"second!")],
-            &mut out,
-        )
-        .unwrap();
+        let n = three_frames(&mut out);
         assert_eq!(n, 4 + 4 + 1 + 5 + 7 + 5);
         let red = RedPayload::parse(&out[..n], 2880).unwrap();
         assert_eq!(red.primary(), block(2880, b"third"));
@@ -271,6 +292,21 @@ mod tests {
             (red.redundant_count(), red.primary().payload),
             (0, &b"xy"[..])
         );
+    }
+
+    #[test]
+    fn retyping_changes_every_block_type_and_nothing_else() {
+        let mut out = [0u8; 64];
+        let n = three_frames(&mut out);
+        retype(&mut out[..n], 111).unwrap();
+        let red = RedPayload::parse(&out[..n], 2880).unwrap();
+        assert!(red.all_of_type(111));
+        assert_eq!(red.primary().payload, b"third");
+        let earlier: Vec<_> = red.redundant().map(|b| (b.timestamp, b.payload)).collect();
+        assert_eq!(earlier, vec![(960, &b"first"[..]), (1920, &b"second!"[..])]);
+        let mut garbage = [0x80u8, 1, 2];
+        assert!(retype(&mut garbage, 111).is_err());
+        assert_eq!(garbage, [0x80, 1, 2], "left as it was");
     }
 
     #[test]

@@ -151,6 +151,20 @@ pub enum ClientMsg {
         /// What the person calls themselves, shown to the stage (at most [`MAX_NAME_LEN`]).
         name: String,
     },
+    /// A browser whose connection dropped (a network change) takes its place on the stage
+    /// back within the resume window (instead of `join_web`): its role, its raised hand and
+    /// its media peer are kept. Answered with `resumed` and the stage; the page then sends an
+    /// ICE restart as `web_offer`.
+    ResumeWeb {
+        v: u32,
+        stage: String,
+        /// The stage's link token, as for `join_web`.
+        link: String,
+        /// From `web_ready`.
+        participant_id: String,
+        /// From `web_ready`: the secret that proves the session is this browser's.
+        session_id: String,
+    },
     /// A joined browser's WebRTC offer (SDP, at most [`MAX_SDP_LEN`] bytes); again after a
     /// network change (an ICE restart keeps the participant).
     WebOffer {
@@ -324,6 +338,7 @@ const CLIENT_OPS: &[&str] = &[
     "step_down",
     "reception_report",
     "join_web",
+    "resume_web",
     "web_offer",
     "link_stats",
 ];
@@ -418,6 +433,18 @@ impl ClientMsg {
                     return Err(SignalError::BadField("name"));
                 }
             }
+            ClientMsg::ResumeWeb {
+                stage,
+                link,
+                participant_id,
+                session_id,
+                ..
+            } => {
+                check_id("stage", stage)?;
+                check_id("link", link)?;
+                check_id("participant_id", participant_id)?;
+                check_id("session_id", session_id)?;
+            }
             ClientMsg::WebOffer { sdp } if sdp.is_empty() || sdp.len() > MAX_SDP_LEN => {
                 return Err(SignalError::BadField("sdp"));
             }
@@ -478,6 +505,31 @@ impl ServerMsg {
 #[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_browser_takes_its_place_back_with_the_link_and_its_session() {
+        let text = |participant: &str| {
+            format!(
+                r#"{{"op":"resume_web","d":{{"v":1,"stage":"townhall","link":"l-1","participant_id":"{participant}","session_id":"00ff"}}}}"#
+            )
+        };
+        let msg = ClientMsg::from_json(&text("web-0a1b2c3d")).unwrap();
+        assert_eq!(
+            msg,
+            ClientMsg::ResumeWeb {
+                v: 1,
+                stage: "townhall".into(),
+                link: "l-1".into(),
+                participant_id: "web-0a1b2c3d".into(),
+                session_id: "00ff".into(),
+            }
+        );
+        assert_eq!(ClientMsg::from_json(&msg.to_json()).unwrap(), msg);
+        assert!(matches!(
+            ClientMsg::from_json(&text("")),
+            Err(SignalError::BadField("participant_id"))
+        ));
+    }
 
     #[test]
     fn a_firmware_report_round_trips_and_is_bounded() {

@@ -136,9 +136,12 @@ pub struct PlayoutCounters {
     pub late: AtomicU64,
     pub underruns: AtomicU64,
     pub left_out: AtomicU64,
+    pub shortened: AtomicU64,
+    pub lengthened: AtomicU64,
     pub target_delay_us: AtomicU64,
     pub current_delay_us: AtomicU64,
     pub arrival_spread_us: AtomicU64,
+    pub sender_clock_ppm: AtomicI64,
 }
 
 impl PlayoutCounters {
@@ -154,12 +157,16 @@ impl PlayoutCounters {
             (&self.late, j.late),
             (&self.underruns, j.underruns),
             (&self.left_out, j.left_out),
+            (&self.shortened, j.shortened),
+            (&self.lengthened, j.lengthened),
             (&self.target_delay_us, j.target_delay_us),
             (&self.current_delay_us, j.current_delay_us),
             (&self.arrival_spread_us, j.arrival_spread_us),
         ] {
             a.store(v, Ordering::Relaxed);
         }
+        self.sender_clock_ppm
+            .store(j.sender_clock_ppm, Ordering::Relaxed);
     }
 }
 

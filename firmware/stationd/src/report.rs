@@ -117,9 +117,12 @@ pub fn build(
             "frames_late": load(&p.late),
             "underruns": load(&p.underruns),
             "quiet_frames_left_out": load(&p.left_out),
+            "frames_shortened": load(&p.shortened),
+            "frames_lengthened": load(&p.lengthened),
             "jitter_target_delay_ms": load(&p.target_delay_us) as f64 / 1000.0,
             "jitter_current_delay_ms": load(&p.current_delay_us) as f64 / 1000.0,
             "arrival_spread_ms": load(&p.arrival_spread_us) as f64 / 1000.0,
+            "sender_clock_ppm": p.sender_clock_ppm.load(Ordering::Relaxed),
         },
         "capture": {
             "fec_for_loss_percent": shared.expected_loss_percent.load(Ordering::Relaxed),

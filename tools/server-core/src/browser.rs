@@ -9,6 +9,13 @@
 //! one clean stream per speaker; a speaker who has been quiet longest gives up its slot when
 //! every slot is taken.
 //!
+//! Redundant audio (RFC 2198, `audio/red`) is negotiated with browsers that offer it
+//! (Chromium does): each packet to them carries the speaker's frame before it as well (the
+//! speaker's own earlier copies when it sent redundant audio, else the frame this line last
+//! carried), so a packet lost on the way to the browser is played from the next one. Browsers
+//! that do not offer it get Opus alone. What a browser sends as redundant audio reaches the
+//! stage as it came, its blocks numbered as the stage numbers Opus.
+//!
 //! Like the rest of the core this has no clock and no socket: datagrams and time come in
 //! through [`BrowserLink::handle_receive`] and [`BrowserLink::handle_timeout`], datagrams to
 //! send go into the server's outbox, and the audio the browser sent waits in
@@ -19,6 +26,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use stagebox_proto::PT_OPUS;
+use stagebox_proto::red::{self, Block, MAX_REDUNDANT_BLOCKS, RedPayload};
 use str0m::change::SdpOffer;
 use str0m::format::Codec;
 use str0m::media::{Direction, MediaKind, Mid, Pt};
@@ -62,6 +71,10 @@ pub enum BrowserError {
 struct Slot {
     mid: Mid,
     pt: Pt,
+    /// The line's redundant-audio payload type, when the browser offered it.
+    red: Option<Pt>,
+    /// The speaker's RTP time and Opus frame this line carried last (its redundant block).
+    previous: Option<(u32, Arc<[u8]>)>,
     /// The speaker (its SSRC on the stage) whose audio this line carries now.
     source: Option<u32>,
     /// When that speaker last sent, to give up the slot of the longest quiet.
@@ -79,7 +92,11 @@ pub(crate) struct BrowserAudio {
     pub seq: u16,
     pub timestamp: u32,
     pub marker: bool,
+    /// As sent: Opus, or redundant audio whose blocks are typed [`PT_OPUS`].
     pub payload: Arc<[u8]>,
+    pub redundant: bool,
+    /// Where the current Opus frame lies in `payload`.
+    pub primary: std::ops::Range<usize>,
     /// The packet's audio level (RFC 6464), dBov (0 loudest, -127 silence), if it had one.
     pub level_dbov: Option<i8>,
 }
@@ -94,8 +111,11 @@ pub struct BrowserStats {
     pub no_free_slot: u64,
     /// Audio from the browser dropped because the forwarding unit had not taken the last.
     pub audio_overflow: u64,
-    /// Datagrams str0m refused (malformed, wrong state).
+    /// Datagrams str0m refused (malformed, wrong state), and redundant audio from the
+    /// browser that did not parse.
     pub rejected: u64,
+    /// Packets to the browser that carried an earlier frame as well (redundant audio).
+    pub redundant_out: u64,
 }
 
 /// One browser's WebRTC peer.
@@ -103,8 +123,9 @@ pub(crate) struct BrowserLink {
     rtc: Rtc,
     /// Local addresses browsers may reach (the host candidates).
     local: Vec<SocketAddr>,
-    /// The line the browser sends its microphone on, and its Opus payload type.
-    mic: Option<(Mid, Pt)>,
+    /// The line the browser sends its microphone on, and its Opus and redundant-audio payload
+    /// types.
+    mic: Option<(Mid, Pt, Option<Pt>)>,
     slots: Vec<Slot>,
     audio: VecDeque<BrowserAudio>,
     next_timeout: Option<Instant>,
@@ -139,7 +160,7 @@ impl BrowserLink {
             .set_ice_lite(true)
             .set_rtp_mode(true)
             .clear_codecs()
-            .enable_opus(true, false)
+            .enable_opus(true, true)
             .build(now);
         for addr in local {
             let candidate =
@@ -176,13 +197,32 @@ impl BrowserLink {
         Ok((link, answer))
     }
 
-    fn opus_pt(&self, mid: Mid) -> Option<Pt> {
+    /// The browser's offer again, on this peer: an ICE restart after a network change (new
+    /// ICE credentials; the DTLS keys and the lines stay). The answer.
+    pub(crate) fn restart(&mut self, now: Instant, offer: &str) -> Result<String, BrowserError> {
+        if offer.len() > MAX_OFFER_LEN {
+            return Err(BrowserError::OfferTooLong);
+        }
+        let offer =
+            SdpOffer::from_sdp_string(offer).map_err(|e| BrowserError::BadOffer(e.to_string()))?;
+        let answer = self
+            .rtc
+            .sdp_api()
+            .accept_offer(offer)
+            .map_err(|e| BrowserError::BadOffer(e.to_string()))?;
+        self.next_timeout = Some(now);
+        Ok(answer.to_sdp_string())
+    }
+
+    /// A line's Opus payload type, and its redundant-audio one if the browser offered it.
+    fn opus_pt(&self, mid: Mid) -> Option<(Pt, Option<Pt>)> {
         let media = self.rtc.media(mid)?;
         let config = self.rtc.codec_config();
-        media.remote_pts().iter().copied().find(|pt| {
+        media.remote_pts().iter().find_map(|pt| {
             config
                 .find(|p| p.pt() == *pt)
-                .is_some_and(|p| p.spec().codec == Codec::Opus)
+                .filter(|p| p.spec().codec == Codec::Opus)
+                .map(|p| (*pt, p.red()))
         })
     }
 
@@ -244,8 +284,10 @@ impl BrowserLink {
         self.audio.pop_front()
     }
 
-    /// Sends a speaker's Opus packet (`source` is its SSRC on the stage, `timestamp` its own
-    /// RTP time). `false` when no slot was free for that speaker.
+    /// Sends a speaker's Opus frame (`source` is its SSRC on the stage, `timestamp` its own
+    /// RTP time; `earlier` the copies of its earlier frames its packet carried, oldest first).
+    /// `false` when no slot was free for that speaker.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn send_audio(
         &mut self,
         now: Instant,
@@ -253,6 +295,7 @@ impl BrowserLink {
         timestamp: u32,
         marker: bool,
         payload: &Arc<[u8]>,
+        earlier: &[Block<'_>],
         outbox: &mut Outbox,
     ) -> bool {
         if !self.connected {
@@ -277,7 +320,27 @@ impl BrowserLink {
         slot.last_out_time = out_time;
         let seq = SeqNo::from(slot.next_seq);
         slot.next_seq += 1;
-        let (mid, pt) = (slot.mid, slot.pt);
+        let previous = slot
+            .previous
+            .replace((timestamp, Arc::clone(payload)))
+            .filter(|_| !changed);
+        let (pt, body) = match slot.red {
+            Some(red_pt) => {
+                let body = with_earlier(
+                    *slot.pt,
+                    (timestamp, out_time),
+                    payload,
+                    earlier,
+                    previous.as_ref(),
+                );
+                if body.len() > payload.len() + 1 {
+                    self.stats.redundant_out += 1;
+                }
+                (red_pt, body)
+            }
+            None => (slot.pt, Arc::clone(payload)),
+        };
+        let mid = slot.mid;
         let mut api = self.rtc.direct_api();
         let Some(tx) = api.stream_tx_by_mid(mid, None) else {
             return false;
@@ -286,7 +349,7 @@ impl BrowserLink {
         // reads it (getContributingSources) to know whose voice each line carries now, for
         // per-speaker volume and ducking under the priority speaker.
         tx.write_rtp(
-            RtpWrite::new(pt, seq, out_time, now, Arc::clone(payload))
+            RtpWrite::new(pt, seq, out_time, now, body)
                 .marker(marker || changed)
                 .csrc(&[source]),
         );
@@ -357,12 +420,12 @@ impl BrowserLink {
 
     /// A line of the offer, now negotiated: the microphone's, or a speaker slot.
     fn add_line(&mut self, mid: Mid, direction: Direction) {
-        let Some(pt) = self.opus_pt(mid) else {
+        let Some((pt, red)) = self.opus_pt(mid) else {
             return;
         };
         match direction {
             Direction::RecvOnly | Direction::SendRecv if self.mic.is_none() => {
-                self.mic = Some((mid, pt));
+                self.mic = Some((mid, pt, red));
             }
             Direction::SendOnly if self.slots.len() < MAX_SPEAKER_SLOTS => {
                 // str0m made the line's stream with the SSRC its answer announced (a browser
@@ -379,6 +442,8 @@ impl BrowserLink {
                 self.slots.push(Slot {
                     mid,
                     pt,
+                    red,
+                    previous: None,
                     source: None,
                     last_used: None,
                     next_seq: u64::from(ssrc & 0x7fff),
@@ -402,10 +467,34 @@ impl BrowserLink {
                 self.failed = true;
             }
             Event::RtpPacket(p) => {
-                let from_mic = self.mic.is_some_and(|(_, pt)| p.header.payload_type == pt);
-                if !from_mic {
+                let Some((_, opus, red)) = self.mic else {
+                    return;
+                };
+                let pt = p.header.payload_type;
+                let redundant = red == Some(pt);
+                if pt != opus && !redundant {
                     return;
                 }
+                let (payload, primary) = if redundant {
+                    // Numbered as the stage numbers Opus, for stations that take it whole.
+                    let primary = RedPayload::parse(&p.payload, p.header.timestamp)
+                        .ok()
+                        .filter(|r| r.all_of_type(*opus))
+                        .map(|r| r.primary_range());
+                    let mut bytes = p.payload.to_vec();
+                    match primary {
+                        Some(range) if red::retype(&mut bytes, PT_OPUS).is_ok() => {
+                            (Arc::from(bytes), range)
+                        }
+                        _ => {
+                            self.stats.rejected += 1;
+                            return;
+                        }
+                    }
+                } else {
+                    let len = p.payload.len();
+                    (p.payload, 0..len)
+                };
                 self.stats.audio_in += 1;
                 if self.audio.len() >= MAX_WAITING_AUDIO {
                     self.stats.audio_overflow += 1;
@@ -415,11 +504,74 @@ impl BrowserLink {
                     seq: p.header.sequence_number,
                     timestamp: p.header.timestamp,
                     marker: p.header.marker,
-                    payload: p.payload,
+                    payload,
+                    redundant,
+                    primary,
                     level_dbov: p.header.ext_vals.audio_level,
                 });
             }
             _ => {}
+        }
+    }
+}
+
+/// A redundant payload for a browser: `frame` (at the speaker's RTP time `at.0`, the line's
+/// `at.1`) after copies of the speaker's earlier frames (those its packet carried, else the
+/// one this line carried last), every block typed `opus`. Frames too far back or too long
+/// for a block are left out.
+fn with_earlier<'a>(
+    opus: u8,
+    at: (u32, u32),
+    frame: &[u8],
+    earlier: &[Block<'a>],
+    previous: Option<&'a (u32, Arc<[u8]>)>,
+) -> Arc<[u8]> {
+    let (source_time, line_time) = at;
+    let on_line = |b: &Block<'a>| Block {
+        payload_type: opus,
+        timestamp: line_time.wrapping_sub(source_time.wrapping_sub(b.timestamp)),
+        payload: b.payload,
+    };
+    let mut blocks = [Block {
+        payload_type: opus,
+        timestamp: 0,
+        payload: &[],
+    }; MAX_REDUNDANT_BLOCKS];
+    let mut count = 0;
+    let previous = previous.map(|(time, bytes)| Block {
+        payload_type: opus,
+        timestamp: *time,
+        payload: bytes,
+    });
+    let source = if earlier.is_empty() {
+        previous.as_slice()
+    } else {
+        earlier
+    };
+    for b in source.iter().map(on_line) {
+        if count < blocks.len() && red::fits_as_redundant(&b, line_time) {
+            blocks[count] = b;
+            count += 1;
+        }
+    }
+    let primary = Block {
+        payload_type: opus,
+        timestamp: line_time,
+        payload: frame,
+    };
+    let blocks = &blocks[..count];
+    let len = 1 + frame.len() + blocks.iter().map(|b| 4 + b.payload.len()).sum::<usize>();
+    let mut out = vec![0u8; len];
+    match red::write(&primary, blocks, &mut out) {
+        Ok(n) => {
+            out.truncate(n);
+            out.into()
+        }
+        // Not reached (sized above, blocks checked): the frame alone, as a block.
+        Err(_) => {
+            let mut alone = vec![opus & 0x7f];
+            alone.extend_from_slice(frame);
+            alone.into()
         }
     }
 }
@@ -437,7 +589,9 @@ pub(crate) mod tests {
     use str0m::net::{Protocol, Receive};
     use str0m::{Candidate, Event, Input, Output, Rtc};
 
-    use super::{BrowserError, BrowserLink};
+    use str0m::rtp::{RtpWrite, SeqNo};
+
+    use super::{Block, BrowserError, BrowserLink, RedPayload};
     use crate::outbox::Outbox;
 
     /// A browser: its peer, and what it received (payloads per line, in order).
@@ -449,13 +603,24 @@ pub(crate) mod tests {
     }
 
     impl FakeBrowser {
-        /// A browser offering a microphone line and `listen_lines` receive-only lines.
+        /// A browser offering a microphone line and `listen_lines` receive-only lines, Opus
+        /// without redundant audio.
         pub(crate) fn offer(
             now: Instant,
             addr: SocketAddr,
             listen_lines: usize,
         ) -> (Self, String, str0m::change::SdpPendingOffer) {
-            let mut rtc = Rtc::builder().build(now);
+            Self::offer_with(now, addr, listen_lines, false)
+        }
+
+        /// The same, offering redundant audio (`audio/red`) too when `red`, as Chromium does.
+        pub(crate) fn offer_with(
+            now: Instant,
+            addr: SocketAddr,
+            listen_lines: usize,
+            red: bool,
+        ) -> (Self, String, str0m::change::SdpPendingOffer) {
+            let mut rtc = Rtc::builder().enable_opus(true, red).build(now);
             rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
             let mut api = rtc.sdp_api();
             let mic = api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
@@ -500,6 +665,23 @@ pub(crate) mod tests {
         }
     }
 
+    /// The browser sends `packet` on its microphone line, and the link takes it.
+    fn mic_sends(
+        browser: &mut FakeBrowser,
+        link: &mut BrowserLink,
+        now: Instant,
+        packet: RtpWrite,
+        outbox: &mut Outbox,
+    ) {
+        let mut api = browser.rtc.direct_api();
+        api.stream_tx_by_mid(browser.mic, None)
+            .unwrap()
+            .write_rtp(packet);
+        for d in browser.poll(now) {
+            link.handle_receive(now, browser.addr, &d, outbox);
+        }
+    }
+
     /// Where virtual time starts (only the differences matter).
     #[allow(clippy::disallowed_methods)]
     pub(crate) fn start() -> Instant {
@@ -510,10 +692,17 @@ pub(crate) mod tests {
     const BROWSER: &str = "127.0.0.1:40000";
 
     fn connected(listen_lines: usize) -> (BrowserLink, FakeBrowser, Instant, Outbox) {
+        connected_with(listen_lines, false)
+    }
+
+    fn connected_with(
+        listen_lines: usize,
+        red: bool,
+    ) -> (BrowserLink, FakeBrowser, Instant, Outbox) {
         let server: SocketAddr = SERVER.parse().unwrap();
         let t0 = start();
         let (mut browser, offer, pending) =
-            FakeBrowser::offer(t0, BROWSER.parse().unwrap(), listen_lines);
+            FakeBrowser::offer_with(t0, BROWSER.parse().unwrap(), listen_lines, red);
         let (mut link, answer) = BrowserLink::accept(t0, &offer, &[server]).unwrap();
         browser.accept(pending, &answer);
         let mut outbox = Outbox::default();
@@ -560,6 +749,7 @@ pub(crate) mod tests {
                     1000 + i * 960,
                     i == 0,
                     &payload,
+                    &[],
                     &mut outbox
                 ));
             }
@@ -571,7 +761,11 @@ pub(crate) mod tests {
         }
         // A third speaker finds no free line while both others talk.
         let payload: std::sync::Arc<[u8]> = vec![0xc0].into();
-        assert!(!link.send_audio(now, 11, 5, false, &payload, &mut outbox));
+        assert!(!link.send_audio(now, 11, 5, false, &payload, &[], &mut outbox));
+        assert_eq!(
+            link.stats.redundant_out, 0,
+            "no redundant audio unless offered"
+        );
         assert_eq!(link.stats.no_free_slot, 1);
         let lines: std::collections::BTreeSet<_> = browser.received.iter().map(|r| r.0).collect();
         assert_eq!(lines.len(), 2, "one line per speaker");
@@ -597,25 +791,133 @@ pub(crate) mod tests {
         let pt = browser.rtc.media(browser.mic).unwrap().remote_pts()[0];
         for i in 0..10u64 {
             now += Duration::from_millis(20);
-            let mut api = browser.rtc.direct_api();
-            let tx = api.stream_tx_by_mid(browser.mic, None).unwrap();
             let payload: std::sync::Arc<[u8]> = vec![0x55, i as u8].into();
-            tx.write_rtp(str0m::rtp::RtpWrite::new(
-                pt,
-                str0m::rtp::SeqNo::from(100 + i),
-                960 * i as u32,
-                now,
-                payload,
-            ));
-            for d in browser.poll(now) {
-                link.handle_receive(now, browser.addr, &d, &mut outbox);
-            }
+            let packet = RtpWrite::new(pt, SeqNo::from(100 + i), 960 * i as u32, now, payload);
+            mic_sends(&mut browser, &mut link, now, packet, &mut outbox);
         }
         let mut got = Vec::new();
         while let Some(a) = link.take_audio() {
             got.push(a.payload[1]);
         }
         assert_eq!(got, (0..10u8).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_browser_offering_red_gets_the_frame_before_and_plays_a_lost_packet_from_the_next() {
+        let (mut link, mut browser, mut now, mut outbox) = connected_with(1, true);
+        let server: SocketAddr = SERVER.parse().unwrap();
+        assert!(link.slots[0].red.is_some(), "redundant audio negotiated");
+        for i in 0..10u32 {
+            now += Duration::from_millis(20);
+            let payload: std::sync::Arc<[u8]> = vec![0xa0, i as u8, 1, 2, 3].into();
+            assert!(link.send_audio(now, 7, 960 * i, i == 0, &payload, &[], &mut outbox));
+            while let Some((_, d)) = outbox.pop() {
+                let d = d.to_vec();
+                // The packet of frame 4 is lost on the way.
+                if i != 4 {
+                    browser.receive(now, server, &d);
+                }
+            }
+            browser.poll(now);
+        }
+        assert_eq!(
+            link.stats.redundant_out, 9,
+            "all but the first carry the one before"
+        );
+        let mut frames: Vec<u8> = browser.received.iter().map(|r| r.1[1]).collect();
+        frames.sort_unstable();
+        frames.dedup();
+        assert_eq!(
+            frames,
+            (0..10u8).collect::<Vec<_>>(),
+            "frame 4 played from frame 5"
+        );
+        assert!(
+            browser
+                .received
+                .iter()
+                .all(|r| r.1[0] == 0xa0 && r.1.len() == 5)
+        );
+    }
+
+    #[test]
+    fn redundant_audio_from_a_browser_reaches_the_stage_numbered_as_the_stage_numbers_opus() {
+        let (mut link, mut browser, mut now, mut outbox) = connected_with(1, true);
+        let (_, opus, red) = link.mic.unwrap();
+        let red = red.expect("redundant audio negotiated");
+        let frames: Vec<[u8; 2]> = (0..6u8).map(|n| [0x55, n]).collect();
+        for i in 1..6u32 {
+            now += Duration::from_millis(20);
+            let block = |n: u32| stagebox_proto::red::Block {
+                payload_type: *opus,
+                timestamp: 960 * n,
+                payload: &frames[n as usize][..],
+            };
+            let mut bytes = [0u8; 32];
+            let len = stagebox_proto::red::write(&block(i), &[block(i - 1)], &mut bytes).unwrap();
+            let payload: std::sync::Arc<[u8]> = bytes[..len].into();
+            let packet = RtpWrite::new(red, SeqNo::from(100 + u64::from(i)), 960 * i, now, payload);
+            mic_sends(&mut browser, &mut link, now, packet, &mut outbox);
+        }
+        let mut got = Vec::new();
+        while let Some(a) = link.take_audio() {
+            assert!(a.redundant);
+            let parsed = RedPayload::parse(&a.payload, a.timestamp).unwrap();
+            assert!(parsed.all_of_type(stagebox_proto::PT_OPUS));
+            assert_eq!(
+                parsed.redundant().next().unwrap().payload[1] + 1,
+                a.payload[a.primary.clone()][1]
+            );
+            got.push(a.payload[a.primary][1]);
+        }
+        assert_eq!(got, vec![1, 2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn the_frames_before_ride_on_the_line_s_timeline_and_only_when_they_fit() {
+        let opus = 111;
+        let before: std::sync::Arc<[u8]> = vec![9u8; 3].into();
+        // The speaker's RTP time 10 000 is the line's 500.
+        let alone = super::with_earlier(opus, (10_000, 500), b"now", &[], None);
+        assert_eq!(&alone[..], &[opus, b'n', b'o', b'w']);
+        let previous = super::with_earlier(
+            opus,
+            (10_000, 500),
+            b"now",
+            &[],
+            Some(&(9_040, before.clone())),
+        );
+        let parsed = RedPayload::parse(&previous, 500).unwrap();
+        let blocks: Vec<_> = parsed
+            .redundant()
+            .map(|b| (b.timestamp, b.payload.to_vec()))
+            .collect();
+        assert_eq!(blocks, vec![(500u32.wrapping_sub(960), vec![9, 9, 9])]);
+        assert!(parsed.all_of_type(opus));
+        // The packet's own copies go first; a frame too far back is left out.
+        let own = [
+            Block {
+                payload_type: 120,
+                timestamp: 10_000u32.wrapping_sub(20_000),
+                payload: b"old",
+            },
+            Block {
+                payload_type: 120,
+                timestamp: 10_000 - 1_920,
+                payload: b"two",
+            },
+            Block {
+                payload_type: 120,
+                timestamp: 10_000 - 960,
+                payload: b"one",
+            },
+        ];
+        let carried =
+            super::with_earlier(opus, (10_000, 500), b"now", &own, Some(&(9_040, before)));
+        let parsed = RedPayload::parse(&carried, 500).unwrap();
+        let blocks: Vec<_> = parsed.redundant().map(|b| b.payload.to_vec()).collect();
+        assert_eq!(blocks, vec![b"two".to_vec(), b"one".to_vec()]);
+        assert_eq!(parsed.primary().payload, b"now");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use stagebox_proto::media::{MediaError, peek};
-use stagebox_proto::red::{PT_RED, RedPayload};
+use stagebox_proto::red::{Block, MAX_REDUNDANT_BLOCKS, PT_RED, RedPayload};
 use stagebox_proto::rtp::RtpHeader;
 use stagebox_proto::{PT_KEEPALIVE, PT_OPUS};
 
@@ -156,8 +156,14 @@ impl StageServer {
         else {
             return MediaOutcome::DroppedUnknownSsrc;
         };
+        let before = link.remote;
         link.handle_receive(now, from, packet, outbox);
         if let Some(remote) = link.remote {
+            // A new path (an ICE restart after a network change): the old address is
+            // forgotten.
+            if let Some(old) = before.filter(|old| *old != remote) {
+                browser_addrs.remove(&old);
+            }
             browser_addrs.insert(remote, key);
         }
         let ssrc = self.sessions.get(&key).map_or(0, |s| s.ssrc);
@@ -165,8 +171,10 @@ impl StageServer {
         let mut voiced = false;
         while let Some(audio) = self.take_browser_audio(key) {
             audio_in += 1;
-            let header = RtpHeader::new(PT_OPUS, audio.seq, audio.timestamp, ssrc, audio.marker);
-            match self.fan_out(now, key, &header, &audio.payload, &audio.payload) {
+            let pt = if audio.redundant { PT_RED } else { PT_OPUS };
+            let header = RtpHeader::new(pt, audio.seq, audio.timestamp, ssrc, audio.marker);
+            let primary = audio.payload.get(audio.primary.clone()).unwrap_or_default();
+            match self.fan_out(now, key, &header, &audio.payload, primary) {
                 MediaOutcome::Forwarded(n) => {
                     forwarded += n;
                     voiced |= audio
@@ -258,8 +266,23 @@ pub(crate) fn deliver(
     packet: &Outgoing<'_>,
 ) -> usize {
     let header = packet.header;
-    // Browsers take the frame as shared bytes: made once per packet, when one listens.
+    // Browsers take the frame as shared bytes: made once per packet, when one listens; and
+    // the copies of earlier frames the packet carried, for those that take redundant audio.
     let mut shared: Option<Arc<[u8]>> = None;
+    let mut earlier = [Block {
+        payload_type: PT_OPUS,
+        timestamp: 0,
+        payload: &[],
+    }; MAX_REDUNDANT_BLOCKS];
+    let mut earlier_count = 0;
+    if header.payload_type == PT_RED
+        && let Ok(red) = RedPayload::parse(packet.payload, header.timestamp)
+    {
+        for (slot, block) in earlier.iter_mut().zip(red.redundant()) {
+            *slot = block;
+            earlier_count += 1;
+        }
+    }
     let mut forwarded = 0;
     for member in stage.members.values() {
         if Some(member.session) == skip {
@@ -302,6 +325,7 @@ pub(crate) fn deliver(
                     header.timestamp,
                     header.marker,
                     frame,
+                    &earlier[..earlier_count],
                     outbox,
                 ) {
                     forwarded += 1;

@@ -131,12 +131,33 @@ impl StageServer {
                     name,
                 },
             ) => self.join_web(now, conn, v, &stage, &link, &name),
+            (
+                ConnState::AwaitingAuth,
+                ClientMsg::ResumeWeb {
+                    v,
+                    stage,
+                    link,
+                    participant_id,
+                    session_id,
+                },
+            ) => {
+                let who = crate::web::WebSession {
+                    stage: &stage,
+                    link: &link,
+                    participant_id: &participant_id,
+                    session_id: &session_id,
+                };
+                self.resume_web(now, conn, v, who);
+            }
             (ConnState::Authed { session }, ClientMsg::WebOffer { sdp }) => {
                 self.web_offer(now, conn, session, &sdp);
             }
             (
                 ConnState::Authed { .. },
-                ClientMsg::Identify { .. } | ClientMsg::Resume { .. } | ClientMsg::JoinWeb { .. },
+                ClientMsg::Identify { .. }
+                | ClientMsg::Resume { .. }
+                | ClientMsg::JoinWeb { .. }
+                | ClientMsg::ResumeWeb { .. },
             ) => {
                 self.refuse(
                     now,
@@ -424,6 +445,20 @@ impl StageServer {
                 "session no longer valid",
             );
         };
+        self.reattach(now, conn, key, previous_conn, &stage, station_id);
+    }
+
+    /// Puts session `key` (found for a `resume`) on connection `conn`: the connection it had
+    /// is closed, and the stage hears the member is back.
+    pub(crate) fn reattach(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        key: u64,
+        previous_conn: Option<ConnId>,
+        stage: &str,
+        member_id: &str,
+    ) {
         if let Some(old) = previous_conn {
             self.refuse(now, old, CloseCode::SessionInvalid, "resumed elsewhere");
         }
@@ -436,8 +471,8 @@ impl StageServer {
         }
         self.stats.resumed += 1;
         self.send(conn, ServerMsg::Resumed {});
-        self.send_snapshot(conn, &stage);
-        self.announce_member(&stage, station_id);
+        self.send_snapshot(conn, stage);
+        self.announce_member(stage, member_id);
     }
 
     fn send_snapshot(&mut self, conn: ConnId, stage: &str) {

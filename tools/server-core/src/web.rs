@@ -1,6 +1,7 @@
 //! Browser participants' signaling: `join_web` with a stage's link puts a person on the stage
-//! as audience; `web_offer` negotiates (or renegotiates, after a network change) their WebRTC
-//! media. From then on a browser is a member like a station: the same stage ops, the same
+//! as audience; `web_offer` negotiates their WebRTC media. After a network change the page
+//! takes its session back with `resume_web` and restarts ICE with another `web_offer`, on the
+//! same peer. From then on a browser is a member like a station: the same stage ops, the same
 //! rules, the same forwarding.
 
 use std::time::Instant;
@@ -12,6 +13,14 @@ use crate::browser::BrowserLink;
 use crate::config::secrets_equal;
 use crate::server::{ConnId, MediaLink, SessionRec, StageServer};
 
+/// Who a `resume_web` says it is.
+pub(crate) struct WebSession<'a> {
+    pub stage: &'a str,
+    pub link: &'a str,
+    pub participant_id: &'a str,
+    pub session_id: &'a str,
+}
+
 impl StageServer {
     pub(crate) fn join_web(
         &mut self,
@@ -22,27 +31,8 @@ impl StageServer {
         link: &str,
         name: &str,
     ) {
-        if v != PROTOCOL_VERSION {
-            return self.refuse(
-                now,
-                conn,
-                CloseCode::UnsupportedVersion,
-                "unsupported protocol version",
-            );
-        }
-        let link_ok = self
-            .cfg
-            .stage_links
-            .get(stage)
-            .is_some_and(|l| secrets_equal(l, link));
-        if !link_ok {
-            self.stats.auth_failures += 1;
-            return self.refuse(
-                now,
-                conn,
-                CloseCode::AuthenticationFailed,
-                "authentication failed",
-            );
+        if !self.admit_web(now, conn, v, stage, link) {
+            return;
         }
         if !self.stages.contains_key(stage) {
             return self.refuse(now, conn, CloseCode::StageNotFound, "no such stage");
@@ -82,6 +72,62 @@ impl StageServer {
         self.announce_member(stage, &participant_id);
     }
 
+    /// A browser takes its session back after its connection dropped (`resume_web`).
+    pub(crate) fn resume_web(&mut self, now: Instant, conn: ConnId, v: u32, who: WebSession<'_>) {
+        if !self.admit_web(now, conn, v, who.stage, who.link) {
+            return;
+        }
+        let found = self
+            .sessions
+            .iter()
+            .find(|(_, s)| {
+                s.station_id == who.participant_id
+                    && s.stage == who.stage
+                    && matches!(s.media, MediaLink::Browser(_))
+                    && secrets_equal(&s.id, who.session_id)
+            })
+            .map(|(k, s)| (*k, s.conn));
+        let Some((key, previous_conn)) = found else {
+            return self.refuse(
+                now,
+                conn,
+                CloseCode::SessionInvalid,
+                "session no longer valid",
+            );
+        };
+        self.reattach(now, conn, key, previous_conn, who.stage, who.participant_id);
+    }
+
+    /// Whether a browser's `join_web` or `resume_web` speaks this protocol version and holds
+    /// stage `stage`'s link token; if not, its connection is refused (and a wrong link
+    /// counted).
+    fn admit_web(&mut self, now: Instant, conn: ConnId, v: u32, stage: &str, link: &str) -> bool {
+        if v != PROTOCOL_VERSION {
+            self.refuse(
+                now,
+                conn,
+                CloseCode::UnsupportedVersion,
+                "unsupported protocol version",
+            );
+            return false;
+        }
+        let link_valid = self
+            .cfg
+            .stage_links
+            .get(stage)
+            .is_some_and(|l| secrets_equal(l, link));
+        if !link_valid {
+            self.stats.auth_failures += 1;
+            self.refuse(
+                now,
+                conn,
+                CloseCode::AuthenticationFailed,
+                "authentication failed",
+            );
+        }
+        link_valid
+    }
+
     pub(crate) fn web_offer(&mut self, now: Instant, conn: ConnId, session: u64, sdp: &str) {
         let is_browser = self
             .sessions
@@ -96,12 +142,26 @@ impl StageServer {
                 "web_offer from a station",
             );
         }
-        let addresses = self.cfg.browser_addresses.clone();
-        match BrowserLink::accept(now, sdp, &addresses) {
-            Ok((link, answer)) => {
-                if let Some(s) = self.sessions.get_mut(&session) {
-                    s.media = MediaLink::Browser(Some(Box::new(link)));
-                }
+        // Again on a peer already made: an ICE restart (a network change) on that peer, which
+        // keeps its DTLS keys and lines.
+        let restarted = match self.sessions.get_mut(&session).map(|s| &mut s.media) {
+            Some(MediaLink::Browser(Some(link))) => Some(link.restart(now, sdp)),
+            _ => None,
+        };
+        let answered = match restarted {
+            Some(answer) => answer,
+            None => {
+                let addresses = self.cfg.browser_addresses.clone();
+                BrowserLink::accept(now, sdp, &addresses).map(|(link, answer)| {
+                    if let Some(s) = self.sessions.get_mut(&session) {
+                        s.media = MediaLink::Browser(Some(Box::new(link)));
+                    }
+                    answer
+                })
+            }
+        };
+        match answered {
+            Ok(answer) => {
                 self.send(conn, ServerMsg::WebAnswer { sdp: answer });
             }
             Err(e) => {
@@ -216,8 +276,8 @@ mod tests {
         }
     }
 
-    /// A browser joined with the link and connected: its participant id.
-    fn browser(s: &mut StageServer, t: Instant) -> (FakeBrowser, String, Instant) {
+    /// A browser joined with the link and connected: its participant id and session secret.
+    fn browser(s: &mut StageServer, t: Instant) -> (FakeBrowser, (String, String), Instant) {
         s.handle_open(t, ConnId(2));
         s.handle_message(
             t,
@@ -232,7 +292,11 @@ mod tests {
         let id = messages(s, 2)
             .into_iter()
             .find_map(|m| match m {
-                ServerMsg::WebReady { participant_id, .. } => Some(participant_id),
+                ServerMsg::WebReady {
+                    participant_id,
+                    session_id,
+                    ..
+                } => Some((participant_id, session_id)),
                 _ => None,
             })
             .unwrap();
@@ -285,7 +349,7 @@ mod tests {
         let t0 = start();
         let mut s = server();
         let mut st = station(&mut s, t0);
-        let (mut b, id, mut now) = browser(&mut s, t0);
+        let (mut b, (id, _), mut now) = browser(&mut s, t0);
         // The station speaks (it is a moderator): the browser hears every frame.
         for i in 0..10u16 {
             now += Duration::from_millis(20);
@@ -377,6 +441,100 @@ mod tests {
         now += crate::browser::SPEAKING_HANGOVER;
         s.handle_timeout(now);
         assert_eq!(speaking(&mut s), Some(false));
+    }
+
+    /// The station says frame `i` (sealed, from its address); the server's outcome.
+    fn station_says(s: &mut StageServer, st: &mut Station, now: Instant, i: u16) -> MediaOutcome {
+        let mut pkt = vec![0u8; 200];
+        let h = RtpHeader::new(PT_OPUS, i, u32::from(i) * 960, st.ssrc, i == 0);
+        let n = st.sealer.seal(&h, &[0xfc, i as u8], &mut pkt).unwrap();
+        pkt.truncate(n);
+        s.handle_datagram(now, st.addr, &mut pkt)
+    }
+
+    #[test]
+    fn after_a_network_change_a_browser_takes_its_place_back_and_hears_at_its_new_address() {
+        let t0 = start();
+        let mut s = server();
+        let mut st = station(&mut s, t0);
+        let (mut b, (id, secret), mut now) = browser(&mut s, t0);
+        s.handle_message(now, ConnId(2), ClientMsg::RaiseHand { raised: true });
+        messages(&mut s, 2);
+        // The phone leaves the Wi-Fi: its connection drops.
+        s.handle_closed(now, ConnId(2));
+        let resume = |secret: &str| ClientMsg::ResumeWeb {
+            v: 1,
+            stage: "s".into(),
+            link: "link-s".into(),
+            participant_id: id.clone(),
+            session_id: secret.into(),
+        };
+        // Someone with the link but not the secret gets nothing.
+        s.handle_open(now, ConnId(3));
+        s.handle_message(now, ConnId(3), resume(&"0".repeat(32)));
+        assert!(
+            messages(&mut s, 3)
+                .iter()
+                .any(|m| matches!(m, ServerMsg::Error { code: 4006, .. }))
+        );
+        // The page, from its new network: the same participant, its hand still up.
+        s.handle_open(now, ConnId(4));
+        s.handle_message(now, ConnId(4), resume(&secret));
+        let back = messages(&mut s, 4);
+        assert!(back.iter().any(|m| matches!(m, ServerMsg::Resumed {})));
+        let me = back
+            .iter()
+            .find_map(|m| match m {
+                ServerMsg::Stage(snapshot) => snapshot
+                    .members
+                    .iter()
+                    .find(|m| m.station_id == id)
+                    .cloned(),
+                _ => None,
+            })
+            .expect("the stage names the participant");
+        assert!(me.hand_raised && me.connected, "{me:?}");
+        // It restarts ICE on its peer, from its new address.
+        let (offer, pending) = {
+            let mut api = b.rtc.sdp_api();
+            api.ice_restart(false);
+            api.apply().unwrap()
+        };
+        s.handle_message(
+            now,
+            ConnId(4),
+            ClientMsg::WebOffer {
+                sdp: offer.to_sdp_string(),
+            },
+        );
+        let answer = messages(&mut s, 4)
+            .into_iter()
+            .find_map(|m| match m {
+                ServerMsg::WebAnswer { sdp } => Some(sdp),
+                _ => None,
+            })
+            .expect("an answer to the ICE restart");
+        b.accept(pending, &answer);
+        let old = b.addr;
+        b.addr = "127.0.0.1:40002".parse().unwrap();
+        b.rtc
+            .add_local_candidate(str0m::Candidate::host(b.addr, "udp").unwrap());
+        let heard_before = b.received.len();
+        for i in 0..100u16 {
+            now += Duration::from_millis(20);
+            station_says(&mut s, &mut st, now, 100 + i);
+            exchange(&mut s, &mut b, now);
+        }
+        let heard: Vec<u8> = b.received[heard_before..].iter().map(|r| r.1[1]).collect();
+        assert!(
+            heard.len() >= 90 && heard.windows(2).all(|w| w[1] == w[0].wrapping_add(1)),
+            "the station heard again, in order, at the new address: {heard:?}"
+        );
+        assert!(
+            !s.browser_addrs.contains_key(&old),
+            "the old address is forgotten"
+        );
+        assert_eq!(s.stats().resumed, 1);
     }
 
     #[test]

@@ -14,10 +14,20 @@ const SPEAKER_LINES = 4;
 // Everyone but the priority speaker plays at this gain while the priority speaker speaks
 // (as on a station).
 const DUCK_GAIN = 0.25;
+// The least delay the browser's jitter buffer keeps for each speaker, ms.
+const LISTEN_BUFFER_MS = 40;
 
 let ws = null;
 let pc = null;
 let me = null;
+// What takes this browser's place on the stage back after its connection drops (a network
+// change): the session's secret and how long the server keeps it.
+let session = null;
+let droppedAt = null;
+let retry = null;
+let retries = 0;
+let reconnects = 0;
+let lastAck = 0;
 let heartbeat = null;
 let linkReports = null;
 let lastReception = null;
@@ -60,10 +70,25 @@ $('join').addEventListener('submit', (event) => {
 });
 
 function join(name) {
+  leaving = false;
   $('listen').disabled = true;
   say('Connecting…');
-  ws = new WebSocket(`wss://${location.host}/`);
-  ws.addEventListener('message', (event) => {
+  connect(name);
+}
+
+// Closes that end the visit (the others are a dropped connection, taken back with
+// `resume_web` while the server keeps the session).
+const FINAL = {
+  4004: 'This link is not valid (any more).',
+  4006: 'Your place on the stage has expired. Join again.',
+  4016: 'A moderator removed you from the stage.',
+  4017: 'The stage has ended.',
+};
+
+function connect(name) {
+  const socket = new WebSocket(`wss://${location.host}/`);
+  ws = socket;
+  socket.addEventListener('message', (event) => {
     let msg;
     try {
       msg = JSON.parse(event.data);
@@ -72,26 +97,91 @@ function join(name) {
     }
     handle(msg, name).catch((e) => say(`Something went wrong: ${e.message}`));
   });
-  ws.addEventListener('close', (event) => {
-    const why = {
-      4004: 'This link is not valid (any more).',
-      4016: 'A moderator removed you from the stage.',
-      4017: 'The stage has ended.',
-    }[event.code];
-    say(leaving ? 'You left the stage.' : why || `Disconnected (${event.code}).`);
-    cleanUp();
+  socket.addEventListener('close', (event) => {
+    if (socket === ws) {
+      dropped(event.code, name);
+    }
   });
+}
+
+function dropped(code, name) {
+  clearInterval(heartbeat);
+  if (leaving) {
+    say('You left the stage.');
+    cleanUp();
+    return;
+  }
+  if (FINAL[code] || !session) {
+    say(FINAL[code] || `Disconnected (${code}).`);
+    cleanUp();
+    return;
+  }
+  droppedAt ??= Date.now();
+  if (Date.now() - droppedAt > session.resume_window_ms) {
+    say('The connection was lost for too long. Join again.');
+    cleanUp();
+    return;
+  }
+  // Soon, then less and less often (at most every 4 s), while the server keeps the place.
+  const wait = Math.min(4000, 250 * 2 ** retries);
+  retries += 1;
+  say('Connection lost: reconnecting…');
+  clearTimeout(retry);
+  retry = setTimeout(() => connect(name), wait);
+}
+
+// A connection that stopped answering (a network change leaves it half open for minutes) is
+// given up after two missed heartbeats, and taken back on a new one.
+function watchHeartbeats(intervalMs, name) {
+  lastAck = Date.now();
+  clearInterval(heartbeat);
+  heartbeat = setInterval(() => {
+    if (Date.now() - lastAck > 2 * intervalMs + 1000) {
+      const stale = ws;
+      ws = null;
+      stale.close();
+      dropped(1006, name);
+      return;
+    }
+    send('heartbeat', { nonce: Date.now() });
+  }, intervalMs);
+}
+
+// A new offer with new ICE credentials on the same peer connection: the media path starts
+// again from wherever this browser is now, with the same keys and lines.
+async function restartIce() {
+  if (!pc || pc.signalingState !== 'stable') {
+    return;
+  }
+  const o = await pc.createOffer({ iceRestart: true });
+  await pc.setLocalDescription(o);
+  send('web_offer', { sdp: pc.localDescription.sdp });
 }
 
 async function handle(msg, name) {
   const d = msg.d || {};
   switch (msg.op) {
     case 'hello':
-      send('join_web', { v: 1, stage, link, name });
-      heartbeat = setInterval(() => send('heartbeat', { nonce: Date.now() }), d.heartbeat_interval_ms || 2000);
+      if (session) {
+        send('resume_web', { v: 1, stage, link, participant_id: me, session_id: session.session_id });
+      } else {
+        send('join_web', { v: 1, stage, link, name });
+      }
+      watchHeartbeats(d.heartbeat_interval_ms || 2000, name);
+      break;
+    case 'heartbeat_ack':
+      lastAck = Date.now();
+      break;
+    case 'resumed':
+      droppedAt = null;
+      retries = 0;
+      reconnects += 1;
+      say('Back on the stage.');
+      await restartIce();
       break;
     case 'web_ready':
       me = d.participant_id;
+      session = { session_id: d.session_id, resume_window_ms: d.resume_window_ms || 30000 };
       $('join').hidden = true;
       $('controls').hidden = false;
       await offer();
@@ -140,6 +230,12 @@ async function offer() {
     pc.addTransceiver('audio', { direction: 'recvonly' });
   }
   pc.addEventListener('track', (event) => {
+    // A little more than Chromium's own least delay (about 20 ms on a quiet link), so a
+    // delay spike on the way (Wi-Fi, a busy server) is waited for rather than concealed; on a
+    // stage nobody hears the difference.
+    if ('jitterBufferTarget' in event.receiver) {
+      event.receiver.jitterBufferTarget = LISTEN_BUFFER_MS;
+    }
     const audio = document.createElement('audio');
     audio.autoplay = true;
     audio.srcObject = new MediaStream([event.track]);
@@ -151,7 +247,9 @@ async function offer() {
     if (pc.connectionState === 'connected') {
       say('Listening.');
     } else if (pc.connectionState === 'failed') {
-      say('The audio connection failed.');
+      // The media path broke while the signaling stayed up: start it again.
+      say('The audio connection failed: trying again…');
+      restartIce().catch(() => {});
     }
   });
   const o = await pc.createOffer();
@@ -197,7 +295,7 @@ async function reportLink() {
     jitter_ms: Math.round(jitter * 1000),
     played_frames: Math.floor(samples / 960),
     concealed_frames: Math.floor(concealed / 960),
-    reconnects: 0,
+    reconnects,
   };
   // Chromium says 0 for a round trip below its resolution (loopback): not a figure to show.
   if (rtt !== null && rtt > 0) {
@@ -383,15 +481,30 @@ $('leave').addEventListener('click', () => {
 });
 
 function cleanUp() {
+  session = null;
+  clearTimeout(retry);
   clearInterval(heartbeat);
   clearInterval(linkReports);
   clearInterval(volumeTimer);
   if (micTrack) {
     micTrack.stop();
+    micTrack = null;
   }
   if (pc) {
     pc.close();
+    pc = null;
   }
+  // The page can join again without being reloaded.
+  $('players').replaceChildren();
+  lines.length = 0;
+  members.clear();
+  speaking.clear();
+  render();
+  me = null;
+  droppedAt = null;
+  retries = 0;
   $('controls').hidden = true;
   $('invite').hidden = true;
+  $('join').hidden = false;
+  $('listen').disabled = false;
 }
