@@ -255,6 +255,20 @@ impl StageServer {
         self.handle_closed(now, conn);
     }
 
+    /// Whether a login speaks this server's protocol version; if not, the connection is
+    /// refused.
+    pub(crate) fn version_accepted(&mut self, now: Instant, conn: ConnId, v: u32) -> bool {
+        if v != PROTOCOL_VERSION {
+            self.refuse(
+                now,
+                conn,
+                CloseCode::UnsupportedVersion,
+                "unsupported protocol version",
+            );
+        }
+        v == PROTOCOL_VERSION
+    }
+
     /// Checks the protocol version and the station's credentials; refuses the connection
     /// (and counts the failure) when they do not hold.
     fn authenticate(
@@ -265,13 +279,7 @@ impl StageServer {
         station_id: &str,
         token: &str,
     ) -> Option<StationCredential> {
-        if v != PROTOCOL_VERSION {
-            self.refuse(
-                now,
-                conn,
-                CloseCode::UnsupportedVersion,
-                "unsupported protocol version",
-            );
+        if !self.version_accepted(now, conn, v) {
             return None;
         }
         match self.cfg.stations.get(station_id) {

@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use stagebox_proto::close::CloseCode;
-use stagebox_proto::signal::{PROTOCOL_VERSION, Role, ServerMsg};
+use stagebox_proto::signal::{Role, ServerMsg};
 
 use crate::browser::BrowserLink;
 use crate::config::secrets_equal;
@@ -102,13 +102,7 @@ impl StageServer {
     /// stage `stage`'s link token; if not, its connection is refused (and a wrong link
     /// counted).
     fn admit_web(&mut self, now: Instant, conn: ConnId, v: u32, stage: &str, link: &str) -> bool {
-        if v != PROTOCOL_VERSION {
-            self.refuse(
-                now,
-                conn,
-                CloseCode::UnsupportedVersion,
-                "unsupported protocol version",
-            );
+        if !self.version_accepted(now, conn, v) {
             return false;
         }
         let link_valid = self
